@@ -1,0 +1,26 @@
+# The two commands a newcomer needs:  make run   and   make test
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed
+
+.PHONY: run test venv clean
+
+$(INSTALLED): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[build,test]"
+	touch $(INSTALLED)
+
+venv: $(INSTALLED)
+
+## Bring the whole system up locally (emulators, API, model services); Ctrl-C stops it.
+run: $(INSTALLED)
+	$(PY) scripts/local_stack.py
+
+## Run every test: unit, integration on the emulators, Terraform checks, browser.
+test: $(INSTALLED)
+	$(PY) -m pytest
+
+clean:
+	rm -rf $(VENV) .local test-artifacts

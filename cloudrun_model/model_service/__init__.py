@@ -1,0 +1,1 @@
+"""Model service: Pub/Sub push in, model prediction out to Firestore."""

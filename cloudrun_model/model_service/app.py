@@ -1,0 +1,48 @@
+"""Flask app of the model service: the push endpoint and the health check."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from .errors import ServiceError
+from .handler import PredictionHandler
+from .push import parse_envelope
+
+log = logging.getLogger(__name__)
+
+
+def create_app(handler: PredictionHandler, model) -> Flask:
+    app = Flask("model_service")
+
+    @app.errorhandler(ServiceError)
+    def service_error(error: ServiceError):
+        level = logging.WARNING if error.status < 500 else logging.ERROR
+        log.log(level, error.message, extra={"code": error.code, "status": error.status})
+        return jsonify({"error": {"code": error.code, "message": error.message}}), error.status
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException):
+        code = (error.name or "error").lower().replace(" ", "_")
+        return jsonify({"error": {"code": code, "message": error.description}}), error.code
+
+    @app.errorhandler(Exception)
+    def unexpected(error: Exception):
+        # Unknown faults are treated as transient: Pub/Sub retries, then dead-letters.
+        log.exception("unhandled error")
+        return jsonify({"error": {"code": "internal", "message": "internal error"}}), 500
+
+    @app.post("/")
+    def push():
+        handler.handle(parse_envelope(request.get_json(silent=True)))
+        return "", 204
+
+    @app.get("/healthz")
+    def health():
+        if not model.ready:
+            return jsonify({"status": "loading"}), 503
+        return jsonify({"status": "ready", **model.info.describe()})
+
+    return app

@@ -1,0 +1,64 @@
+"""Settings of the model service, read from environment variables in one place."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+class ConfigError(ValueError):
+    """An environment variable holds a value the service cannot run with."""
+
+
+def _number(env: dict[str, str], name: str, default: float, kind=int, minimum: float = 0):
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    project: str
+    model_name: str
+    model_repository: str
+    model_version: str = "latest"
+    run_lease_seconds: int = 120
+    callback_timeout_seconds: float = 10.0
+    storage_timeout_seconds: float = 30.0
+    max_batch_size: int = 16
+    max_batch_delay_ms: float = 10.0
+    revision: str | None = None
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
+        env = dict(os.environ if env is None else env)
+        required = {name: env.get(name, "").strip()
+                    for name in ("GOOGLE_CLOUD_PROJECT", "MODEL_NAME", "MODEL_REPOSITORY")}
+        missing = [name for name, value in required.items() if not value]
+        if missing:
+            raise ConfigError(f"missing required environment variables: {', '.join(missing)}")
+        version = env.get("MODEL_VERSION", "").strip() or "latest"
+        if version != "latest" and not (version.isdigit() and int(version) > 0):
+            raise ConfigError(f"MODEL_VERSION must be a positive integer or 'latest', got {version!r}")
+        return cls(
+            project=required["GOOGLE_CLOUD_PROJECT"],
+            model_name=required["MODEL_NAME"],
+            model_repository=required["MODEL_REPOSITORY"].rstrip("/"),
+            model_version=version,
+            run_lease_seconds=_number(env, "RUN_LEASE_SECONDS", cls.run_lease_seconds, minimum=1),
+            callback_timeout_seconds=_number(env, "CALLBACK_TIMEOUT_SECONDS",
+                                             cls.callback_timeout_seconds, float, 0.1),
+            storage_timeout_seconds=_number(env, "STORAGE_TIMEOUT_SECONDS",
+                                            cls.storage_timeout_seconds, float, 0.1),
+            max_batch_size=_number(env, "MAX_BATCH_SIZE", cls.max_batch_size, minimum=1),
+            max_batch_delay_ms=_number(env, "MAX_BATCH_DELAY_MS", cls.max_batch_delay_ms, float),
+            # Cloud Run sets K_REVISION; it tells a canary's results from its baseline's.
+            revision=env.get("K_REVISION") or None,
+        )

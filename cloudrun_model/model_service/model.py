@@ -1,0 +1,123 @@
+"""The served model: a SavedModel that takes encoded image bytes and returns scores.
+
+Decoding, resizing and normalisation are inside the SavedModel's graph, so the
+preprocessing is versioned with the weights. This class only turns scores into
+results: top-k labels for a classifier, yes/no for a detector.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InvalidImage, ModelLoadError
+from .repository import ModelRepository
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    version: int
+    kind: str  # "classifier" or "detector"
+    weights: str
+    pretrained: bool
+    labels: tuple[str, ...]
+    top_k: int = 5
+    detector_label: str | None = None
+    threshold: float = 0.5
+
+    @classmethod
+    def read(cls, folder: Path, name: str, version: int) -> "ModelInfo":
+        try:
+            meta = json.loads((folder / "model.json").read_text())
+            labels = tuple((folder / "labels.txt").read_text().splitlines())
+        except (OSError, ValueError) as exc:
+            raise ModelLoadError(f"{folder} lacks a readable model.json and labels.txt: {exc}") from exc
+        detector = meta.get("detector") or {}
+        return cls(
+            name=name, version=version, kind=meta["kind"], weights=meta["weights"],
+            pretrained=bool(meta.get("pretrained")), labels=labels,
+            top_k=int(meta.get("top_k", 5)), detector_label=detector.get("label"),
+            threshold=float(detector.get("threshold", 0.5)),
+        )
+
+    def describe(self) -> dict:
+        return {"model": self.name, "version": self.version, "kind": self.kind,
+                "weights": self.weights, "pretrained": self.pretrained,
+                **({"label": self.detector_label} if self.kind == "detector" else {})}
+
+
+class ImageModel:
+    """Loads once per process; `predict` takes a batch of encoded images."""
+
+    def __init__(self, repository: ModelRepository, name: str, version: str = "latest") -> None:
+        self._repository = repository
+        self._name = name
+        self._requested_version = version
+        self._serve = None
+        self._ready = threading.Event()
+        self.info: ModelInfo | None = None
+        self.load_seconds: float | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self._ready.is_set()
+
+    def load(self) -> ModelInfo:
+        import tensorflow as tf
+
+        started = time.monotonic()
+        version = self._repository.resolve(self._name, self._requested_version)
+        folder = self._repository.local_path(self._name, version)
+        info = ModelInfo.read(folder, self._name, version)
+        try:
+            loaded = tf.saved_model.load(str(folder))
+        except (OSError, ValueError, tf.errors.OpError) as exc:
+            raise ModelLoadError(f"cannot load the SavedModel at {folder}: {exc}") from exc
+        self._loaded = loaded  # keeps the variables alive behind the signature
+        self._serve = loaded.signatures["serving_default"]
+        self._invalid_argument = tf.errors.InvalidArgumentError
+        self._constant = tf.constant
+        self.info = info
+        self.load_seconds = time.monotonic() - started
+        self._ready.set()
+        log.info("model loaded", extra={**info.describe(), "load_seconds": round(self.load_seconds, 2)})
+        return info
+
+    def predict(self, images: list[bytes]) -> list[dict | InvalidImage]:
+        """One result per image, or an InvalidImage in its place when it can't be decoded."""
+        if not images:
+            return []
+        try:
+            scores = self._scores(images)
+        except self._invalid_argument:
+            if len(images) == 1:
+                return [InvalidImage("the image could not be decoded")]
+            # One bad image fails the whole batch in the graph; find which.
+            return [result for image in images for result in self.predict([image])]
+        return [self._result(row) for row in scores]
+
+    def _scores(self, images: list[bytes]) -> np.ndarray:
+        outputs = self._serve(images=self._constant(images))
+        return outputs["scores"].numpy()
+
+    def _result(self, scores: np.ndarray) -> dict:
+        info = self.info
+        if info.kind == "detector":
+            score = float(scores[0])
+            return {"label": info.detector_label, "match": score >= info.threshold,
+                    "score": round(score, 6), "weights": info.weights}
+        top = np.argsort(scores)[::-1][: info.top_k]
+        return {
+            "top_k": [{"class_id": int(i), "label": info.labels[i], "score": round(float(scores[i]), 6)}
+                      for i in top],
+            "weights": info.weights,
+        }

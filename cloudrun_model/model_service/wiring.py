@@ -1,0 +1,54 @@
+"""Builds the model service with real clients, and loads the model in the background."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+
+from flask import Flask
+
+from .adapters import FirestorePredictionStore, GcsImageReader, HttpCallbackNotifier
+from .app import create_app
+from .batcher import MicroBatcher
+from .config import Settings
+from .handler import PredictionHandler, utcnow
+from .logs import configure_logging
+from .model import ImageModel
+from .repository import ModelRepository
+
+log = logging.getLogger(__name__)
+
+
+def build_app() -> Flask:
+    configure_logging()
+    settings = Settings.from_env()
+    from google.cloud import firestore, storage
+
+    storage_client = storage.Client(project=settings.project)
+    store = FirestorePredictionStore(firestore.Client(project=settings.project))
+    model = ImageModel(ModelRepository(settings.model_repository, storage_client),
+                       settings.model_name, settings.model_version)
+    batcher = MicroBatcher(model.predict, settings.max_batch_size, settings.max_batch_delay_ms / 1000)
+    handler = PredictionHandler(
+        settings.model_name, model, batcher.predict, store,
+        GcsImageReader(storage_client, settings.storage_timeout_seconds),
+        HttpCallbackNotifier(settings.callback_timeout_seconds), settings.run_lease_seconds)
+    threading.Thread(target=_load, args=(model, store, settings), name="model-loader",
+                     daemon=True).start()
+    return create_app(handler, model)
+
+
+def _load(model: ImageModel, store: FirestorePredictionStore, settings: Settings) -> None:
+    try:
+        info = model.load()
+    except Exception:
+        # Without its model the service is useless: exit so Cloud Run (or the
+        # local stack) sees the failure instead of a process that never gets ready.
+        log.exception("model failed to load", extra={"model": settings.model_name})
+        os._exit(3)
+    try:
+        store.register_version({**info.describe(), "revision": settings.revision,
+                                "loaded_at": utcnow(), "load_seconds": model.load_seconds})
+    except Exception:
+        log.exception("could not record the loaded model version")

@@ -1,0 +1,148 @@
+"""Child processes that start in their own process group and stop with all their children.
+
+gcloud's emulator commands start Java as a grandchild; killing the whole group
+is what leaves no orphaned Java or Python process behind.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Callable, Sequence
+
+
+class StackError(RuntimeError):
+    """A problem starting the local stack, worded for the person running it."""
+
+
+def require_commands(*commands: str) -> None:
+    hints = {
+        "gcloud": "install the Google Cloud CLI with the Pub/Sub and Firestore emulators",
+        "java": "the Pub/Sub and Firestore emulators need Java 11 or newer",
+    }
+    for command in commands:
+        if shutil.which(command) is None:
+            raise StackError(f"{command} not found on PATH: {hints.get(command, 'install it')}")
+
+
+def require_free_port(port: int, purpose: str, host: str = "127.0.0.1") -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            raise StackError(f"port {port} ({purpose}) is already in use on {host}; "
+                             "stop what holds it or choose another port") from None
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def http_status(url: str, timeout: float = 2.0) -> int | None:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+    except (urllib.error.URLError, OSError):
+        return None
+
+
+class ManagedProcess:
+    def __init__(self, name: str, argv: Sequence[str], env: dict[str, str] | None = None,
+                 cwd: Path | None = None, log_path: Path | None = None) -> None:
+        self.name = name
+        self.argv = list(argv)
+        self.env = env
+        self.cwd = cwd
+        self.log_path = log_path
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> "ManagedProcess":
+        output = self.log_path.open("ab") if self.log_path else subprocess.DEVNULL
+        try:
+            self.process = subprocess.Popen(
+                self.argv, env=self.env, cwd=self.cwd, stdin=subprocess.DEVNULL,
+                stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+        except FileNotFoundError:
+            raise StackError(f"{self.name}: command not found: {self.argv[0]}") from None
+        finally:
+            if self.log_path:
+                output.close()
+        return self
+
+    @property
+    def exit_code(self) -> int | None:
+        return self.process.poll() if self.process else None
+
+    def log_tail(self, lines: int = 15) -> str:
+        if not self.log_path or not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def wait_until(self, ready: Callable[[], bool], timeout: float, what: str) -> float:
+        """Poll ready() until true; fail fast if the process dies. Returns seconds waited."""
+        started = time.monotonic()
+        while time.monotonic() - started < timeout:
+            if self.exit_code is not None:
+                raise StackError(f"{self.name} exited with code {self.exit_code} before {what}"
+                                 f" (log: {self.log_path})\n{self.log_tail()}")
+            if ready():
+                return time.monotonic() - started
+            time.sleep(0.2)
+        raise StackError(f"{self.name} did not become {what} within {timeout:.0f} s (log: {self.log_path})")
+
+    def wait_http(self, url: str, timeout: float, status: int = 200) -> float:
+        return self.wait_until(lambda: http_status(url) == status, timeout, f"ready at {url}")
+
+    def stop(self, grace: float = 10.0) -> None:
+        if not self.process or self.process.poll() is not None:
+            return
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(grace)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        except ProcessLookupError:
+            pass
+        # The leader may be gone while Java children linger in its group.
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+class ProcessGroup:
+    """Processes that stop together, last started first."""
+
+    def __init__(self) -> None:
+        self.processes: list[ManagedProcess] = []
+
+    def start(self, process: ManagedProcess) -> ManagedProcess:
+        self.processes.append(process.start())
+        return process
+
+    def dead(self) -> list[ManagedProcess]:
+        return [p for p in self.processes if p.exit_code is not None]
+
+    def stop_all(self) -> None:
+        for process in reversed(self.processes):
+            process.stop()
+        self.processes.clear()
+
+    def __enter__(self) -> "ProcessGroup":
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.stop_all()

@@ -1,0 +1,74 @@
+"""Creates the buckets, topics and subscriptions of the local stack, as Terraform does in the cloud."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from google.api_core import exceptions as gexc
+
+
+def topic_name(model: str) -> str:
+    return f"predictions-{model}"
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where one model's messages are pushed, and where its dead letters go."""
+
+    model: str
+    push_endpoint: str
+    dead_letter_endpoint: str
+
+
+@dataclass(frozen=True)
+class DeliveryPolicy:
+    ack_deadline_seconds: int = 60
+    max_delivery_attempts: int = 5
+    minimum_backoff_seconds: int = 1
+    maximum_backoff_seconds: int = 10
+
+
+def create_bucket(name: str, project: str) -> None:
+    from google.cloud import storage
+
+    try:
+        storage.Client(project=project).create_bucket(name)
+    except gexc.Conflict:
+        pass
+
+
+def create_routes(project: str, routes: list[Route], policy: DeliveryPolicy = DeliveryPolicy()) -> None:
+    from google.cloud import pubsub_v1
+    from google.protobuf import duration_pb2
+
+    publisher = pubsub_v1.PublisherClient()
+    subscriber = pubsub_v1.SubscriberClient()
+
+    def ensure(create, **request) -> None:
+        try:
+            create(request=request)
+        except gexc.AlreadyExists:
+            pass
+
+    for route in routes:
+        topic = publisher.topic_path(project, topic_name(route.model))
+        dead_letter_topic = publisher.topic_path(project, f"{topic_name(route.model)}-dead-letter")
+        ensure(publisher.create_topic, name=topic)
+        ensure(publisher.create_topic, name=dead_letter_topic)
+        ensure(subscriber.create_subscription,
+               name=subscriber.subscription_path(project, f"{topic_name(route.model)}-push"),
+               topic=topic,
+               push_config={"push_endpoint": route.push_endpoint},
+               ack_deadline_seconds=policy.ack_deadline_seconds,
+               dead_letter_policy={"dead_letter_topic": dead_letter_topic,
+                                   "max_delivery_attempts": policy.max_delivery_attempts},
+               retry_policy={
+                   "minimum_backoff": duration_pb2.Duration(seconds=policy.minimum_backoff_seconds),
+                   "maximum_backoff": duration_pb2.Duration(seconds=policy.maximum_backoff_seconds)})
+        ensure(subscriber.create_subscription,
+               name=subscriber.subscription_path(project, f"{topic_name(route.model)}-dead-letter-push"),
+               topic=dead_letter_topic,
+               push_config={"push_endpoint": route.dead_letter_endpoint},
+               ack_deadline_seconds=30,
+               retry_policy={"minimum_backoff": duration_pb2.Duration(seconds=1),
+                             "maximum_backoff": duration_pb2.Duration(seconds=30)})

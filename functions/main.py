@@ -1,0 +1,31 @@
+"""Cloud Functions entry points. Routing and logic live in prediction_api."""
+
+from __future__ import annotations
+
+import functools
+
+import flask
+import functions_framework
+
+from prediction_api.wiring import build_api_app, build_dead_letter_app
+
+# Built on first use, once per instance, so a cold start pays for one app only.
+_api_app = functools.cache(build_api_app)
+_dead_letter_app = functools.cache(build_dead_letter_app)
+
+
+def _dispatch(app: flask.Flask, request: flask.Request) -> flask.Response:
+    with app.request_context(request.environ):
+        return app.full_dispatch_request()
+
+
+@functions_framework.http
+def api(request: flask.Request) -> flask.Response:
+    """The public HTTP API: uploads, prediction status, model list."""
+    return _dispatch(_api_app(), request)
+
+
+@functions_framework.http
+def dead_letter(request: flask.Request) -> flask.Response:
+    """Pub/Sub push target of the dead-letter subscriptions: marks predictions failed."""
+    return _dispatch(_dead_letter_app(), request)

@@ -1,0 +1,1 @@
+"""HTTP API of the inference service: uploads in, prediction status out."""

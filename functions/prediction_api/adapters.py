@@ -1,0 +1,141 @@
+"""One small adapter per GCP service the API uses: Storage, Firestore, Pub/Sub.
+
+Each adapter turns the client library's failures into BackendUnavailable, so the
+rest of the API never sees a google.api_core exception.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Callable
+
+from google.api_core import exceptions as gexc
+
+from .errors import BackendUnavailable
+
+FINAL_STATUSES = frozenset({"succeeded", "failed"})
+
+
+def _unavailable(service: str, exc: Exception) -> BackendUnavailable:
+    return BackendUnavailable(f"{service} is unavailable: {type(exc).__name__}")
+
+
+class GcsUploadStore:
+    """Writes uploaded image bytes to the uploads bucket."""
+
+    def __init__(self, client, bucket: str) -> None:
+        self._bucket = client.bucket(bucket)
+        self._bucket_name = bucket
+
+    def put(self, object_name: str, data: bytes, content_type: str) -> str:
+        try:
+            self._bucket.blob(object_name).upload_from_string(data, content_type=content_type)
+        except (gexc.GoogleAPIError, OSError) as exc:
+            raise _unavailable("Cloud Storage", exc) from exc
+        return f"gs://{self._bucket_name}/{object_name}"
+
+    def delete(self, object_name: str) -> None:
+        try:
+            self._bucket.blob(object_name).delete()
+        except gexc.NotFound:
+            pass
+
+
+class FirestorePredictionStore:
+    """Prediction documents, and the model versions the model services report."""
+
+    def __init__(self, client, collection: str = "predictions",
+                 versions_collection: str = "model_versions") -> None:
+        self._client = client
+        self._predictions = client.collection(collection)
+        self._versions = client.collection(versions_collection)
+
+    def create(self, document: dict) -> None:
+        try:
+            self._predictions.document(document["id"]).create(document)
+        except (gexc.GoogleAPIError, OSError) as exc:
+            raise _unavailable("Firestore", exc) from exc
+
+    def delete(self, prediction_id: str) -> None:
+        self._predictions.document(prediction_id).delete()
+
+    def get(self, prediction_id: str) -> dict | None:
+        try:
+            snapshot = self._predictions.document(prediction_id).get()
+        except (gexc.GoogleAPIError, OSError) as exc:
+            raise _unavailable("Firestore", exc) from exc
+        return snapshot.to_dict() if snapshot.exists else None
+
+    def wait_until_final(self, prediction_id: str, timeout: float) -> dict | None:
+        """Block on a Firestore listener until the document is final or time is up."""
+        final = threading.Event()
+        latest: dict[str, dict] = {}
+
+        def on_snapshot(snapshots, _changes, _read_time) -> None:
+            for snapshot in snapshots:
+                if snapshot.exists:
+                    latest["document"] = snapshot.to_dict()
+                    if latest["document"].get("status") in FINAL_STATUSES:
+                        final.set()
+
+        try:
+            watch = self._predictions.document(prediction_id).on_snapshot(on_snapshot)
+        except (gexc.GoogleAPIError, OSError) as exc:
+            raise _unavailable("Firestore", exc) from exc
+        try:
+            final.wait(timeout)
+        finally:
+            watch.unsubscribe()
+        return latest.get("document") or self.get(prediction_id)
+
+    def fail_unless_final(self, prediction_id: str, error: dict, completed_at) -> bool:
+        """Mark a prediction failed unless it already has a final status."""
+        reference = self._predictions.document(prediction_id)
+        transaction = self._client.transaction()
+
+        @_firestore_transactional
+        def update(transaction) -> bool:
+            snapshot = reference.get(transaction=transaction)
+            if not snapshot.exists or snapshot.get("status") in FINAL_STATUSES:
+                return False
+            transaction.update(reference, {
+                "status": "failed", "error": error, "completed_at": completed_at,
+            })
+            return True
+
+        try:
+            return update(transaction)
+        except (gexc.GoogleAPIError, OSError) as exc:
+            raise _unavailable("Firestore", exc) from exc
+
+    def model_versions(self) -> list[dict]:
+        try:
+            return [snapshot.to_dict() for snapshot in self._versions.stream()]
+        except (gexc.GoogleAPIError, OSError) as exc:
+            raise _unavailable("Firestore", exc) from exc
+
+
+def _firestore_transactional(function: Callable) -> Callable:
+    from google.cloud import firestore
+
+    return firestore.transactional(function)
+
+
+class PubSubPublisher:
+    """Publishes prediction requests to the topic of their model."""
+
+    def __init__(self, client, project: str, topic_prefix: str = "predictions-",
+                 timeout: float = 30.0) -> None:
+        self._client = client
+        self._project = project
+        self._prefix = topic_prefix
+        self._timeout = timeout
+
+    def publish(self, model: str, payload: dict, attributes: dict[str, str]) -> str:
+        topic = self._client.topic_path(self._project, f"{self._prefix}{model}")
+        data = json.dumps(payload).encode()
+        try:
+            return self._client.publish(topic, data, **attributes).result(timeout=self._timeout)
+        except Exception as exc:  # publish futures raise api_core and concurrent errors alike
+            raise _unavailable("Pub/Sub", exc) from exc

@@ -1,0 +1,70 @@
+"""Settings of the HTTP API, read from environment variables in one place."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+class ConfigError(ValueError):
+    """An environment variable holds a value the API cannot run with."""
+
+
+def _int(env: dict[str, str], name: str, default: int, minimum: int = 1) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def _csv(raw: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    project: str
+    uploads_bucket: str
+    models: tuple[str, ...]
+    max_image_bytes: int = 10 * 1024 * 1024
+    max_images_per_request: int = 16
+    allowed_origins: tuple[str, ...] = ()
+    prediction_ttl_days: int = 30
+    callback_allow_http: bool = False
+    public_base_url: str | None = None
+    max_wait_seconds: int = 30
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
+        env = dict(os.environ if env is None else env)
+        project = env.get("GOOGLE_CLOUD_PROJECT", "").strip()
+        bucket = env.get("UPLOADS_BUCKET", "").strip()
+        models = _csv(env.get("MODELS", ""))
+        missing = [
+            name
+            for name, value in (
+                ("GOOGLE_CLOUD_PROJECT", project),
+                ("UPLOADS_BUCKET", bucket),
+                ("MODELS", models),
+            )
+            if not value
+        ]
+        if missing:
+            raise ConfigError(f"missing required environment variables: {', '.join(missing)}")
+        return cls(
+            project=project,
+            uploads_bucket=bucket,
+            models=models,
+            max_image_bytes=_int(env, "MAX_IMAGE_BYTES", cls.max_image_bytes),
+            max_images_per_request=_int(env, "MAX_IMAGES_PER_REQUEST", cls.max_images_per_request),
+            allowed_origins=_csv(env.get("ALLOWED_ORIGINS", "")),
+            prediction_ttl_days=_int(env, "PREDICTION_TTL_DAYS", cls.prediction_ttl_days),
+            callback_allow_http=env.get("CALLBACK_ALLOW_HTTP", "").strip().lower() == "true",
+            public_base_url=env.get("PUBLIC_BASE_URL", "").strip().rstrip("/") or None,
+        )

@@ -1,0 +1,63 @@
+"""Typed errors of the API. Each carries its HTTP status and a stable code."""
+
+from __future__ import annotations
+
+
+class ApiError(Exception):
+    status = 500
+    code = "internal"
+
+    def __init__(self, message: str, **details: object) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+    def to_json(self) -> dict:
+        return {"error": {"code": self.code, "message": self.message, **self.details}}
+
+
+class InvalidRequest(ApiError):
+    status = 400
+    code = "invalid_request"
+
+
+class InvalidImage(ApiError):
+    status = 400
+    code = "invalid_image"
+
+
+class TooManyImages(ApiError):
+    status = 400
+    code = "too_many_images"
+
+
+class InvalidEnvelope(ApiError):
+    status = 400
+    code = "invalid_envelope"
+
+
+class NotFound(ApiError):
+    status = 404
+    code = "not_found"
+
+
+class MethodNotAllowed(ApiError):
+    status = 405
+    code = "method_not_allowed"
+
+
+class PayloadTooLarge(ApiError):
+    status = 413
+    code = "payload_too_large"
+
+
+class UnsupportedMediaType(ApiError):
+    status = 415
+    code = "unsupported_media_type"
+
+
+class BackendUnavailable(ApiError):
+    """Storage, Firestore or Pub/Sub failed; the client may retry."""
+
+    status = 503
+    code = "backend_unavailable"

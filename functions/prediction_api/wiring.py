@@ -1,0 +1,32 @@
+"""Builds the apps with real Google Cloud clients. The only module that creates them."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from .adapters import FirestorePredictionStore, GcsUploadStore, PubSubPublisher
+from .app import create_api_app, create_dead_letter_app
+from .config import Settings
+from .logs import configure_logging
+from .service import PredictionService
+
+
+def build_service(settings: Settings) -> PredictionService:
+    from google.cloud import firestore, pubsub_v1, storage
+
+    return PredictionService(
+        settings,
+        uploads=GcsUploadStore(storage.Client(project=settings.project), settings.uploads_bucket),
+        store=FirestorePredictionStore(firestore.Client(project=settings.project)),
+        publisher=PubSubPublisher(pubsub_v1.PublisherClient(), settings.project),
+    )
+
+
+def build_api_app() -> Flask:
+    configure_logging()
+    return create_api_app(build_service(Settings.from_env()))
+
+
+def build_dead_letter_app() -> Flask:
+    configure_logging()
+    return create_dead_letter_app(build_service(Settings.from_env()))

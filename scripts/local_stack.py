@@ -1,0 +1,202 @@
+"""The whole system on one machine: emulators, the API function, one model service per model.
+
+    python scripts/local_stack.py                # what `make run` runs
+    python scripts/local_stack.py --models resnet50,cat --api-port 9080
+
+Every service is started with the entrypoint it has in the cloud: functions-framework
+for the API and the dead-letter handler, gunicorn for the model services.
+Ctrl-C stops everything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, os.fspath(ROOT))
+
+from emulators.processes import (  # noqa: E402
+    ManagedProcess, ProcessGroup, StackError, require_free_port,
+)
+from emulators.provision import DeliveryPolicy, Route, create_bucket, create_routes  # noqa: E402
+from emulators.suite import EmulatorPorts, start_emulators  # noqa: E402
+
+DEFAULT_MODELS = ("resnet50",)
+
+
+@dataclass
+class StackConfig:
+    models: tuple[str, ...] = DEFAULT_MODELS
+    project: str = "local-inference"
+    uploads_bucket: str = "local-uploads"
+    model_repository: Path = ROOT / ".local" / "model_repository"
+    log_dir: Path = ROOT / ".local" / "logs"
+    api_port: int = 8080
+    dead_letter_port: int = 8081
+    first_model_port: int = 8101
+    emulator_ports: EmulatorPorts = field(default_factory=EmulatorPorts)
+    delivery: DeliveryPolicy = field(default_factory=DeliveryPolicy)
+    allowed_origins: tuple[str, ...] = ()
+    max_image_bytes: int | None = None
+    # Per-model environment overrides, e.g. to make one service fail in a test.
+    model_env: dict[str, dict[str, str]] = field(default_factory=dict)
+    model_ready_timeout: float = 300.0
+
+
+class LocalStack:
+    def __init__(self, config: StackConfig) -> None:
+        self.config = config
+        self.group = ProcessGroup()
+        self.emulator_env: dict[str, str] = {}
+        self.model_processes: dict[str, ManagedProcess] = {}
+        self.api_url = f"http://127.0.0.1:{config.api_port}"
+        self.dead_letter_url = f"http://127.0.0.1:{config.dead_letter_port}"
+        self.model_urls = {model: f"http://127.0.0.1:{config.first_model_port + i}"
+                           for i, model in enumerate(config.models)}
+
+    def check_ports(self) -> None:
+        require_free_port(self.config.api_port, "API")
+        require_free_port(self.config.dead_letter_port, "dead-letter handler")
+        for model, url in self.model_urls.items():
+            require_free_port(int(url.rsplit(":", 1)[1]), f"{model} model service")
+
+    def _base_env(self) -> dict[str, str]:
+        return {**os.environ, **self.emulator_env, "GOOGLE_CLOUD_PROJECT": self.config.project,
+                "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
+
+    def start(self) -> "LocalStack":
+        config = self.config
+        config.log_dir.mkdir(parents=True, exist_ok=True)
+        self.check_ports()
+        try:
+            endpoints = start_emulators(self.group, config.project, config.emulator_ports, config.log_dir)
+            self.emulator_env = endpoints.environment()
+            os.environ.update(self.emulator_env)  # for the provisioning clients below
+            create_bucket(config.uploads_bucket, config.project)
+            create_routes(config.project, [
+                Route(model, f"{url}/", f"{self.dead_letter_url}/") for model, url in self.model_urls.items()
+            ], config.delivery)
+            self._start_models()
+            self._start_functions()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start_models(self) -> None:
+        for model, url in self.model_urls.items():
+            env = {**self._base_env(), "MODEL_NAME": model,
+                   "MODEL_REPOSITORY": os.fspath(self.config.model_repository),
+                   "PORT": url.rsplit(":", 1)[1], **self.config.model_env.get(model, {})}
+            self.model_processes[model] = self.group.start(ManagedProcess(
+                f"{model} model service",
+                [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py",
+                 "--bind", url.removeprefix("http://"), "main:app"],
+                env=env, cwd=ROOT / "cloudrun_model", log_path=self.config.log_dir / f"model-{model}.log"))
+
+    def _start_functions(self) -> None:
+        env = {**self._base_env(), "UPLOADS_BUCKET": self.config.uploads_bucket,
+               "MODELS": ",".join(self.config.models), "CALLBACK_ALLOW_HTTP": "true",
+               "ALLOWED_ORIGINS": ",".join(self.config.allowed_origins),
+               # Long polls hold a thread each; leave room for many.
+               "THREADS": "32"}
+        if self.config.max_image_bytes:
+            env["MAX_IMAGE_BYTES"] = str(self.config.max_image_bytes)
+        for target, port in (("api", self.config.api_port), ("dead_letter", self.config.dead_letter_port)):
+            self.group.start(ManagedProcess(
+                f"{target} function",
+                [sys.executable, "-m", "functions_framework", "--source", "main.py",
+                 "--target", target, "--host", "127.0.0.1", "--port", str(port)],
+                env=env, cwd=ROOT / "functions", log_path=self.config.log_dir / f"function-{target}.log"))
+        api = self.group.processes[-2]
+        api.wait_http(f"{self.api_url}/healthz", 60)
+
+    def wait_for_models(self) -> dict[str, float]:
+        """Seconds until each model service reported ready, in the order they did."""
+        ready: dict[str, float] = {}
+        started = time.monotonic()
+        for model, process in self.model_processes.items():
+            process.wait_http(f"{self.model_urls[model]}/healthz", self.config.model_ready_timeout)
+            ready[model] = time.monotonic() - started
+        return ready
+
+    def stop(self) -> None:
+        self.group.stop_all()
+
+
+def export_missing_models(models: tuple[str, ...], repository: Path) -> None:
+    """Export each model that has no version yet, so a second run starts at once."""
+    for model in models:
+        extra = ["--allow-random-weights"] if model == "resnet50" else []
+        result = subprocess.run(
+            [sys.executable, os.fspath(ROOT / "scripts" / "export_model.py"), model,
+             "--repository", os.fspath(repository), "--if-missing", *extra],
+            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise StackError(f"exporting {model} failed:\n{(result.stderr or result.stdout).strip()[-2000:]}")
+        print(result.stderr.strip().splitlines()[-1] if result.stderr.strip() else f"{model}: exported")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", default=",".join(DEFAULT_MODELS),
+                        help="comma-separated models to serve (default: %(default)s)")
+    parser.add_argument("--api-port", type=int, default=8080)
+    parser.add_argument("--dead-letter-port", type=int, default=8081)
+    parser.add_argument("--first-model-port", type=int, default=8101)
+    parser.add_argument("--repository", type=Path, default=StackConfig.model_repository)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    models = tuple(m.strip() for m in args.models.split(",") if m.strip())
+    started = time.monotonic()
+    stack = LocalStack(StackConfig(models=models, api_port=args.api_port,
+                                   dead_letter_port=args.dead_letter_port,
+                                   first_model_port=args.first_model_port,
+                                   model_repository=args.repository))
+    stopping = False
+
+    def request_stop(_signum, _frame) -> None:
+        nonlocal stopping
+        stopping = True
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, request_stop)
+    try:
+        stack.check_ports()
+        export_missing_models(models, args.repository)
+        stack.start()
+        print(f"API: {stack.api_url}   (logs: {stack.config.log_dir})", flush=True)
+        for model, seconds in stack.wait_for_models().items():
+            print(f"model {model} ready at {stack.model_urls[model]} "
+                  f"({time.monotonic() - started:.1f} s after start)", flush=True)
+        print(f"try: curl -F image=@../shared/images/n02123045_tabby.JPEG "
+              f"{stack.api_url}/v1/models/{models[0]}/predictions", flush=True)
+        print("Ctrl-C stops everything.", flush=True)
+        while True:
+            dead = stack.group.dead()
+            if dead:
+                raise StackError(f"{dead[0].name} exited with code {dead[0].exit_code}"
+                                 f" (log: {dead[0].log_path})\n{dead[0].log_tail()}")
+            time.sleep(1)
+    except KeyboardInterrupt:
+        print("stopping…", flush=True)
+        return 0
+    except StackError as error:
+        print(f"error: {error}", file=sys.stderr, flush=True)
+        return 1
+    finally:
+        stack.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,136 @@
+"""Wraps a Keras image model in the serving signature and writes a repository version.
+
+The signature takes a batch of encoded images (tf.string) and returns
+{"scores": float32 [batch, n]}. Decoding, resizing and normalisation run in the
+graph, so the preprocessing a set of weights expects ships with those weights.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Sequence
+
+import keras
+import tensorflow as tf
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How encoded bytes become the model's input tensor."""
+
+    image_size: int
+    # "center_crop": resize the shorter side to image_size / crop_fraction, then crop
+    # the centre (the usual ImageNet evaluation); "squash": resize to a square.
+    resize: str = "center_crop"
+    crop_fraction: float = 0.875
+    # "caffe": BGR minus the ImageNet mean (keras ResNet50); "mean_std": RGB in
+    # [0, 1] minus mean over std; "unit": RGB in [0, 1].
+    normalisation: str = "mean_std"
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class Head:
+    """What the model's output means, and what the signature returns from it."""
+
+    outputs: str = "logits"  # or "probabilities"
+    # For a detector: the classes whose summed probability is the score.
+    detector_label: str | None = None
+    detector_class_ids: tuple[int, ...] = field(default_factory=tuple)
+    threshold: float = 0.5
+
+    @property
+    def kind(self) -> str:
+        return "detector" if self.detector_class_ids else "classifier"
+
+
+def _decode(image_bytes: tf.Tensor, pre: Preprocessing) -> tf.Tensor:
+    image = tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
+    image = tf.cast(image, tf.float32)
+    size = pre.image_size
+    if pre.resize == "center_crop":
+        shape = tf.cast(tf.shape(image)[:2], tf.float32)
+        scale = (size / pre.crop_fraction) / tf.reduce_min(shape)
+        scaled = tf.cast(tf.round(shape * scale), tf.int32)
+        image = tf.image.resize(image, scaled, method="bilinear", antialias=True)
+        image = tf.image.resize_with_crop_or_pad(image, size, size)
+    else:
+        image = tf.image.resize(image, [size, size], method="bilinear", antialias=True)
+    if pre.normalisation == "caffe":
+        return image[..., ::-1] - tf.constant([103.939, 116.779, 123.68])
+    image = image / 255.0
+    if pre.normalisation == "mean_std":
+        image = (image - tf.constant(pre.mean)) / tf.constant(pre.std)
+    return image
+
+
+def serving_function(model: keras.Model, pre: Preprocessing, head: Head):
+    size = pre.image_size
+
+    def serve(images: tf.Tensor) -> dict[str, tf.Tensor]:
+        batch = tf.map_fn(lambda b: _decode(b, pre), images,
+                          fn_output_signature=tf.TensorSpec([size, size, 3], tf.float32))
+        outputs = model(batch, training=False)
+        probabilities = tf.nn.softmax(outputs, axis=-1) if head.outputs == "logits" else outputs
+        if head.detector_class_ids:
+            picked = tf.gather(probabilities, list(head.detector_class_ids), axis=-1)
+            return {"scores": tf.reduce_sum(picked, axis=-1, keepdims=True)}
+        return {"scores": probabilities}
+
+    return serve
+
+
+def next_version(model_folder: Path) -> int:
+    existing = [int(p.name) for p in model_folder.iterdir() if p.is_dir() and p.name.isdigit()] \
+        if model_folder.is_dir() else []
+    return max(existing, default=0) + 1
+
+
+def export_version(repository: Path, name: str, model: keras.Model, pre: Preprocessing,
+                   head: Head, labels: Sequence[str], weights: str, pretrained: bool,
+                   extra: dict | None = None) -> tuple[int, Path]:
+    """Write <repository>/<name>/<n+1>/ and return (n+1, its path).
+
+    The version is written in a temporary folder and renamed into place, so a
+    model service never sees half a version.
+    """
+    model_folder = repository / name
+    model_folder.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=model_folder))
+    try:
+        archive = keras.export.ExportArchive()
+        archive.track(model)
+        archive.add_endpoint(name="serving_default", fn=serving_function(model, pre, head),
+                             input_signature=[tf.TensorSpec([None], tf.string, name="images")])
+        archive.write_out(os.fspath(staging / "savedmodel"), verbose=False)
+        for item in (staging / "savedmodel").iterdir():
+            item.rename(staging / item.name)
+        (staging / "savedmodel").rmdir()
+        (staging / "labels.txt").write_text(
+            "\n".join([head.detector_label] if head.kind == "detector" else labels) + "\n")
+        metadata = {
+            "name": name, "kind": head.kind, "weights": weights, "pretrained": pretrained,
+            "preprocessing": asdict(pre), "outputs": head.outputs, "top_k": 5,
+            "exported_at": datetime.now(timezone.utc).isoformat(), **(extra or {}),
+        }
+        if head.kind == "detector":
+            metadata["detector"] = {"label": head.detector_label, "threshold": head.threshold,
+                                    "class_ids": list(head.detector_class_ids)}
+        (staging / "model.json").write_text(json.dumps(metadata, indent=2) + "\n")
+        while True:  # another export may take the same number; retry with the next one
+            version = next_version(model_folder)
+            try:
+                staging.rename(model_folder / str(version))
+                return version, model_folder / str(version)
+            except OSError:
+                if not (model_folder / str(version)).exists():
+                    raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

@@ -1,0 +1,155 @@
+"""In-memory fakes of the adapters, with the same contracts as the real ones."""
+
+from __future__ import annotations
+
+import copy
+
+from prediction_api.errors import BackendUnavailable
+
+FINAL = ("succeeded", "failed")
+
+
+class FakeUploadStore:
+    def __init__(self) -> None:
+        self.objects: dict[str, tuple[bytes, str]] = {}
+        self.fail = False
+
+    def put(self, object_name: str, data: bytes, content_type: str) -> str:
+        if self.fail:
+            raise BackendUnavailable("Cloud Storage is unavailable: fake")
+        self.objects[object_name] = (data, content_type)
+        return f"gs://fake-uploads/{object_name}"
+
+    def delete(self, object_name: str) -> None:
+        self.objects.pop(object_name, None)
+
+
+class FakeApiStore:
+    def __init__(self) -> None:
+        self.documents: dict[str, dict] = {}
+        self.versions: list[dict] = []
+        self.waited: list[tuple[str, float]] = []
+        # Applied when wait_until_final is called, standing in for a model service.
+        self.on_wait: dict | None = None
+
+    def create(self, document: dict) -> None:
+        assert document["id"] not in self.documents
+        self.documents[document["id"]] = copy.deepcopy(document)
+
+    def delete(self, prediction_id: str) -> None:
+        self.documents.pop(prediction_id, None)
+
+    def get(self, prediction_id: str) -> dict | None:
+        return copy.deepcopy(self.documents.get(prediction_id))
+
+    def wait_until_final(self, prediction_id: str, timeout: float) -> dict | None:
+        self.waited.append((prediction_id, timeout))
+        if self.on_wait and prediction_id in self.documents:
+            self.documents[prediction_id].update(self.on_wait)
+        return self.get(prediction_id)
+
+    def fail_unless_final(self, prediction_id: str, error: dict, completed_at) -> bool:
+        document = self.documents.get(prediction_id)
+        if document is None or document["status"] in FINAL:
+            return False
+        document.update(status="failed", error=error, completed_at=completed_at)
+        return True
+
+    def model_versions(self) -> list[dict]:
+        return copy.deepcopy(self.versions)
+
+
+class FakePublisher:
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, dict, dict]] = []
+        self.fail_after: int | None = None
+
+    def publish(self, model: str, payload: dict, attributes: dict[str, str]) -> str:
+        if self.fail_after is not None and len(self.messages) >= self.fail_after:
+            raise BackendUnavailable("Pub/Sub is unavailable: fake")
+        self.messages.append((model, payload, attributes))
+        return str(len(self.messages))
+
+
+class FakeModelInfo:
+    version = 4
+
+    def describe(self) -> dict:
+        return {"model": "resnet50", "version": self.version, "kind": "classifier"}
+
+
+class FakeModel:
+    def __init__(self, ready: bool = True) -> None:
+        self.ready = ready
+        self.info = FakeModelInfo()
+        self.batches: list[list[bytes]] = []
+
+    def predict(self, images: list[bytes]) -> list:
+        from model_service.errors import InvalidImage
+
+        self.batches.append(list(images))
+        return [InvalidImage("the image could not be decoded") if image.startswith(b"bad")
+                else {"top_k": [{"class_id": 281, "label": "tabby", "score": 0.9}], "weights": "w"}
+                for image in images]
+
+    def predict_one(self, image: bytes):
+        return self.predict([image])[0]
+
+
+class FakeImageReader:
+    def __init__(self) -> None:
+        self.images: dict[str, bytes] = {}
+        self.error: Exception | None = None
+        self.reads: list[str] = []
+
+    def read(self, uri: str) -> bytes:
+        from model_service.errors import ImageMissing
+
+        self.reads.append(uri)
+        if self.error:
+            raise self.error
+        if uri not in self.images:
+            raise ImageMissing(f"the uploaded image {uri} no longer exists")
+        return self.images[uri]
+
+
+class FakeServiceStore:
+    """Same transitions as the Firestore store of the model service."""
+
+    def __init__(self) -> None:
+        self.documents: dict[str, dict] = {}
+        self.error: Exception | None = None
+
+    def claim(self, prediction_id, model_version, lease_seconds, now):
+        from datetime import timedelta
+
+        from model_service.errors import PredictionInProgress, UnknownPrediction
+
+        if self.error:
+            raise self.error
+        document = self.documents.get(prediction_id)
+        if document is None:
+            raise UnknownPrediction(f"no prediction document {prediction_id}")
+        if document["status"] in FINAL:
+            return None
+        started = document.get("started_at")
+        if document["status"] == "running" and started and now - started < timedelta(seconds=lease_seconds):
+            raise PredictionInProgress("busy")
+        document.update(status="running", started_at=now, model_version=model_version,
+                        attempts=document.get("attempts", 0) + 1)
+        return copy.deepcopy(document)
+
+    def finish(self, prediction_id, update):
+        document = self.documents[prediction_id]
+        if document["status"] not in FINAL:
+            document.update(update)
+        return copy.deepcopy(document)
+
+
+class FakeNotifier:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, dict]] = []
+
+    def notify(self, url: str, document: dict) -> bool:
+        self.sent.append((url, document))
+        return True

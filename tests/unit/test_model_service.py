@@ -1,0 +1,153 @@
+"""The model service's push handling against in-memory fakes."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from model_service.app import create_app
+from model_service.config import ConfigError, Settings
+from model_service.errors import TransientError
+from model_service.handler import PredictionHandler
+from tests.unit.fakes import FakeImageReader, FakeModel, FakeNotifier, FakeServiceStore
+
+NOW = datetime(2026, 11, 21, 12, 0, tzinfo=timezone.utc)
+URI = "gs://uploads/uploads/resnet50/p1"
+
+
+class World:
+    def __init__(self, model_ready: bool = True) -> None:
+        self.model = FakeModel(model_ready)
+        self.reader, self.store, self.notifier = FakeImageReader(), FakeServiceStore(), FakeNotifier()
+        self.clock = [NOW]
+        handler = PredictionHandler("resnet50", self.model, self.model.predict_one, self.store,
+                                    self.reader, self.notifier, lease_seconds=60,
+                                    clock=lambda: self.clock[0])
+        self.client = create_app(handler, self.model).test_client()
+        self.reader.images[URI] = b"jpeg bytes"
+        self.store.documents["p1"] = {"id": "p1", "model": "resnet50", "status": "queued",
+                                      "callback_url": None, "created_at": NOW, "attempts": 0}
+
+    def push(self, payload=None, **changes):
+        payload = payload or {"id": "p1", "model": "resnet50", "image_uri": URI,
+                              "content_type": "image/jpeg", "callback_url": None}
+        payload = {**payload, **changes}
+        data = base64.b64encode(json.dumps(payload).encode()).decode()
+        return self.client.post("/", json={"message": {"data": data, "messageId": "m1"},
+                                           "subscription": "s"})
+
+
+@pytest.fixture
+def world() -> World:
+    return World()
+
+
+def test_success_writes_result_and_version(world):
+    assert world.push().status_code == 204
+    document = world.store.documents["p1"]
+    assert document["status"] == "succeeded" and document["model_version"] == 4
+    assert document["result"]["top_k"][0]["label"] == "tabby"
+    assert document["started_at"] == NOW and document["completed_at"] == NOW
+    assert world.notifier.sent == []
+
+
+def test_callback_gets_the_final_document(world):
+    assert world.push(callback_url="http://client.example/done").status_code == 204
+    url, sent = world.notifier.sent[0]
+    assert url == "http://client.example/done"
+    assert sent["status"] == "succeeded" and sent["id"] == "p1" and sent["created_at"] == NOW.isoformat()
+
+
+def test_redelivery_of_a_finished_prediction_is_a_noop(world):
+    world.push()
+    before = dict(world.store.documents["p1"])
+    world.clock[0] = NOW + timedelta(minutes=5)
+    assert world.push(callback_url="http://client.example/done").status_code == 204
+    assert world.store.documents["p1"] == before
+    assert len(world.model.batches) == 1 and len(world.reader.reads) == 1
+    assert world.notifier.sent == []
+
+
+def test_concurrent_delivery_is_refused_until_the_lease_expires(world):
+    world.store.documents["p1"].update(status="running", started_at=NOW - timedelta(seconds=10))
+    response = world.push()
+    assert response.status_code == 409 and response.get_json()["error"]["code"] == "in_progress"
+    assert world.model.batches == []
+    world.clock[0] = NOW + timedelta(seconds=61)
+    assert world.push().status_code == 204
+    assert world.store.documents["p1"]["status"] == "succeeded"
+    assert world.store.documents["p1"]["attempts"] == 1
+
+
+def test_undecodable_image_is_a_final_failure(world):
+    world.reader.images[URI] = b"bad bytes"
+    assert world.push().status_code == 204
+    document = world.store.documents["p1"]
+    assert document["status"] == "failed" and document["error"]["code"] == "invalid_image"
+
+
+def test_missing_image_is_a_final_failure(world):
+    del world.reader.images[URI]
+    assert world.push().status_code == 204
+    assert world.store.documents["p1"]["error"]["code"] == "image_missing"
+
+
+def test_unknown_prediction_is_acknowledged(world):
+    assert world.push(id="gone").status_code == 204
+    assert world.reader.reads == []
+
+
+@pytest.mark.parametrize("fault", ["storage", "firestore"])
+def test_transient_faults_answer_503_for_redelivery(world, fault):
+    error = TransientError(f"{fault} is unavailable")
+    if fault == "storage":
+        world.reader.error = error
+    else:
+        world.store.error = error
+    response = world.push()
+    assert response.status_code == 503 and response.get_json()["error"]["code"] == "unavailable"
+    assert world.store.documents["p1"]["status"] in ("queued", "running")
+
+
+def test_model_not_ready_answers_503():
+    world = World(model_ready=False)
+    assert world.push().status_code == 503
+    assert world.store.documents["p1"]["status"] == "queued"
+
+
+@pytest.mark.parametrize("body", [
+    None, {"message": "text"}, {"message": {"data": "%%%"}},
+    {"message": {"data": base64.b64encode(b"[1]").decode()}},
+    {"message": {"data": base64.b64encode(b'{"id": "p1"}').decode()}},
+])
+def test_malformed_envelope_is_400(world, body):
+    response = world.client.post("/", json=body) if body is not None else world.client.post("/", data="x")
+    assert response.status_code == 400
+    assert response.get_json()["error"]["code"] == "invalid_envelope"
+    assert world.store.documents["p1"]["status"] == "queued"
+
+
+def test_message_for_another_model_is_400(world):
+    assert world.push(model="cat").status_code == 400
+
+
+def test_health_reports_ready_only_when_loaded():
+    assert World(model_ready=False).client.get("/healthz").status_code == 503
+    body = World().client.get("/healthz").get_json()
+    assert body["status"] == "ready" and body["version"] == 4
+
+
+def test_settings_from_env():
+    settings = Settings.from_env({"GOOGLE_CLOUD_PROJECT": "p", "MODEL_NAME": "cat",
+                                  "MODEL_REPOSITORY": "gs://m/models/", "MODEL_VERSION": "3",
+                                  "K_REVISION": "cat-v3"})
+    assert settings.model_repository == "gs://m/models" and settings.model_version == "3"
+    assert settings.revision == "cat-v3"
+    with pytest.raises(ConfigError, match="MODEL_NAME, MODEL_REPOSITORY"):
+        Settings.from_env({"GOOGLE_CLOUD_PROJECT": "p"})
+    with pytest.raises(ConfigError, match="MODEL_VERSION"):
+        Settings.from_env({"GOOGLE_CLOUD_PROJECT": "p", "MODEL_NAME": "cat",
+                           "MODEL_REPOSITORY": "/m", "MODEL_VERSION": "0"})
