@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test venv clean
+.PHONY: run test venv chromium clean
 
 $(INSTALLED): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,8 +19,12 @@ run: $(INSTALLED)
 	$(PY) scripts/local_stack.py
 
 ## Run every test: unit, integration on the emulators, Terraform checks, browser.
-test: $(INSTALLED)
+test: $(INSTALLED) chromium
 	$(PY) -m pytest
+
+# The browser tests use Debian's Chromium (Playwright's own download can't work offline).
+chromium:
+	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
 
 clean:
 	rm -rf $(VENV) .local test-artifacts

@@ -1,6 +1,7 @@
-"""Export a model into a model repository as <repository>/<model>/<n+1>/.
+"""Export models into a model repository, each as <repository>/<model>/<n+1>/.
 
-    python scripts/export_model.py resnet50 --repository .local/model_repository
+    python scripts/export_model.py efficientnet-lite0 cat dog --repository .local/model_repository
+    python scripts/export_model.py resnet50 --allow-random-weights
     python scripts/export_model.py resnet50 --weights resnet50_weights_tf_dim_ordering_tf_kernels.h5
     python scripts/export_model.py cat --base efficientnet-lite0
     python scripts/export_model.py tiny-test --if-missing
@@ -26,7 +27,8 @@ log = logging.getLogger("export_model")
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("model", choices=sorted([*CLASSIFIERS, *DETECTORS]))
+    parser.add_argument("models", nargs="+", metavar="model", choices=sorted([*CLASSIFIERS, *DETECTORS]),
+                        help="one or more of: %(choices)s")
     parser.add_argument("--repository", type=Path, default=Path(".local/model_repository"),
                         help="local model repository root (default: %(default)s)")
     parser.add_argument("--weights", type=Path, help="resnet50: Keras ImageNet weights file (.h5)")
@@ -35,43 +37,62 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--base", choices=sorted(CLASSIFIERS), default="efficientnet-lite0",
                         help="detectors: the ImageNet classifier they are derived from")
     parser.add_argument("--if-missing", action="store_true",
-                        help="do nothing when the model already has a version")
+                        help="skip a model that already has a version")
     return parser.parse_args(argv)
 
 
-def build(args: argparse.Namespace):
-    def classifier(name: str):
-        if name == "resnet50":
-            return build_resnet50(args.weights, args.allow_random_weights)
-        return CLASSIFIERS[name]()
+class Builder:
+    """Builds each classifier once, so detectors derived from it reuse the weights."""
 
-    if args.model in DETECTORS:
-        return as_detector(classifier(args.base), args.model, DETECTORS[args.model]), args.base
-    return classifier(args.model), None
+    def __init__(self, args: argparse.Namespace) -> None:
+        self._args = args
+        self._classifiers: dict = {}
+
+    def classifier(self, name: str):
+        if name not in self._classifiers:
+            if name == "resnet50":
+                self._classifiers[name] = build_resnet50(self._args.weights, self._args.allow_random_weights)
+            else:
+                self._classifiers[name] = CLASSIFIERS[name]()
+        return self._classifiers[name]
+
+    def build(self, model: str):
+        if model in DETECTORS:
+            base = self._args.base
+            return as_detector(self.classifier(base), model, DETECTORS[model]), base
+        return self.classifier(model), None
+
+
+def has_version(repository: Path, model: str) -> bool:
+    folder = repository / model
+    return folder.is_dir() and any(p.name.isdigit() for p in folder.iterdir())
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    folder = args.repository / args.model
-    if args.if_missing and folder.is_dir() and any(p.name.isdigit() for p in folder.iterdir()):
-        log.info("%s: already exported under %s", args.model, folder)
+    todo = [m for m in dict.fromkeys(args.models) if not (args.if_missing and has_version(args.repository, m))]
+    for model in sorted(set(args.models) - set(todo)):
+        log.info("%s: already exported under %s", model, args.repository / model)
+    if not todo:
         return 0
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from scripts.model_builders.serving import export_version
 
-    started = time.monotonic()
-    try:
-        built, base = build(args)
-    except WeightsUnavailable as exc:
-        log.error("%s", exc)
-        return 2
-    version, path = export_version(
-        args.repository, args.model, built.model, built.preprocessing, built.head,
-        imagenet_labels(), built.weights, built.pretrained,
-        extra={"base_model": base} if base else None)
-    log.info("%s: exported version %d to %s in %.1f s (weights: %s)",
-             args.model, version, path, time.monotonic() - started, built.weights)
+    builder = Builder(args)
+    labels = imagenet_labels()
+    for model in todo:
+        started = time.monotonic()
+        try:
+            built, base = builder.build(model)
+        except WeightsUnavailable as exc:
+            log.error("%s", exc)
+            return 2
+        version, path = export_version(
+            args.repository, model, built.model, built.preprocessing, built.head, labels,
+            built.weights, built.pretrained, extra={"base_model": base} if base else None)
+        log.info("%s: exported version %d to %s in %.1f s (weights: %s)",
+                 model, version, path, time.monotonic() - started, built.weights)
     return 0
 
 

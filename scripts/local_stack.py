@@ -28,7 +28,9 @@ from emulators.processes import (  # noqa: E402
 from emulators.provision import DeliveryPolicy, Route, create_bucket, create_routes  # noqa: E402
 from emulators.suite import EmulatorPorts, start_emulators  # noqa: E402
 
-DEFAULT_MODELS = ("resnet50",)
+# efficientnet-lite0, cat and dog carry ImageNet weights converted offline;
+# resnet50 is untrained unless RESNET50_WEIGHTS names Keras's ImageNet weights file.
+DEFAULT_MODELS = ("efficientnet-lite0", "cat", "dog", "resnet50")
 
 
 @dataclass
@@ -40,7 +42,10 @@ class StackConfig:
     log_dir: Path = ROOT / ".local" / "logs"
     api_port: int = 8080
     dead_letter_port: int = 8081
+    web_port: int | None = 8000
     first_model_port: int = 8101
+    # Explicit ports per model; models not named here count up from first_model_port.
+    model_ports: dict[str, int] = field(default_factory=dict)
     emulator_ports: EmulatorPorts = field(default_factory=EmulatorPorts)
     delivery: DeliveryPolicy = field(default_factory=DeliveryPolicy)
     allowed_origins: tuple[str, ...] = ()
@@ -58,12 +63,16 @@ class LocalStack:
         self.model_processes: dict[str, ManagedProcess] = {}
         self.api_url = f"http://127.0.0.1:{config.api_port}"
         self.dead_letter_url = f"http://127.0.0.1:{config.dead_letter_port}"
-        self.model_urls = {model: f"http://127.0.0.1:{config.first_model_port + i}"
-                           for i, model in enumerate(config.models)}
+        self.web_url = f"http://127.0.0.1:{config.web_port}" if config.web_port else None
+        self.model_urls = {
+            model: f"http://127.0.0.1:{config.model_ports.get(model, config.first_model_port + i)}"
+            for i, model in enumerate(config.models)}
 
     def check_ports(self) -> None:
         require_free_port(self.config.api_port, "API")
         require_free_port(self.config.dead_letter_port, "dead-letter handler")
+        if self.config.web_port:
+            require_free_port(self.config.web_port, "web page")
         for model, url in self.model_urls.items():
             require_free_port(int(url.rsplit(":", 1)[1]), f"{model} model service")
 
@@ -85,6 +94,7 @@ class LocalStack:
             ], config.delivery)
             self._start_models()
             self._start_functions()
+            self._start_web()
         except BaseException:
             self.stop()
             raise
@@ -104,7 +114,7 @@ class LocalStack:
     def _start_functions(self) -> None:
         env = {**self._base_env(), "UPLOADS_BUCKET": self.config.uploads_bucket,
                "MODELS": ",".join(self.config.models), "CALLBACK_ALLOW_HTTP": "true",
-               "ALLOWED_ORIGINS": ",".join(self.config.allowed_origins),
+               "ALLOWED_ORIGINS": ",".join(self.allowed_origins()),
                # Long polls hold a thread each; leave room for many.
                "THREADS": "32"}
         if self.config.max_image_bytes:
@@ -117,6 +127,19 @@ class LocalStack:
                 env=env, cwd=ROOT / "functions", log_path=self.config.log_dir / f"function-{target}.log"))
         api = self.group.processes[-2]
         api.wait_http(f"{self.api_url}/healthz", 60)
+
+    def allowed_origins(self) -> tuple[str, ...]:
+        local_page = (self.web_url, self.web_url.replace("127.0.0.1", "localhost")) if self.web_url else ()
+        return (*local_page, *self.config.allowed_origins)
+
+    def _start_web(self) -> None:
+        if not self.web_url:
+            return
+        site = self.group.start(ManagedProcess(
+            "web page", [sys.executable, os.fspath(ROOT / "scripts" / "static_site.py"),
+                         "--port", str(self.config.web_port), "--api-base-url", self.api_url],
+            log_path=self.config.log_dir / "web.log"))
+        site.wait_http(f"{self.web_url}/config.js", 30)
 
     def wait_for_models(self) -> dict[str, float]:
         """Seconds until each model service reported ready, in the order they did."""
@@ -133,15 +156,17 @@ class LocalStack:
 
 def export_missing_models(models: tuple[str, ...], repository: Path) -> None:
     """Export each model that has no version yet, so a second run starts at once."""
-    for model in models:
-        extra = ["--allow-random-weights"] if model == "resnet50" else []
-        result = subprocess.run(
-            [sys.executable, os.fspath(ROOT / "scripts" / "export_model.py"), model,
-             "--repository", os.fspath(repository), "--if-missing", *extra],
-            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, capture_output=True, text=True)
-        if result.returncode != 0:
-            raise StackError(f"exporting {model} failed:\n{(result.stderr or result.stdout).strip()[-2000:]}")
-        print(result.stderr.strip().splitlines()[-1] if result.stderr.strip() else f"{model}: exported")
+    weights = os.environ.get("RESNET50_WEIGHTS")
+    resnet50 = ["--weights", weights] if weights else ["--allow-random-weights"]
+    result = subprocess.run(
+        [sys.executable, os.fspath(ROOT / "scripts" / "export_model.py"), *models,
+         "--repository", os.fspath(repository), "--if-missing", *resnet50],
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, capture_output=True, text=True)
+    lines = [line for line in result.stderr.splitlines()
+             if line.split(":", 1)[0] in models or line.startswith("error")]
+    if result.returncode != 0:
+        raise StackError(f"exporting models failed:\n{(result.stderr or result.stdout).strip()[-2000:]}")
+    print("\n".join(lines))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -151,6 +176,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--api-port", type=int, default=8080)
     parser.add_argument("--dead-letter-port", type=int, default=8081)
     parser.add_argument("--first-model-port", type=int, default=8101)
+    parser.add_argument("--web-port", type=int, default=8000)
     parser.add_argument("--repository", type=Path, default=StackConfig.model_repository)
     return parser.parse_args(argv)
 
@@ -161,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     stack = LocalStack(StackConfig(models=models, api_port=args.api_port,
                                    dead_letter_port=args.dead_letter_port,
-                                   first_model_port=args.first_model_port,
+                                   first_model_port=args.first_model_port, web_port=args.web_port,
                                    model_repository=args.repository))
     stopping = False
 
@@ -176,11 +202,14 @@ def main(argv: list[str] | None = None) -> int:
         export_missing_models(models, args.repository)
         stack.start()
         print(f"API: {stack.api_url}   (logs: {stack.config.log_dir})", flush=True)
+        if stack.web_url:
+            print(f"Web page: {stack.web_url}", flush=True)
         for model, seconds in stack.wait_for_models().items():
             print(f"model {model} ready at {stack.model_urls[model]} "
                   f"({time.monotonic() - started:.1f} s after start)", flush=True)
         print(f"try: curl -F image=@../shared/images/n02123045_tabby.JPEG "
               f"{stack.api_url}/v1/models/{models[0]}/predictions", flush=True)
+        print(f"then GET the status_url it returns, with ?wait=10 to wait for the result", flush=True)
         print("Ctrl-C stops everything.", flush=True)
         while True:
             dead = stack.group.dead()

@@ -100,6 +100,15 @@ class FirestorePredictionStore:
 
         return self._transaction(prediction_id, decide)
 
+    def release(self, prediction_id: str, started_at: datetime) -> None:
+        """Put a running prediction back to queued, if this delivery still holds it."""
+        def decide(document):
+            if document and document["status"] == "running" and document.get("started_at") == started_at:
+                return {"status": "queued", "started_at": None}, None
+            return None, None
+
+        self._transaction(prediction_id, decide)
+
     def register_version(self, description: dict) -> None:
         doc_id = f"{description['model']}-v{description['version']}"
         self._versions.document(doc_id).set(description, merge=True)

@@ -32,6 +32,7 @@ class PredictionStore(Protocol):
     def claim(self, prediction_id: str, model_version: int, lease_seconds: int,
               now: datetime) -> dict | None: ...
     def finish(self, prediction_id: str, update: dict) -> dict: ...
+    def release(self, prediction_id: str, started_at: datetime) -> None: ...
 
 
 class CallbackNotifier(Protocol):
@@ -60,6 +61,12 @@ class PredictionHandler:
         self._lease_seconds = lease_seconds
         self._clock = clock
 
+    def _release(self, prediction_id: str, started_at: datetime, context: dict) -> None:
+        try:
+            self._store.release(prediction_id, started_at)
+        except Exception:  # the lease then expires on its own
+            log.exception("could not release a prediction after a transient fault", extra=context)
+
     def handle(self, request: PredictionRequest) -> str:
         """Run one prediction to a final status. Returns the outcome for logs."""
         if request.model != self._model_name:
@@ -79,18 +86,19 @@ class PredictionHandler:
             log.info("redelivery of a finished prediction ignored", extra=context)
             return "duplicate"
         try:
-            image = self._reader.read(request.image_uri)
-            result = self._predict_one(image)
-            if isinstance(result, PredictionFailure):
-                raise result
+            outcome = self._predict_one(self._reader.read(request.image_uri))
         except PredictionFailure as failure:
-            final = self._store.finish(request.prediction_id, {
-                "status": "failed", "error": {"code": failure.code, "message": failure.message},
-                "completed_at": self._clock(), "model_version": version})
+            outcome = failure
+        except Exception:
+            # Transient: give the claim back so Pub/Sub's redelivery can run it at once.
+            self._release(request.prediction_id, claimed["started_at"], context)
+            raise
+        if isinstance(outcome, PredictionFailure):
+            update = {"status": "failed", "error": {"code": outcome.code, "message": outcome.message}}
         else:
-            final = self._store.finish(request.prediction_id, {
-                "status": "succeeded", "result": result, "error": None,
-                "completed_at": self._clock(), "model_version": version})
+            update = {"status": "succeeded", "result": outcome, "error": None}
+        final = self._store.finish(request.prediction_id, {
+            **update, "completed_at": self._clock(), "model_version": version})
         log.info("prediction finished", extra={**context, "status": final["status"],
                                                "model_version": version})
         callback = request.callback_url or final.get("callback_url")

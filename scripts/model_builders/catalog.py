@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .serving import Head, Preprocessing
+from .spec import Head, Preprocessing
 
 CAT_CLASS_IDS = tuple(range(281, 286))  # tabby .. Egyptian cat
 DOG_CLASS_IDS = tuple(range(151, 269))  # Chihuahua .. Mexican hairless
@@ -81,11 +81,12 @@ def build_tiny_test(seed: int = 7) -> BuiltModel:
 
 def build_efficientnet_lite0() -> BuiltModel:
     from .efficientnet_lite0 import (
-        IMAGE_SIZE, MEAN_RGB, STD_RGB, pretrained_efficientnet_lite0, weights_description,
+        CROP_PADDING, IMAGE_SIZE, MEAN_RGB, RESIZE_METHOD, STD_RGB, pretrained_efficientnet_lite0,
+        weights_description,
     )
 
-    pre = Preprocessing(image_size=IMAGE_SIZE, normalisation="mean_std",
-                        mean=tuple(MEAN_RGB), std=tuple(STD_RGB))
+    pre = Preprocessing(image_size=IMAGE_SIZE, crop_fraction=IMAGE_SIZE / (IMAGE_SIZE + CROP_PADDING),
+                        method=RESIZE_METHOD, normalisation="mean_std", mean=MEAN_RGB, std=STD_RGB)
     return BuiltModel(pretrained_efficientnet_lite0(), pre, Head(outputs="logits"),
                       weights_description(), True)
 

@@ -38,7 +38,7 @@ STD_RGB = (128.0 / 255.0, 128.0 / 255.0, 128.0 / 255.0)
 # (= 87.5%), then resize it to IMAGE_SIZE x IMAGE_SIZE with bicubic interpolation.
 # Geometrically this is "resize shorter side to 256, centre-crop 224". Resizing the
 # whole photo straight to 224x224 distorts the aspect ratio and was not used in
-# training. See `preprocess_image` for the reference implementation.
+# training. scripts/model_builders/serving.py runs this in the SavedModel's graph.
 CROP_PADDING = 32
 RESIZE_METHOD = "bicubic"
 PREPROCESSING = (
@@ -283,25 +283,3 @@ def pretrained_efficientnet_lite0() -> keras.Model:
 def weights_description() -> str:
     version = importlib.metadata.version(WEIGHTS_PACKAGE)
     return f"imagenet: {WEIGHTS_PACKAGE} {version} (converted from PyTorch)"
-
-
-def preprocess_image(image):
-    """Reference preprocessing: uint8 RGB [H, W, 3] -> normalised float32 [224, 224, 3].
-
-    Mirrors the official EfficientNet eval pipeline (see PREPROCESSING).
-    """
-    import tensorflow as tf
-
-    image = tf.convert_to_tensor(image)
-    height, width = tf.shape(image)[0], tf.shape(image)[1]
-    crop = tf.cast(
-        IMAGE_SIZE / (IMAGE_SIZE + CROP_PADDING) * tf.cast(tf.minimum(height, width), tf.float32),
-        tf.int32,
-    )
-    image = tf.image.crop_to_bounding_box(
-        image, (height - crop + 1) // 2, (width - crop + 1) // 2, crop, crop
-    )
-    image = tf.image.resize(tf.cast(image, tf.float32), (IMAGE_SIZE, IMAGE_SIZE), method=RESIZE_METHOD)
-    mean = tf.constant(MEAN_RGB, tf.float32)
-    std = tf.constant(STD_RGB, tf.float32)
-    return (image / 255.0 - mean) / std

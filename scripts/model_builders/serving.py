@@ -11,7 +11,7 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Sequence
@@ -19,36 +19,7 @@ from typing import Sequence
 import keras
 import tensorflow as tf
 
-
-@dataclass(frozen=True)
-class Preprocessing:
-    """How encoded bytes become the model's input tensor."""
-
-    image_size: int
-    # "center_crop": resize the shorter side to image_size / crop_fraction, then crop
-    # the centre (the usual ImageNet evaluation); "squash": resize to a square.
-    resize: str = "center_crop"
-    crop_fraction: float = 0.875
-    # "caffe": BGR minus the ImageNet mean (keras ResNet50); "mean_std": RGB in
-    # [0, 1] minus mean over std; "unit": RGB in [0, 1].
-    normalisation: str = "mean_std"
-    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
-    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
-
-
-@dataclass(frozen=True)
-class Head:
-    """What the model's output means, and what the signature returns from it."""
-
-    outputs: str = "logits"  # or "probabilities"
-    # For a detector: the classes whose summed probability is the score.
-    detector_label: str | None = None
-    detector_class_ids: tuple[int, ...] = field(default_factory=tuple)
-    threshold: float = 0.5
-
-    @property
-    def kind(self) -> str:
-        return "detector" if self.detector_class_ids else "classifier"
+from .spec import Head, Preprocessing
 
 
 def _decode(image_bytes: tf.Tensor, pre: Preprocessing) -> tf.Tensor:
@@ -56,13 +27,12 @@ def _decode(image_bytes: tf.Tensor, pre: Preprocessing) -> tf.Tensor:
     image = tf.cast(image, tf.float32)
     size = pre.image_size
     if pre.resize == "center_crop":
-        shape = tf.cast(tf.shape(image)[:2], tf.float32)
-        scale = (size / pre.crop_fraction) / tf.reduce_min(shape)
-        scaled = tf.cast(tf.round(shape * scale), tf.int32)
-        image = tf.image.resize(image, scaled, method="bilinear", antialias=True)
-        image = tf.image.resize_with_crop_or_pad(image, size, size)
-    else:
-        image = tf.image.resize(image, [size, size], method="bilinear", antialias=True)
+        height, width = tf.shape(image)[0], tf.shape(image)[1]
+        side = tf.cast(pre.crop_fraction * tf.cast(tf.minimum(height, width), tf.float32), tf.int32)
+        side = tf.maximum(side, 1)
+        image = tf.image.crop_to_bounding_box(
+            image, (height - side + 1) // 2, (width - side + 1) // 2, side, side)
+    image = tf.image.resize(image, [size, size], method=pre.method)
     if pre.normalisation == "caffe":
         return image[..., ::-1] - tf.constant([103.939, 116.779, 123.68])
     image = image / 255.0

@@ -139,6 +139,11 @@ class FakeServiceStore:
                         attempts=document.get("attempts", 0) + 1)
         return copy.deepcopy(document)
 
+    def release(self, prediction_id, started_at):
+        document = self.documents[prediction_id]
+        if document["status"] == "running" and document["started_at"] == started_at:
+            document.update(status="queued", started_at=None)
+
     def finish(self, prediction_id, update):
         document = self.documents[prediction_id]
         if document["status"] not in FINAL:

@@ -1,0 +1,67 @@
+"""One local stack per test session, on the real emulators, shared by integration and browser tests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+TEST_MODELS = ("tiny-test", "efficientnet-lite0", "cat", "dog")
+# A copy of tiny-test served by a service whose Cloud Storage is unreachable: every
+# delivery fails, so its messages must end in the dead-letter handler.
+BROKEN_MODEL = "broken"
+
+
+def _missing_tools() -> list[str]:
+    return [tool for tool in ("gcloud", "java") if shutil.which(tool) is None]
+
+
+def export_test_models(repository: Path) -> None:
+    subprocess.run([sys.executable, os.fspath(ROOT / "scripts" / "export_model.py"), *TEST_MODELS,
+                    "--repository", os.fspath(repository)],
+                   check=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    shutil.copytree(repository / "tiny-test" / "1", repository / BROKEN_MODEL / "1")
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory):
+    missing = _missing_tools()
+    if missing:
+        pytest.skip(f"the emulators need {' and '.join(missing)}, which is not installed")
+    from emulators.processes import free_port
+    from emulators.provision import DeliveryPolicy
+    from emulators.suite import EmulatorPorts
+    from scripts.local_stack import LocalStack, StackConfig
+
+    base = tmp_path_factory.mktemp("stack")
+    repository = base / "model_repository"
+    export_test_models(repository)
+    models = (*TEST_MODELS, BROKEN_MODEL)
+    ports = [free_port() for _ in range(6 + len(models))]
+    config = StackConfig(
+        models=models,
+        project="test-project",
+        uploads_bucket="test-uploads",
+        model_repository=repository,
+        log_dir=ROOT / "test-artifacts" / "logs",
+        api_port=ports[0], dead_letter_port=ports[1], web_port=ports[2],
+        emulator_ports=EmulatorPorts(pubsub=ports[3], firestore=ports[4], storage=ports[5]),
+        model_ports=dict(zip(models, ports[6:])),
+        delivery=DeliveryPolicy(ack_deadline_seconds=20, max_delivery_attempts=5,
+                                minimum_backoff_seconds=1, maximum_backoff_seconds=2),
+        model_env={BROKEN_MODEL: {"STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{free_port()}",
+                                  "STORAGE_TIMEOUT_SECONDS": "1"}},
+        model_ready_timeout=240,
+    )
+    local = LocalStack(config).start()
+    try:
+        local.wait_for_models()
+        yield local
+    finally:
+        local.stop()

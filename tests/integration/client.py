@@ -1,0 +1,45 @@
+"""Small helpers to drive the local stack the way a client and Pub/Sub would."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+
+import requests
+
+FINAL = ("succeeded", "failed")
+
+
+def post_images(stack, model: str, *images: tuple[str, bytes, str], **form) -> requests.Response:
+    files = [("image", image) for image in images]
+    return requests.post(f"{stack.api_url}/v1/models/{model}/predictions", files=files,
+                         data=form, timeout=60)
+
+
+def wait_final(status_url: str, timeout: float = 60.0) -> dict:
+    """Long-poll the status URL until the prediction is final."""
+    deadline = time.monotonic() + timeout
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise AssertionError(f"{status_url} not final after {timeout:.0f} s: {body}")
+        response = requests.get(status_url, params={"wait": min(10, max(1, int(remaining)))}, timeout=40)
+        response.raise_for_status()
+        body = response.json()
+        if body["status"] in FINAL:
+            return body
+
+
+def push_envelope(payload: dict, message_id: str = "direct-1") -> dict:
+    return {"message": {"data": base64.b64encode(json.dumps(payload).encode()).decode(),
+                        "messageId": message_id, "attributes": {}},
+            "subscription": "projects/test-project/subscriptions/direct"}
+
+
+def firestore_document(stack, prediction_id: str) -> dict | None:
+    from google.cloud import firestore
+
+    snapshot = firestore.Client(project=stack.config.project).collection("predictions") \
+        .document(prediction_id).get()
+    return snapshot.to_dict() if snapshot.exists else None
