@@ -102,14 +102,21 @@ class LocalStack:
 
     def _start_models(self) -> None:
         for model, url in self.model_urls.items():
-            env = {**self._base_env(), "MODEL_NAME": model,
-                   "MODEL_REPOSITORY": os.fspath(self.config.model_repository),
-                   "PORT": url.rsplit(":", 1)[1], **self.config.model_env.get(model, {})}
-            self.model_processes[model] = self.group.start(ManagedProcess(
-                f"{model} model service",
-                [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py",
-                 "--bind", url.removeprefix("http://"), "main:app"],
-                env=env, cwd=ROOT / "cloudrun_model", log_path=self.config.log_dir / f"model-{model}.log"))
+            self.model_processes[model] = self.start_model_service(
+                model, int(url.rsplit(":", 1)[1]), self.config.model_env.get(model, {}))
+
+    def start_model_service(self, model: str, port: int, extra_env: dict[str, str] | None = None,
+                            label: str | None = None) -> ManagedProcess:
+        """One model service under gunicorn, exactly as its Cloud Run container starts it."""
+        label = label or model
+        env = {**self._base_env(), "MODEL_NAME": model,
+               "MODEL_REPOSITORY": os.fspath(self.config.model_repository),
+               "PORT": str(port), **(extra_env or {})}
+        return self.group.start(ManagedProcess(
+            f"{label} model service",
+            [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py",
+             "--bind", f"127.0.0.1:{port}", "main:app"],
+            env=env, cwd=ROOT / "cloudrun_model", log_path=self.config.log_dir / f"model-{label}.log"))
 
     def _start_functions(self) -> None:
         env = {**self._base_env(), "UPLOADS_BUCKET": self.config.uploads_bucket,

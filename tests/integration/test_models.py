@@ -1,0 +1,110 @@
+"""The real pretrained models, through the whole pipeline, and model versions."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from datetime import datetime, timezone
+
+import pytest
+import requests
+
+from emulators.processes import free_port
+from tests.conftest import ROOT
+from tests.images import CATS, CLASS_IDS, DOGS, all_samples, tabby_bytes
+from tests.integration.client import post_images, push_envelope, wait_final
+
+pytestmark = pytest.mark.integration
+
+
+def predict_all(stack, model: str) -> dict[str, dict]:
+    """Send every sample photo in one request; the final result per wnid."""
+    photos = all_samples()
+    response = post_images(stack, model, *[(p.name, p.read_bytes(), "image/jpeg") for p in photos])
+    assert response.status_code == 202, response.text
+    finals = [wait_final(p["status_url"], timeout=120) for p in response.json()["predictions"]]
+    assert [f["status"] for f in finals] == ["succeeded"] * len(photos), finals
+    return {photo.name.split("_")[0]: final for photo, final in zip(photos, finals)}
+
+
+def test_detectors_answer_cat_and_dog_on_sample_photos(stack):
+    cat, dog = predict_all(stack, "cat"), predict_all(stack, "dog")
+    assert set(cat) == set(CLASS_IDS)
+    for wnid in CLASS_IDS:
+        assert cat[wnid]["result"]["match"] is (wnid in CATS), (wnid, cat[wnid]["result"])
+        assert dog[wnid]["result"]["match"] is (wnid in DOGS), (wnid, dog[wnid]["result"])
+        assert cat[wnid]["result"]["label"] == "cat" and dog[wnid]["result"]["label"] == "dog"
+        assert cat[wnid]["result"]["weights"].startswith("imagenet")
+
+
+def test_classifier_top1_matches_file_names(stack):
+    results = predict_all(stack, "efficientnet-lite0")
+    top1 = {wnid: r["result"]["top_k"][0]["class_id"] for wnid, r in results.items()}
+    top5 = {wnid: [c["class_id"] for c in r["result"]["top_k"]] for wnid, r in results.items()}
+    correct = sum(top1[wnid] == class_id for wnid, class_id in CLASS_IDS.items())
+    assert correct >= 8, top1
+    assert all(CLASS_IDS[wnid] in top5[wnid] for wnid in CLASS_IDS), top5
+    golden = results["n02099601"]["result"]["top_k"][0]
+    assert golden["label"] == "Golden Retriever" and golden["score"] > 0.5
+
+
+def test_a_new_version_is_served_beside_the_old_and_named_in_results(stack):
+    repository = stack.config.model_repository
+    subprocess.run([sys.executable, os.fspath(ROOT / "scripts" / "export_model.py"), "tiny-test",
+                    "--repository", os.fspath(repository)], check=True, capture_output=True,
+                   env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert sorted(p.name for p in (repository / "tiny-test").iterdir() if p.name.isdigit()) == ["1", "2"]
+    port = free_port()
+    canary = stack.start_model_service("tiny-test", port, {"MODEL_VERSION": "2"}, label="tiny-test-canary")
+    url = f"http://127.0.0.1:{port}"
+    try:
+        canary.wait_http(f"{url}/healthz", 120)
+        assert requests.get(f"{url}/healthz", timeout=5).json()["version"] == 2
+        # The baseline service, started before version 2 existed, stays on version 1.
+        baseline = requests.get(f"{stack.model_urls['tiny-test']}/healthz", timeout=5).json()
+        assert baseline["version"] == 1
+
+        models = {m["name"]: m for m in requests.get(f"{stack.api_url}/v1/models", timeout=10).json()["models"]}
+        assert [v["version"] for v in models["tiny-test"]["versions"]] == [1, 2]
+
+        # A prediction delivered to the canary says which version produced it.
+        from google.cloud import firestore, storage
+
+        prediction_id = uuid.uuid4().hex
+        name = f"uploads/tiny-test/{prediction_id}"
+        storage.Client(project=stack.config.project).bucket(stack.config.uploads_bucket) \
+            .blob(name).upload_from_string(tabby_bytes(), content_type="image/jpeg")
+        now = datetime.now(timezone.utc)
+        firestore.Client(project=stack.config.project).collection("predictions").document(prediction_id).create(
+            {"id": prediction_id, "model": "tiny-test", "status": "queued", "created_at": now,
+             "attempts": 0, "callback_url": None})
+        payload = {"id": prediction_id, "model": "tiny-test", "content_type": "image/jpeg",
+                   "image_uri": f"gs://{stack.config.uploads_bucket}/{name}", "callback_url": None}
+        assert requests.post(f"{url}/", json=push_envelope(payload), timeout=30).status_code == 204
+        final = requests.get(f"{stack.api_url}/v1/predictions/{prediction_id}", timeout=10).json()
+        assert final["status"] == "succeeded" and final["model_version"] == 2
+    finally:
+        canary.stop()
+
+
+def test_model_loads_from_a_gcs_repository(stack):
+    """Cloud Run reads models from gs://; the same code path against the Storage emulator."""
+    from google.cloud import storage
+
+    client = storage.Client(project=stack.config.project)
+    bucket = client.create_bucket(f"models-{uuid.uuid4().hex[:8]}")
+    source = stack.config.model_repository / "tiny-test" / "1"
+    for path in source.rglob("*"):
+        if path.is_file():
+            bucket.blob(f"models/tiny-test/1/{path.relative_to(source)}").upload_from_filename(path)
+    port = free_port()
+    service = stack.start_model_service(
+        "tiny-test", port, {"MODEL_REPOSITORY": f"gs://{bucket.name}/models"}, label="tiny-test-gcs")
+    try:
+        service.wait_http(f"http://127.0.0.1:{port}/healthz", 120)
+        health = requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5).json()
+        assert health["version"] == 1 and health["kind"] == "classifier"
+    finally:
+        service.stop()

@@ -1,0 +1,391 @@
+"""Structure of the Terraform configuration, asserted on the parsed HCL."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from .conftest import (
+    MODULE_NAMES,
+    MODULES_DIR,
+    TERRAFORM_DIR,
+    blocks_by_name,
+    dynamic_blocks,
+    example_models,
+    load_hcl,
+    load_module,
+    only,
+    resources,
+    string_leaves,
+)
+
+ROOT = load_module(TERRAFORM_DIR)
+MODULES = {name: load_module(MODULES_DIR / name) for name in MODULE_NAMES}
+PER_MODEL_MODULES = ("model_service", "model_routing")
+
+
+def _resolve(template: str, locals_: dict, model: str) -> str:
+    """Substitute ${local.x} and ${var.model_name} in a name template."""
+    for key, value in locals_.items():
+        if isinstance(value, str):
+            template = template.replace("${local.%s}" % key, value)
+    return template.replace("${var.model_name}", model)
+
+
+def _expanded(resource_type: str) -> list[tuple[str, str, dict]]:
+    """(model, resource name, body) for every instance a per-model module creates
+    for the example models: one per models entry, as root's for_each says."""
+    instances = []
+    for model in sorted(example_models()):
+        for module in PER_MODEL_MODULES:
+            for (_, name), body in resources(MODULES[module], resource_type).items():
+                instances.append((model, name, body))
+    return instances
+
+
+# --- wiring ---------------------------------------------------------------------
+
+
+def test_provider_and_terraform_versions_are_pinned():
+    settings = only(load_hcl(TERRAFORM_DIR / "versions.tf")["terraform"])
+    assert settings["required_version"] == ">= 1.5"
+    google = only(settings["required_providers"])["google"]
+    assert google["source"] == "hashicorp/google"
+    assert re.fullmatch(r"~> 7\.\d+", google["version"]), google["version"]
+
+
+def test_root_calls_every_module_once():
+    calls = blocks_by_name(ROOT, "module")
+    assert {call["source"] for call in calls.values()} == {f"./modules/{name}" for name in MODULE_NAMES}
+
+
+@pytest.mark.parametrize("module", PER_MODEL_MODULES)
+def test_per_model_modules_expand_over_the_models_map(module):
+    call = blocks_by_name(ROOT, "module")[module]
+    assert call["for_each"] == "${var.models}"
+    assert call["model_name"] == "${each.key}"
+
+
+def test_shared_modules_are_not_repeated():
+    for name, call in blocks_by_name(ROOT, "module").items():
+        if name not in PER_MODEL_MODULES:
+            assert "for_each" not in call and "count" not in call, name
+
+
+@pytest.mark.parametrize("module", PER_MODEL_MODULES)
+def test_per_model_modules_create_single_instances(module):
+    # One module instance per model, so no resource in it may multiply itself.
+    for (rtype, name), body in resources(MODULES[module]).items():
+        assert "for_each" not in body and "count" not in body, f"{rtype}.{name}"
+
+
+# --- one topic, subscription and service per model ---------------------------------
+
+
+def test_one_topic_and_dead_letter_topic_per_model():
+    models = example_models()
+    topics = _expanded("google_pubsub_topic")
+    assert len(topics) == 2 * len(models) == 6
+    routing_locals = only(MODULES["model_routing"]["locals"])
+    names = sorted(_resolve(body["name"], routing_locals, model) for model, _, body in topics)
+    expected = sorted([f"predictions-{m}" for m in models] + [f"predictions-{m}-dead-letter" for m in models])
+    assert names == expected
+
+
+def test_one_cloud_run_service_per_model():
+    services = _expanded("google_cloud_run_v2_service")
+    assert len(services) == len(example_models()) == 3
+    service_locals = only(MODULES["model_service"]["locals"])
+    names = {_resolve(body["name"], service_locals, model) for model, _, body in services}
+    assert names == {f"model-{m}" for m in example_models()}
+
+
+def test_one_push_subscription_per_model_with_oidc_retry_and_dead_letter():
+    subscriptions = resources(MODULES["model_routing"], "google_pubsub_subscription")
+    assert set(subscriptions) == {("google_pubsub_subscription", "push"), ("google_pubsub_subscription", "dead_letter_push")}
+    push = subscriptions[("google_pubsub_subscription", "push")]
+    routing_locals = only(MODULES["model_routing"]["locals"])
+    assert _resolve(push["name"], routing_locals, "resnet50") == "predictions-resnet50-push"
+    assert push["topic"] == "${google_pubsub_topic.model.id}"
+    assert push["ack_deadline_seconds"] == "${var.ack_deadline_seconds}"
+
+    push_config = only(push["push_config"])
+    assert push_config["push_endpoint"] == "${var.service_uri}/"
+    oidc = only(push_config["oidc_token"], "oidc_token")
+    assert oidc["service_account_email"] == "${google_service_account.push.email}"
+    assert oidc["audience"] == "${var.service_uri}"
+
+    dead_letter = only(push["dead_letter_policy"], "dead_letter_policy")
+    assert dead_letter["dead_letter_topic"] == "${google_pubsub_topic.dead_letter.id}"
+    assert dead_letter["max_delivery_attempts"] == "${var.max_delivery_attempts}"
+
+    retry = only(push["retry_policy"], "retry_policy")
+    assert set(retry) == {"minimum_backoff", "maximum_backoff"}
+    assert only(push["expiration_policy"])["ttl"] == "", "an idle model's subscription must never expire"
+
+    assert len(_expanded("google_pubsub_subscription")) == 2 * len(example_models())
+
+
+def test_dead_letter_subscription_pushes_to_the_dead_letter_function_with_oidc():
+    sub = resources(MODULES["model_routing"])[("google_pubsub_subscription", "dead_letter_push")]
+    routing_locals = only(MODULES["model_routing"]["locals"])
+    assert _resolve(sub["name"], routing_locals, "cat") == "predictions-cat-dead-letter-push"
+    assert sub["topic"] == "${google_pubsub_topic.dead_letter.id}"
+    config = only(sub["push_config"])
+    assert config["push_endpoint"] == "${var.dead_letter_uri}/"
+    oidc = only(config["oidc_token"])
+    assert oidc["service_account_email"] == "${var.dead_letter_push_service_account}"
+    assert oidc["audience"] == "${var.dead_letter_uri}"
+    assert "retry_policy" in sub
+
+
+def test_per_model_ack_deadline_and_delivery_attempts_come_from_the_models_map():
+    call = blocks_by_name(ROOT, "module")["model_routing"]
+    assert call["ack_deadline_seconds"] == "${each.value.ack_deadline_seconds}"
+    assert call["max_delivery_attempts"] == "${each.value.max_delivery_attempts}"
+
+
+# --- IAM ----------------------------------------------------------------------------
+
+
+def test_push_service_account_invokes_only_its_own_service():
+    routing = resources(MODULES["model_routing"])
+    invokers = [
+        body for (rtype, _), body in routing.items() if rtype.endswith("_iam_member") and body["role"] == "roles/run.invoker"
+    ]
+    assert invokers == [routing[("google_cloud_run_v2_service_iam_member", "push_invoker")]]
+    invoker = invokers[0]
+    assert invoker["name"] == "${var.service_name}"
+    assert invoker["member"] == "${google_service_account.push.member}"
+    # The root wires each routing instance to its own model's service.
+    call = blocks_by_name(ROOT, "module")["model_routing"]
+    assert call["service_name"] == "${module.model_service[each.key].service_name}"
+    for module in MODULES.values():
+        for (rtype, _), body in resources(module).items():
+            if rtype.startswith("google_project_iam"):
+                assert body["role"] != "roles/run.invoker", "run.invoker must not be granted project-wide"
+
+
+def test_pubsub_service_agent_can_dead_letter():
+    routing = resources(MODULES["model_routing"])
+    publisher = routing[("google_pubsub_topic_iam_member", "dead_letter_publisher")]
+    assert publisher["topic"] == "${google_pubsub_topic.dead_letter.name}"
+    assert publisher["role"] == "roles/pubsub.publisher"
+    assert publisher["member"] == "serviceAccount:${var.pubsub_service_agent}"
+    subscriber = routing[("google_pubsub_subscription_iam_member", "source_subscriber")]
+    assert subscriber["subscription"] == "${google_pubsub_subscription.push.name}"
+    assert subscriber["role"] == "roles/pubsub.subscriber"
+    assert subscriber["member"] == "serviceAccount:${var.pubsub_service_agent}"
+    agent = only(ROOT["locals"])["pubsub_service_agent"]
+    assert agent == "service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
+
+
+def test_model_service_account_is_least_privilege():
+    service = resources(MODULES["model_service"])
+    grants = {(rtype, body["role"]) for (rtype, _), body in service.items() if rtype.endswith("_iam_member")}
+    assert grants == {
+        ("google_storage_bucket_iam_member", "roles/storage.objectViewer"),
+        ("google_project_iam_member", "roles/datastore.user"),
+    }
+    buckets = {body["bucket"] for (rtype, _), body in service.items() if rtype == "google_storage_bucket_iam_member"}
+    assert buckets == {"${var.uploads_bucket}", "${var.models_bucket}"}
+    run = service[("google_cloud_run_v2_service", "model")]
+    assert only(run["template"])["service_account"] == "${google_service_account.model.email}"
+
+
+def test_api_function_service_account_grants():
+    function = resources(MODULES["api_function"])
+    assert function[("google_storage_bucket_iam_member", "write_uploads")]["role"] == "roles/storage.objectCreator"
+    assert function[("google_project_iam_member", "firestore")]["role"] == "roles/datastore.user"
+    publisher = resources(MODULES["model_routing"])[("google_pubsub_topic_iam_member", "api_publisher")]
+    assert publisher["topic"] == "${google_pubsub_topic.model.name}"
+    assert publisher["role"] == "roles/pubsub.publisher"
+    assert publisher["member"] == "serviceAccount:${var.publisher_service_account}"
+
+
+# --- no public access but the API (and the static site's objects) --------------------------
+
+
+PUBLIC_MEMBERS = ("allUsers", "allAuthenticatedUsers")
+# The only places a public principal may appear, and the role it may hold there.
+ALLOWED_PUBLIC = {
+    ("api_function", "google_cloud_run_v2_service_iam_member", "api_public"): "roles/run.invoker",
+    ("website", "google_storage_bucket_iam_member", "public_read"): "roles/storage.objectViewer",
+}
+
+
+def test_public_principals_appear_only_on_the_api_and_the_website_bucket():
+    found = {}
+    for module_name, module in {"root": ROOT, **MODULES}.items():
+        for (rtype, name), body in resources(module).items():
+            for path, text in string_leaves(body):
+                if any(member in text for member in PUBLIC_MEMBERS):
+                    found[(module_name, rtype, name)] = (path, text, body)
+        for kind in ("module", "locals", "output"):
+            for path, text in string_leaves(module.get(kind, [])):
+                assert not any(member in text for member in PUBLIC_MEMBERS), f"{module_name} {kind} {path}: {text}"
+    assert set(found) == set(ALLOWED_PUBLIC), f"public principals found at {sorted(found)}"
+    for key, (path, text, body) in found.items():
+        assert path == "member" and text == "allUsers", key
+        assert body["role"] == ALLOWED_PUBLIC[key], key
+
+
+def test_public_api_invoker_is_switchable_and_targets_the_api_function_only():
+    invoker = resources(MODULES["api_function"])[("google_cloud_run_v2_service_iam_member", "api_public")]
+    assert invoker["count"] == "${var.api_public ? 1 : 0}"
+    assert invoker["name"] == "${google_cloudfunctions2_function.api.name}"
+    assert blocks_by_name(ROOT, "variable")["api_public"]["default"] is True
+    assert blocks_by_name(ROOT, "module")["api_function"]["api_public"] == "${var.api_public}"
+
+
+def test_dead_letter_function_is_invoked_by_the_dead_letter_push_account_only():
+    function = resources(MODULES["api_function"])
+    invokers = [
+        body
+        for (rtype, _), body in function.items()
+        if rtype == "google_cloud_run_v2_service_iam_member" and "dead_letter" in body["name"]
+    ]
+    assert len(invokers) == 1
+    assert invokers[0]["member"] == "${google_service_account.dead_letter_invoker.member}"
+    assert invokers[0]["role"] == "roles/run.invoker"
+
+
+# --- Cloud Run model service --------------------------------------------------------
+
+
+def _model_service() -> dict:
+    return resources(MODULES["model_service"])[("google_cloud_run_v2_service", "model")]
+
+
+def test_model_service_container_settings():
+    template = only(_model_service()["template"])
+    assert template["revision"] == "${local.template_revision}"
+    scaling = only(template["scaling"])
+    assert scaling == {"min_instance_count": "${var.model.min_instances}", "max_instance_count": "${var.model.max_instances}"}
+    assert template["max_instance_request_concurrency"] == "${var.model.concurrency}"
+    container = only(template["containers"])
+    resources_ = only(container["resources"])
+    assert resources_["startup_cpu_boost"] is True
+    assert resources_["limits"] == "${local.limits}"
+    assert dynamic_blocks(container)["env"]["for_each"] == "${local.env}"
+    for probe in ("startup_probe", "liveness_probe"):
+        http_get = only(only(container[probe])["http_get"])
+        assert http_get["path"] == "${var.health_path}", probe
+    health = blocks_by_name(MODULES["model_service"], "variable")["health_path"]
+    assert health["default"] == "/healthz"
+
+
+def test_traffic_targets_revisions_by_name_and_tag():
+    traffic = dynamic_blocks(_model_service())["traffic"]
+    assert traffic["for_each"] == "${local.traffic}"
+    content = only(traffic["content"])
+    assert content["type"] == "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION"
+    assert content["revision"] == "${traffic.value.revision}"
+    assert content["percent"] == "${traffic.value.percent}"
+    assert content["tag"] == "${traffic.value.tag}"
+
+
+GPU_MARKERS = ("nvidia", "node_selector", "gpu_zonal_redundancy_disabled")
+
+
+def test_gpu_settings_exist_only_under_the_accelerator_condition():
+    service_locals = only(MODULES["model_service"]["locals"])
+    assert service_locals["is_gpu"] == '${var.model.accelerator == "gpu"}'
+    gpu_locals = {"accelerator", "gpu_zonal_redundancy_disabled", "cpu", "memory", "limits"}
+    for name in gpu_locals:
+        assert service_locals[name].startswith("${local.is_gpu ?") or "local.is_gpu ?" in service_locals[name], name
+    assert service_locals["accelerator"] == '${local.is_gpu ? "nvidia-l4" : null}'
+    # Everywhere else, GPU settings are reached only through those locals.
+    template = only(_model_service()["template"])
+    node_selector = dynamic_blocks(template)["node_selector"]
+    assert node_selector["for_each"] == "${local.accelerator == null ? [] : [local.accelerator]}"
+    assert template["gpu_zonal_redundancy_disabled"] == "${local.gpu_zonal_redundancy_disabled}"
+    for module_name, module in MODULES.items():
+        for (rtype, name), body in resources(module).items():
+            for path, text in string_leaves(body):
+                assert "nvidia" not in text, f"{module_name} {rtype}.{name} {path} sets a GPU outside the conditional locals"
+        for key, value in only(module.get("locals", [{}])).items():
+            if key not in gpu_locals and isinstance(value, str):
+                assert not any(marker in value for marker in GPU_MARKERS), f"{module_name} local.{key}"
+
+
+def test_model_services_get_no_public_invoker():
+    for (rtype, name), body in resources(MODULES["model_service"]).items():
+        for _, text in string_leaves(body):
+            assert "allUsers" not in text and "allAuthenticatedUsers" not in text, f"{rtype}.{name}"
+
+
+# --- storage, Firestore, functions, website -----------------------------------------------
+
+
+def test_uploads_bucket_has_uniform_access_lifecycle_and_cors():
+    bucket = resources(MODULES["storage"])[("google_storage_bucket", "uploads")]
+    assert bucket["uniform_bucket_level_access"] is True
+    rule = only(bucket["lifecycle_rule"])
+    assert only(rule["condition"])["age"] == "${var.uploads_retention_days}"
+    assert only(rule["action"])["type"] == "Delete"
+    assert only(bucket["cors"])["origin"] == "${var.cors_origins}"
+    website_origin = only(ROOT["locals"])["allowed_origins"]
+    assert "local.website_origin" in website_origin
+    assert blocks_by_name(ROOT, "module")["storage"]["cors_origins"] == "${local.allowed_origins}"
+
+
+def test_every_bucket_uses_uniform_access():
+    buckets = {**resources(MODULES["storage"], "google_storage_bucket"), **resources(MODULES["website"], "google_storage_bucket")}
+    assert len(buckets) == 4
+    for key, bucket in buckets.items():
+        assert bucket["uniform_bucket_level_access"] is True, key
+
+
+def test_firestore_native_database_with_ttl_on_expire_at():
+    firestore = resources(MODULES["firestore"])
+    database = firestore[("google_firestore_database", "default")]
+    assert database["type"] == "FIRESTORE_NATIVE"
+    field = firestore[("google_firestore_field", "prediction_ttl")]
+    assert "ttl_config" in field
+    variables = blocks_by_name(MODULES["firestore"], "variable")
+    assert field["collection"] == "${var.predictions_collection}" and variables["predictions_collection"]["default"] == "predictions"
+    assert field["field"] == "${var.ttl_field}" and variables["ttl_field"]["default"] == "expire_at"
+
+
+def test_functions_share_one_source_archive_with_two_entry_points():
+    function = resources(MODULES["api_function"], "google_cloudfunctions2_function")
+    entry_points = {}
+    for (_, name), body in function.items():
+        build = only(body["build_config"])
+        storage_source = only(only(build["source"])["storage_source"])
+        assert storage_source["object"] == "${google_storage_bucket_object.source.name}", name
+        entry_points[name] = build["entry_point"]
+        assert only(body["service_config"])["service_account_email"] == "${google_service_account.api.email}"
+    assert entry_points == {"api": "api", "dead_letter": "dead_letter"}
+
+
+def test_function_environment_carries_the_contract_settings():
+    environment = only(MODULES["api_function"]["locals"])["environment"]
+    for key in (
+        "GOOGLE_CLOUD_PROJECT",
+        "UPLOADS_BUCKET",
+        "MODELS",
+        "ALLOWED_ORIGINS",
+        "MAX_IMAGE_BYTES",
+        "MAX_IMAGES_PER_REQUEST",
+        "PREDICTION_TTL_DAYS",
+        "PUBLIC_BASE_URL",
+    ):
+        assert re.search(rf"\b{key}\s*=", environment), key
+    assert 'join(",", var.model_names)' in environment
+    assert blocks_by_name(ROOT, "module")["api_function"]["model_names"] == "${sort(keys(var.models))}"
+
+
+def test_website_config_js_points_at_the_api():
+    config = resources(MODULES["website"])[("google_storage_bucket_object", "config")]
+    assert config["name"] == "config.js"
+    assert config["content"].startswith("window.INFERENCE_CONFIG = ${jsonencode({apiBaseUrl = var.api_url})}")
+    assert blocks_by_name(ROOT, "module")["website"]["api_url"] == "${module.api_function.api_uri}"
+
+
+def test_required_outputs_exist():
+    outputs = blocks_by_name(ROOT, "output")
+    assert {"api_url", "website_url", "model_service_urls"} <= set(outputs)
+    assert outputs["model_service_urls"]["value"].startswith("${{for name, service in module.model_service")

@@ -1,0 +1,89 @@
+"""Model repository layout, versioned export, and the served model's results."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from model_service.errors import InvalidImage, ModelLoadError
+from model_service.model import ImageModel
+from model_service.repository import ModelRepository
+from scripts.model_builders.catalog import (
+    WeightsUnavailable, as_detector, build_resnet50, build_tiny_test, imagenet_labels,
+)
+from scripts.model_builders.serving import export_version
+from tests.images import converted, tabby_bytes, truncated_jpeg
+
+
+def test_versions_resolve_numerically(tmp_path):
+    for version in ("1", "2", "10", "notes"):
+        (tmp_path / "m" / version).mkdir(parents=True)
+    repository = ModelRepository(str(tmp_path))
+    assert repository.versions("m") == [1, 2, 10]
+    assert repository.resolve("m", "latest") == 10
+    assert repository.resolve("m", "2") == 2
+    with pytest.raises(ModelLoadError, match="available: 1, 2, 10"):
+        repository.resolve("m", "3")
+    with pytest.raises(ModelLoadError, match="no versions"):
+        repository.resolve("other", "latest")
+
+
+@pytest.fixture(scope="module")
+def tiny_repository(tmp_path_factory):
+    root = tmp_path_factory.mktemp("repo")
+    built = build_tiny_test()
+    labels = imagenet_labels()
+    for _ in range(2):
+        export_version(root, "tiny", built.model, built.preprocessing, built.head, labels,
+                       built.weights, built.pretrained)
+    detector = as_detector(built, "cat", (281, 282, 283, 284, 285))
+    export_version(root, "tiny-cat", detector.model, detector.preprocessing, detector.head, labels,
+                   detector.weights, detector.pretrained)
+    return root
+
+
+def test_export_writes_the_next_version_with_its_metadata(tiny_repository):
+    assert sorted(p.name for p in (tiny_repository / "tiny").iterdir()) == ["1", "2"]
+    meta = json.loads((tiny_repository / "tiny" / "2" / "model.json").read_text())
+    assert meta["kind"] == "classifier" and meta["pretrained"] is False
+    assert meta["weights"].startswith("random")
+    labels = (tiny_repository / "tiny" / "2" / "labels.txt").read_text().splitlines()
+    assert len(labels) == 1000 and labels[281] == "tabby cat"
+    # No staging folders are left behind.
+    assert not [p for p in (tiny_repository / "tiny").iterdir() if p.name.startswith(".")]
+
+
+def test_classifier_reads_every_format_and_isolates_a_bad_image(tiny_repository):
+    model = ImageModel(ModelRepository(str(tiny_repository)), "tiny", "1")
+    assert not model.ready
+    info = model.load()
+    assert model.ready and info.version == 1
+    images = [tabby_bytes(), *(converted(tabby_bytes(), f) for f in ("PNG", "WEBP", "GIF", "BMP")),
+              truncated_jpeg()]
+    results = model.predict(images)
+    assert isinstance(results[-1], InvalidImage)
+    for result in results[:-1]:
+        assert len(result["top_k"]) == 5
+        scores = [c["score"] for c in result["top_k"]]
+        assert scores == sorted(scores, reverse=True)
+        assert result["top_k"][0]["label"] == info.labels[result["top_k"][0]["class_id"]]
+
+
+def test_detector_sums_its_classes(tiny_repository):
+    classifier = ImageModel(ModelRepository(str(tiny_repository)), "tiny", "1")
+    classifier.load()
+    detector = ImageModel(ModelRepository(str(tiny_repository)), "tiny-cat")
+    assert detector.load().kind == "detector"
+    probabilities = classifier._scores([tabby_bytes()])[0]
+    [result] = detector.predict([tabby_bytes()])
+    assert result["label"] == "cat" and result["match"] is False
+    assert result["score"] == pytest.approx(float(probabilities[281:286].sum()), abs=1e-5)
+
+
+def test_resnet50_refuses_to_call_missing_weights_pretrained(tmp_path):
+    with pytest.raises(WeightsUnavailable, match="does not exist"):
+        build_resnet50(tmp_path / "missing.h5", allow_random=False)
+    # A file that is named but absent is an error even when random weights are allowed.
+    with pytest.raises(WeightsUnavailable, match="does not exist"):
+        build_resnet50(tmp_path / "missing.h5", allow_random=True)
