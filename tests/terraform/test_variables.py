@@ -97,3 +97,12 @@ def test_example_tfvars_sets_only_declared_root_variables():
     assert set(values) <= declared
     required = {name for name, body in blocks_by_name(load_module(TERRAFORM_DIR), "variable").items() if "default" not in body}
     assert required <= set(values) | {"models"}, "the example must set every required variable but models"
+
+
+def test_readme_tables_list_every_root_input_and_output():
+    readme = (TERRAFORM_DIR / "README.md").read_text()
+    inputs = readme.split("## Inputs", 1)[1].split("## Outputs", 1)[0]
+    outputs = readme.split("## Outputs", 1)[1].split("\n## ", 1)[0]
+    root = load_module(TERRAFORM_DIR)
+    assert set(re.findall(r"^\| `(\w+)` \|", inputs, flags=re.MULTILINE)) == set(blocks_by_name(root, "variable"))
+    assert set(re.findall(r"^\| `(\w+)` \|", outputs, flags=re.MULTILINE)) == set(blocks_by_name(root, "output"))

@@ -1,0 +1,121 @@
+provider "google" {
+  project        = var.project_id
+  region         = var.region
+  default_labels = merge({ app = "inference" }, var.labels)
+}
+
+data "google_project" "this" {
+  project_id = var.project_id
+}
+
+locals {
+  # The Pub/Sub service agent signs push OIDC tokens and moves messages to
+  # dead-letter topics; it needs the grants made in modules/model_routing.
+  pubsub_service_agent = "service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
+
+  website_origin  = coalesce(var.website_origin, "https://storage.googleapis.com")
+  allowed_origins = distinct(concat([local.website_origin], var.allowed_origins))
+}
+
+module "platform" {
+  source = "./modules/platform"
+
+  project_id    = var.project_id
+  region        = var.region
+  repository_id = var.artifact_registry_repository
+}
+
+module "storage" {
+  source = "./modules/storage"
+
+  project_id             = var.project_id
+  region                 = var.region
+  uploads_retention_days = var.uploads_retention_days
+  cors_origins           = local.allowed_origins
+
+  depends_on = [module.platform]
+}
+
+module "firestore" {
+  source = "./modules/firestore"
+
+  project_id          = var.project_id
+  location            = coalesce(var.firestore_location, var.region)
+  deletion_protection = var.deletion_protection
+
+  depends_on = [module.platform]
+}
+
+# One Cloud Run service (with its own service account) per models entry.
+module "model_service" {
+  source   = "./modules/model_service"
+  for_each = var.models
+
+  project_id              = var.project_id
+  region                  = var.region
+  model_name              = each.key
+  model                   = each.value
+  model_repository        = "gs://${module.storage.models_bucket}/models"
+  uploads_bucket          = module.storage.uploads_bucket
+  models_bucket           = module.storage.models_bucket
+  ingress                 = var.model_ingress
+  startup_timeout_seconds = var.model_startup_timeout_seconds
+  deletion_protection     = var.deletion_protection
+
+  depends_on = [module.platform]
+}
+
+module "api_function" {
+  source = "./modules/api_function"
+
+  project_id             = var.project_id
+  region                 = var.region
+  source_bucket          = module.storage.function_source_bucket
+  source_archive         = abspath(var.function_source_archive)
+  runtime                = var.function_runtime
+  uploads_bucket         = module.storage.uploads_bucket
+  model_names            = sort(keys(var.models))
+  allowed_origins        = local.allowed_origins
+  max_image_bytes        = var.max_image_bytes
+  max_images_per_request = var.max_images_per_request
+  prediction_ttl_days    = var.prediction_ttl_days
+  public_base_url        = var.public_base_url
+  max_instances          = var.api_max_instances
+  memory                 = var.api_memory
+  api_public             = var.api_public
+  pubsub_service_agent   = local.pubsub_service_agent
+
+  depends_on = [module.platform, module.firestore]
+}
+
+# One topic, dead-letter topic and pair of push subscriptions per models entry.
+module "model_routing" {
+  source   = "./modules/model_routing"
+  for_each = var.models
+
+  project_id                       = var.project_id
+  region                           = var.region
+  model_name                       = each.key
+  ack_deadline_seconds             = each.value.ack_deadline_seconds
+  max_delivery_attempts            = each.value.max_delivery_attempts
+  service_name                     = module.model_service[each.key].service_name
+  service_uri                      = module.model_service[each.key].service_uri
+  dead_letter_uri                  = module.api_function.dead_letter_uri
+  dead_letter_push_service_account = module.api_function.dead_letter_invoker_email
+  publisher_service_account        = module.api_function.service_account_email
+  pubsub_service_agent             = local.pubsub_service_agent
+
+  depends_on = [module.platform]
+}
+
+module "website" {
+  source = "./modules/website"
+
+  project_id = var.project_id
+  region     = var.region
+  api_url    = module.api_function.api_uri
+  source_dir = abspath(var.website_source_dir)
+  public     = var.website_public
+
+  depends_on = [module.platform]
+}

@@ -1,0 +1,175 @@
+locals {
+  environment = merge(
+    {
+      GOOGLE_CLOUD_PROJECT   = var.project_id
+      UPLOADS_BUCKET         = var.uploads_bucket
+      MODELS                 = join(",", var.model_names)
+      ALLOWED_ORIGINS        = join(",", var.allowed_origins)
+      MAX_IMAGE_BYTES        = tostring(var.max_image_bytes)
+      MAX_IMAGES_PER_REQUEST = tostring(var.max_images_per_request)
+      PREDICTION_TTL_DAYS    = tostring(var.prediction_ttl_days)
+      # functions-framework's gunicorn threads; each ?wait= long poll holds one.
+      THREADS = tostring(var.concurrency)
+    },
+    var.public_base_url == null ? {} : { PUBLIC_BASE_URL = var.public_base_url },
+  )
+}
+
+# Runtime identity of both entry points: write uploads, publish to the model
+# topics (granted per topic in modules/model_routing), read/write Firestore.
+resource "google_service_account" "api" {
+  project      = var.project_id
+  account_id   = "prediction-api"
+  display_name = "Prediction API functions"
+  description  = "Runs ${var.api_function_name} and ${var.dead_letter_function_name}."
+}
+
+resource "google_storage_bucket_iam_member" "write_uploads" {
+  bucket = var.uploads_bucket
+  role   = "roles/storage.objectCreator"
+  member = google_service_account.api.member
+}
+
+resource "google_project_iam_member" "firestore" {
+  project = var.project_id
+  role    = "roles/datastore.user"
+  member  = google_service_account.api.member
+}
+
+# Builds run as this account rather than the Compute Engine default one.
+resource "google_service_account" "build" {
+  project      = var.project_id
+  account_id   = "prediction-api-build"
+  display_name = "Prediction API function builds"
+  description  = "Cloud Build identity that turns functions/ into the function containers."
+}
+
+# What a function build needs: read the staged source, push the image, write
+# logs (narrower than roles/cloudbuild.builds.builder).
+resource "google_project_iam_member" "build" {
+  for_each = toset([
+    "roles/artifactregistry.writer",
+    "roles/logging.logWriter",
+    "roles/storage.objectViewer",
+  ])
+
+  project = var.project_id
+  role    = each.value
+  member  = google_service_account.build.member
+}
+
+# Identity of the dead-letter push subscriptions: may invoke the dead_letter
+# function only.
+resource "google_service_account" "dead_letter_invoker" {
+  project      = var.project_id
+  account_id   = "dead-letter-push"
+  display_name = "Pub/Sub push to the dead-letter handler"
+  description  = "OIDC identity of the predictions-*-dead-letter-push subscriptions."
+}
+
+resource "google_service_account_iam_member" "dead_letter_token_creator" {
+  service_account_id = google_service_account.dead_letter_invoker.name
+  role               = "roles/iam.serviceAccountTokenCreator"
+  member             = "serviceAccount:${var.pubsub_service_agent}"
+}
+
+# The object name carries the archive's hash, so a code change redeploys.
+resource "google_storage_bucket_object" "source" {
+  bucket       = var.source_bucket
+  name         = "functions-${filemd5(var.source_archive)}.zip"
+  source       = var.source_archive
+  content_type = "application/zip"
+}
+
+resource "google_cloudfunctions2_function" "api" {
+  #checkov:skip=CKV_GCP_124:The API is the product's public endpoint and must accept requests from browsers anywhere.
+  project     = var.project_id
+  location    = var.region
+  name        = var.api_function_name
+  description = "Public HTTP API: accepts images, queues predictions, reports their status."
+
+  build_config {
+    runtime         = var.runtime
+    entry_point     = "api"
+    service_account = google_service_account.build.id
+
+    source {
+      storage_source {
+        bucket = google_storage_bucket_object.source.bucket
+        object = google_storage_bucket_object.source.name
+      }
+    }
+  }
+
+  service_config {
+    min_instance_count               = 0
+    max_instance_count               = var.max_instances
+    available_memory                 = var.memory
+    available_cpu                    = "1"
+    max_instance_request_concurrency = var.concurrency
+    timeout_seconds                  = 60
+    ingress_settings                 = "ALLOW_ALL"
+    all_traffic_on_latest_revision   = true
+    service_account_email            = google_service_account.api.email
+    environment_variables            = local.environment
+  }
+
+  depends_on = [google_project_iam_member.build]
+}
+
+resource "google_cloudfunctions2_function" "dead_letter" {
+  project     = var.project_id
+  location    = var.region
+  name        = var.dead_letter_function_name
+  description = "Push target of the dead-letter subscriptions: marks predictions failed."
+
+  build_config {
+    runtime         = var.runtime
+    entry_point     = "dead_letter"
+    service_account = google_service_account.build.id
+
+    source {
+      storage_source {
+        bucket = google_storage_bucket_object.source.bucket
+        object = google_storage_bucket_object.source.name
+      }
+    }
+  }
+
+  service_config {
+    min_instance_count               = 0
+    max_instance_count               = 5
+    available_memory                 = "512Mi"
+    available_cpu                    = "1"
+    max_instance_request_concurrency = 16
+    timeout_seconds                  = 60
+    # Reached by authenticated Pub/Sub pushes only, which count as internal
+    # traffic when the subscription is in the same project.
+    ingress_settings               = "ALLOW_INTERNAL_ONLY"
+    all_traffic_on_latest_revision = true
+    service_account_email          = google_service_account.api.email
+    environment_variables          = local.environment
+  }
+
+  depends_on = [google_project_iam_member.build]
+}
+
+# A 2nd-gen function is a Cloud Run service of the same name; invoking it
+# takes run.invoker on that service.
+resource "google_cloud_run_v2_service_iam_member" "api_public" {
+  count = var.api_public ? 1 : 0
+
+  project  = var.project_id
+  location = var.region
+  name     = google_cloudfunctions2_function.api.name
+  role     = "roles/run.invoker"
+  member   = "allUsers" # the product's public endpoint; see README.md (api_public)
+}
+
+resource "google_cloud_run_v2_service_iam_member" "dead_letter_invoker" {
+  project  = var.project_id
+  location = var.region
+  name     = google_cloudfunctions2_function.dead_letter.name
+  role     = "roles/run.invoker"
+  member   = google_service_account.dead_letter_invoker.member
+}

@@ -1,0 +1,24 @@
+resource "google_firestore_database" "default" {
+  project                           = var.project_id
+  name                              = "(default)" # the client libraries' default database
+  location_id                       = var.location
+  type                              = "FIRESTORE_NATIVE"
+  concurrency_mode                  = "OPTIMISTIC"
+  app_engine_integration_mode       = "DISABLED"
+  point_in_time_recovery_enablement = "POINT_IN_TIME_RECOVERY_ENABLED"
+  delete_protection_state           = var.deletion_protection ? "DELETE_PROTECTION_ENABLED" : "DELETE_PROTECTION_DISABLED"
+  deletion_policy                   = var.deletion_protection ? "ABANDON" : "DELETE"
+}
+
+# TTL policy: Firestore deletes a prediction once its expire_at has passed.
+resource "google_firestore_field" "prediction_ttl" {
+  project    = var.project_id
+  database   = google_firestore_database.default.name
+  collection = var.predictions_collection
+  field      = var.ttl_field
+
+  ttl_config {}
+
+  # Single-field indexes are left as they are: the API may query on them, and
+  # an empty index_config {} would drop them.
+}

@@ -1,0 +1,26 @@
+variable "project_id" {
+  description = "Project of the Firestore database."
+  type        = string
+}
+
+variable "location" {
+  description = "Firestore location ID (region or multi-region). Cannot be changed once the database exists."
+  type        = string
+}
+
+variable "deletion_protection" {
+  description = "Enable Firestore delete protection and keep the database when the resource is destroyed."
+  type        = bool
+}
+
+variable "predictions_collection" {
+  description = "Collection that holds prediction documents (fixed by the interface contract)."
+  type        = string
+  default     = "predictions"
+}
+
+variable "ttl_field" {
+  description = "Timestamp field on prediction documents that the TTL policy expires them by; the API sets it to creation time + PREDICTION_TTL_DAYS."
+  type        = string
+  default     = "expire_at"
+}

@@ -1,0 +1,120 @@
+resource "google_service_account" "model" {
+  project      = var.project_id
+  account_id   = local.service_name
+  display_name = "Model service ${var.model_name}"
+  description  = "Runs Cloud Run service ${local.service_name}: reads uploads and models, writes predictions to Firestore."
+}
+
+resource "google_storage_bucket_iam_member" "read_uploads" {
+  bucket = var.uploads_bucket
+  role   = "roles/storage.objectViewer"
+  member = google_service_account.model.member
+}
+
+resource "google_storage_bucket_iam_member" "read_models" {
+  bucket = var.models_bucket
+  role   = "roles/storage.objectViewer"
+  member = google_service_account.model.member
+}
+
+# Firestore grants are project-wide only; datastore.user is its narrowest
+# read/write role.
+resource "google_project_iam_member" "firestore" {
+  project = var.project_id
+  role    = "roles/datastore.user"
+  member  = google_service_account.model.member
+}
+
+resource "google_cloud_run_v2_service" "model" {
+  project             = var.project_id
+  name                = local.service_name
+  location            = var.region
+  description         = "Serves model ${var.model_name}; fed by Pub/Sub push subscription predictions-${var.model_name}-push."
+  ingress             = var.ingress
+  deletion_protection = var.deletion_protection
+
+  template {
+    # Fixed name: traffic entries refer to revisions by name, and a rollout
+    # adds exactly one new revision key.
+    revision                         = local.template_revision
+    service_account                  = google_service_account.model.email
+    max_instance_request_concurrency = var.model.concurrency
+    # A push is redelivered after the ack deadline anyway; working longer is waste.
+    timeout               = "${var.model.ack_deadline_seconds}s"
+    execution_environment = "EXECUTION_ENVIRONMENT_GEN2"
+
+    scaling {
+      min_instance_count = var.model.min_instances
+      max_instance_count = var.model.max_instances
+    }
+
+    dynamic "node_selector" {
+      for_each = local.accelerator == null ? [] : [local.accelerator]
+      content {
+        accelerator = node_selector.value
+      }
+    }
+    gpu_zonal_redundancy_disabled = local.gpu_zonal_redundancy_disabled
+
+    containers {
+      image = local.newest.image
+
+      ports {
+        name           = "http1"
+        container_port = var.container_port
+      }
+
+      resources {
+        limits            = local.limits
+        startup_cpu_boost = true
+        # GPU instances must keep their CPU allocated outside requests.
+        cpu_idle = !local.is_gpu
+      }
+
+      dynamic "env" {
+        for_each = local.env
+        content {
+          name  = env.key
+          value = env.value
+        }
+      }
+
+      startup_probe {
+        initial_delay_seconds = 0
+        period_seconds        = 10
+        timeout_seconds       = 5
+        failure_threshold     = ceil(var.startup_timeout_seconds / 10)
+        http_get {
+          path = var.health_path
+          port = var.container_port
+        }
+      }
+
+      liveness_probe {
+        period_seconds    = 30
+        timeout_seconds   = 5
+        failure_threshold = 3
+        http_get {
+          path = var.health_path
+          port = var.container_port
+        }
+      }
+    }
+  }
+
+  dynamic "traffic" {
+    for_each = local.traffic
+    content {
+      type     = "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION"
+      revision = traffic.value.revision
+      percent  = traffic.value.percent
+      tag      = traffic.value.tag
+    }
+  }
+
+  depends_on = [
+    google_storage_bucket_iam_member.read_uploads,
+    google_storage_bucket_iam_member.read_models,
+    google_project_iam_member.firestore,
+  ]
+}

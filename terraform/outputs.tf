@@ -1,0 +1,46 @@
+output "api_url" {
+  description = "Base URL of the public HTTP API (the `api` Cloud Function)."
+  value       = module.api_function.api_uri
+}
+
+output "website_url" {
+  description = "URL of the static website's index page."
+  value       = module.website.website_url
+}
+
+output "model_service_urls" {
+  description = "Main URL of each model's Cloud Run service, keyed by model name (reachable only with run.invoker)."
+  value       = { for name, service in module.model_service : name => service.service_uri }
+}
+
+output "model_canary_urls" {
+  description = "Tag URL of each model's canary revision, keyed by model name; only models with a canary_tag appear."
+  value = {
+    for name, service in module.model_service : name => service.canary_url if service.canary_url != null
+  }
+}
+
+output "model_topics" {
+  description = "Pub/Sub topic of each model, keyed by model name."
+  value       = { for name, routing in module.model_routing : name => routing.topic_name }
+}
+
+output "artifact_registry_repository_url" {
+  description = "Docker repository URL to push the model-service image to."
+  value       = module.platform.repository_url
+}
+
+output "uploads_bucket" {
+  description = "Name of the bucket that receives uploaded images."
+  value       = module.storage.uploads_bucket
+}
+
+output "models_bucket" {
+  description = "Name of the bucket that holds the model repository (under models/)."
+  value       = module.storage.models_bucket
+}
+
+output "model_repository" {
+  description = "Model repository root the model services read (MODEL_REPOSITORY); export models here with scripts/export_model.py."
+  value       = "gs://${module.storage.models_bucket}/models"
+}

@@ -1,0 +1,353 @@
+variable "project_id" {
+  description = "Google Cloud project ID that hosts every resource."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{4,28}[a-z0-9]$", var.project_id))
+    error_message = "project_id must be a valid project ID: 6-30 lowercase letters, digits or hyphens, starting with a letter."
+  }
+}
+
+variable "region" {
+  description = "Region for Cloud Run, Cloud Functions, Artifact Registry and the buckets. Pick one that offers NVIDIA L4 on Cloud Run if any model uses a GPU."
+  type        = string
+  default     = "us-central1"
+
+  validation {
+    condition     = can(regex("^[a-z]+-[a-z]+[0-9]+$", var.region))
+    error_message = "region must look like a Google Cloud region, e.g. us-central1."
+  }
+}
+
+variable "firestore_location" {
+  description = "Location of the Firestore database (a region such as us-central1 or a multi-region such as nam5). Null uses var.region."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.firestore_location == null || can(regex("^[a-z0-9-]+$", var.firestore_location))
+    error_message = "firestore_location must be a Firestore location ID such as us-central1 or nam5."
+  }
+}
+
+variable "models" {
+  description = <<-EOT
+    Models served, keyed by model name (adding a model is one entry). Each entry:
+    accelerator ("cpu" or "gpu"; gpu means one NVIDIA L4), min_instances, max_instances,
+    concurrency (requests per instance, also the gunicorn thread count), cpu, memory,
+    gpu_zonal_redundancy_disabled (gpu only), ack_deadline_seconds, max_delivery_attempts,
+    revisions (revision key -> {model_version, image}), traffic (revision key -> percent,
+    summing to 100) and canary_tag (tag URL name given to the newest revision).
+    The newest revision (highest model_version, ties broken by the greater key) is the one
+    the service template deploys; see README.md, "Rollouts".
+  EOT
+  type = map(object({
+    accelerator                   = optional(string, "cpu")
+    min_instances                 = optional(number, 0)
+    max_instances                 = optional(number, 3)
+    concurrency                   = optional(number, 8)
+    cpu                           = optional(string, "2")
+    memory                        = optional(string, "4Gi")
+    gpu_zonal_redundancy_disabled = optional(bool, true)
+    ack_deadline_seconds          = optional(number, 60)
+    max_delivery_attempts         = optional(number, 5)
+    revisions = map(object({
+      model_version = number
+      image         = string
+    }))
+    traffic    = map(number)
+    canary_tag = optional(string)
+  }))
+
+  validation {
+    condition     = length(var.models) > 0
+    error_message = "models must contain at least one model."
+  }
+
+  validation {
+    # Model names end up in service, topic and service-account names (<= 30 chars).
+    condition     = alltrue([for name in keys(var.models) : can(regex("^[a-z]([a-z0-9-]{0,18}[a-z0-9])?$", name))])
+    error_message = "Model names must be 1-20 lowercase letters, digits or hyphens, start with a letter and not end with a hyphen."
+  }
+
+  validation {
+    condition     = alltrue([for m in values(var.models) : contains(["cpu", "gpu"], m.accelerator)])
+    error_message = "Each model's accelerator must be \"cpu\" or \"gpu\"."
+  }
+
+  validation {
+    condition     = alltrue([for m in values(var.models) : contains(["1", "2", "4", "6", "8"], m.cpu)])
+    error_message = "Each model's cpu must be one of \"1\", \"2\", \"4\", \"6\", \"8\" (gpu models are raised to at least 4)."
+  }
+
+  validation {
+    condition = alltrue([
+      for m in values(var.models) :
+      can(regex("^[0-9]+Gi$", m.memory)) && try(tonumber(trimsuffix(m.memory, "Gi")) >= 1 && tonumber(trimsuffix(m.memory, "Gi")) <= 32, false)
+    ])
+    error_message = "Each model's memory must be whole gibibytes between 1Gi and 32Gi, e.g. \"4Gi\" (gpu models are raised to at least 16Gi)."
+  }
+
+  validation {
+    condition = alltrue([
+      for m in values(var.models) :
+      m.min_instances >= 0 && m.max_instances >= 1 && m.min_instances <= m.max_instances &&
+      floor(m.min_instances) == m.min_instances && floor(m.max_instances) == m.max_instances
+    ])
+    error_message = "Each model needs whole numbers 0 <= min_instances <= max_instances, with max_instances >= 1."
+  }
+
+  validation {
+    condition     = alltrue([for m in values(var.models) : m.concurrency >= 1 && m.concurrency <= 1000 && floor(m.concurrency) == m.concurrency])
+    error_message = "Each model's concurrency must be a whole number between 1 and 1000."
+  }
+
+  validation {
+    # Pub/Sub accepts ack deadlines of 10-600 s and 5-100 delivery attempts.
+    condition = alltrue([
+      for m in values(var.models) :
+      m.ack_deadline_seconds >= 10 && m.ack_deadline_seconds <= 600 &&
+      m.max_delivery_attempts >= 5 && m.max_delivery_attempts <= 100
+    ])
+    error_message = "Each model needs 10 <= ack_deadline_seconds <= 600 and 5 <= max_delivery_attempts <= 100."
+  }
+
+  validation {
+    condition     = alltrue([for m in values(var.models) : length(m.revisions) > 0])
+    error_message = "Each model needs at least one entry in revisions."
+  }
+
+  validation {
+    # Revision keys become part of the Cloud Run revision name "model-<model>-<key>".
+    condition = alltrue(flatten([
+      for m in values(var.models) : [for key in keys(m.revisions) : can(regex("^[a-z0-9]([a-z0-9-]{0,18}[a-z0-9])?$", key))]
+    ]))
+    error_message = "Revision keys must be 1-20 lowercase letters, digits or hyphens, not starting or ending with a hyphen (e.g. v3)."
+  }
+
+  validation {
+    condition = alltrue(flatten([
+      for m in values(var.models) : [
+        for r in values(m.revisions) :
+        r.model_version >= 1 && floor(r.model_version) == r.model_version && strcontains(r.image, "/")
+      ]
+    ]))
+    error_message = "Each revision needs a positive whole model_version and a full image reference (registry/path[:tag|@digest]); replace BUILD_IMAGE placeholders with scripts/rollout.py pin."
+  }
+
+  validation {
+    condition = alltrue([
+      for m in values(var.models) : alltrue([for key in keys(m.traffic) : contains(keys(m.revisions), key)])
+    ])
+    error_message = "Every traffic key must name an entry of the same model's revisions."
+  }
+
+  validation {
+    condition = alltrue(flatten([
+      for m in values(var.models) : [for p in values(m.traffic) : p >= 0 && p <= 100 && floor(p) == p]
+    ]))
+    error_message = "Traffic percentages must be whole numbers between 0 and 100."
+  }
+
+  validation {
+    # concat([0], ...) keeps sum() defined for an empty traffic map.
+    condition     = alltrue([for m in values(var.models) : sum(concat([0], values(m.traffic))) == 100])
+    error_message = "Each model's traffic percentages must sum to exactly 100."
+  }
+
+  validation {
+    condition = alltrue([
+      for m in values(var.models) : m.canary_tag == null || can(regex("^[a-z]([a-z0-9-]{0,18}[a-z0-9])?$", coalesce(m.canary_tag, "x")))
+    ])
+    error_message = "canary_tag must be 1-20 lowercase letters, digits or hyphens, starting with a letter."
+  }
+}
+
+variable "model_ingress" {
+  description = "Ingress setting of the model services. They accept only authenticated Pub/Sub pushes either way; INGRESS_TRAFFIC_INTERNAL_ONLY also hides them (and their tag URLs) from the internet."
+  type        = string
+  default     = "INGRESS_TRAFFIC_ALL"
+
+  validation {
+    condition     = contains(["INGRESS_TRAFFIC_ALL", "INGRESS_TRAFFIC_INTERNAL_ONLY", "INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER"], var.model_ingress)
+    error_message = "model_ingress must be INGRESS_TRAFFIC_ALL, INGRESS_TRAFFIC_INTERNAL_ONLY or INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER."
+  }
+}
+
+variable "model_startup_timeout_seconds" {
+  description = "How long a new model-service instance may take to download and load its model before the startup probe gives up."
+  type        = number
+  default     = 300
+
+  validation {
+    condition     = var.model_startup_timeout_seconds >= 10 && var.model_startup_timeout_seconds <= 2400
+    error_message = "model_startup_timeout_seconds must be between 10 and 2400."
+  }
+}
+
+variable "artifact_registry_repository" {
+  description = "ID of the Docker repository in Artifact Registry that holds the model-service image."
+  type        = string
+  default     = "inference"
+
+  validation {
+    condition     = can(regex("^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$", var.artifact_registry_repository))
+    error_message = "artifact_registry_repository must be lowercase letters, digits and hyphens, starting with a letter."
+  }
+}
+
+variable "uploads_retention_days" {
+  description = "Uploaded images are deleted from the uploads bucket this many days after upload."
+  type        = number
+  default     = 7
+
+  validation {
+    condition     = var.uploads_retention_days >= 1 && var.uploads_retention_days <= 3650 && floor(var.uploads_retention_days) == var.uploads_retention_days
+    error_message = "uploads_retention_days must be a whole number of days between 1 and 3650."
+  }
+}
+
+variable "prediction_ttl_days" {
+  description = "Predictions expire (Firestore TTL on expire_at) this many days after creation; passed to the API as PREDICTION_TTL_DAYS."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.prediction_ttl_days >= 1 && var.prediction_ttl_days <= 3650 && floor(var.prediction_ttl_days) == var.prediction_ttl_days
+    error_message = "prediction_ttl_days must be a whole number of days between 1 and 3650."
+  }
+}
+
+variable "max_image_bytes" {
+  description = "Largest accepted image, in bytes (MAX_IMAGE_BYTES)."
+  type        = number
+  default     = 10485760
+
+  validation {
+    condition     = var.max_image_bytes >= 1024 && var.max_image_bytes <= 33554432
+    error_message = "max_image_bytes must be between 1 KiB and 32 MiB (the Cloud Functions request limit)."
+  }
+}
+
+variable "max_images_per_request" {
+  description = "Most images accepted in one request (MAX_IMAGES_PER_REQUEST)."
+  type        = number
+  default     = 16
+
+  validation {
+    condition     = var.max_images_per_request >= 1 && var.max_images_per_request <= 256 && floor(var.max_images_per_request) == var.max_images_per_request
+    error_message = "max_images_per_request must be a whole number between 1 and 256."
+  }
+}
+
+variable "allowed_origins" {
+  description = "Extra browser origins allowed by CORS on the API and the uploads bucket, besides the website's own origin."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for origin in var.allowed_origins : can(regex("^https?://[^/,\\s]+$", origin))])
+    error_message = "allowed_origins entries must be bare origins such as https://example.com (scheme and host, no path, no comma)."
+  }
+}
+
+variable "website_origin" {
+  description = "Origin the website is served from. Null means the bucket's public endpoint, https://storage.googleapis.com; set it when a custom domain fronts the bucket."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.website_origin == null || can(regex("^https?://[^/,\\s]+$", coalesce(var.website_origin, "https://x")))
+    error_message = "website_origin must be a bare origin such as https://www.example.com."
+  }
+}
+
+variable "website_source_dir" {
+  description = "Folder whose files are uploaded to the website bucket (config.js excepted: Terraform writes it). Relative paths are taken from the terraform/ directory; a missing folder uploads nothing."
+  type        = string
+  default     = "../web"
+}
+
+variable "website_public" {
+  description = "Grant allUsers read access to the website bucket, which serving a static site straight from Cloud Storage requires. Set false when a CDN or load balancer with its own access path serves it."
+  type        = bool
+  default     = true
+}
+
+variable "api_public" {
+  description = "Allow unauthenticated calls to the HTTP API function (allUsers run.invoker). It is the product's public endpoint; set false to require IAM-authenticated callers."
+  type        = bool
+  default     = true
+}
+
+variable "public_base_url" {
+  description = "Optional public base URL of the API (e.g. a custom domain) used to build status_url links (PUBLIC_BASE_URL). Null lets the API use the request's own URL."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.public_base_url == null || can(regex("^https://", coalesce(var.public_base_url, "https://x")))
+    error_message = "public_base_url must be an https:// URL."
+  }
+}
+
+variable "function_source_archive" {
+  description = "Path of the zip archive of functions/ (built by cloudbuild.yaml's packaging step). Relative paths are taken from the terraform/ directory."
+  type        = string
+  default     = "../build/functions.zip"
+
+  validation {
+    condition     = endswith(var.function_source_archive, ".zip")
+    error_message = "function_source_archive must be a .zip file."
+  }
+}
+
+variable "function_runtime" {
+  description = "Cloud Functions runtime of the API and dead-letter functions."
+  type        = string
+  default     = "python311"
+
+  validation {
+    condition     = contains(["python311", "python312", "python313"], var.function_runtime)
+    error_message = "function_runtime must be python311, python312 or python313."
+  }
+}
+
+variable "api_max_instances" {
+  description = "Maximum instances of the API function."
+  type        = number
+  default     = 20
+
+  validation {
+    condition     = var.api_max_instances >= 1 && var.api_max_instances <= 1000 && floor(var.api_max_instances) == var.api_max_instances
+    error_message = "api_max_instances must be a whole number between 1 and 1000."
+  }
+}
+
+variable "api_memory" {
+  description = "Memory of each API function instance."
+  type        = string
+  default     = "512Mi"
+
+  validation {
+    condition     = contains(["512Mi", "1Gi", "2Gi", "4Gi"], var.api_memory)
+    error_message = "api_memory must be one of 512Mi, 1Gi, 2Gi, 4Gi."
+  }
+}
+
+variable "deletion_protection" {
+  description = "Protect the Cloud Run services and the Firestore database from `terraform destroy`. Set false (and apply) before tearing a test deployment down."
+  type        = bool
+  default     = true
+}
+
+variable "labels" {
+  description = "Labels added to every resource that supports them."
+  type        = map(string)
+  default     = {}
+
+  validation {
+    condition     = alltrue([for k, v in var.labels : can(regex("^[a-z][a-z0-9_-]{0,62}$", k)) && can(regex("^[a-z0-9_-]{0,63}$", v))])
+    error_message = "Label keys and values must be lowercase letters, digits, underscores or hyphens (keys start with a letter)."
+  }
+}

@@ -1,0 +1,19 @@
+terraform {
+  required_version = ">= 1.5"
+
+  required_providers {
+    google = {
+      source = "hashicorp/google"
+      # 7.x: GA `template.gpu_zonal_redundancy_disabled` and `node_selector`
+      # on google_cloud_run_v2_service (added in 6.28), and explicit
+      # `disable_on_destroy` semantics on google_project_service.
+      version = "~> 7.0"
+    }
+  }
+
+  # Partial configuration: pass -backend-config="bucket=..." at init time
+  # (cloudbuild.yaml does), so no project-specific value lives in the code.
+  backend "gcs" {
+    prefix = "inference/terraform"
+  }
+}
