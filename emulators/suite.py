@@ -7,7 +7,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .processes import ManagedProcess, ProcessGroup, require_commands, require_free_port
+from .processes import ManagedProcess, ProcessGroup
 
 
 @dataclass(frozen=True)
@@ -34,10 +34,6 @@ class EmulatorEndpoints:
 
 def start_emulators(group: ProcessGroup, project: str, ports: EmulatorPorts, log_dir: Path,
                     timeout: float = 120.0) -> EmulatorEndpoints:
-    require_commands("gcloud", "java")
-    for purpose, port in (("Pub/Sub emulator", ports.pubsub), ("Firestore emulator", ports.firestore),
-                          ("Storage emulator", ports.storage)):
-        require_free_port(port, purpose)
     host = "127.0.0.1"
     pubsub_data = tempfile.mkdtemp(prefix="pubsub-emulator-")
     # All three start at once; Java start-up dominates and overlaps this way.

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, os.fspath(ROOT))
 
 from emulators.processes import (  # noqa: E402
-    ManagedProcess, ProcessGroup, StackError, require_free_port,
+    ManagedProcess, ProcessGroup, StackError, require_commands, require_free_port,
 )
 from emulators.provision import DeliveryPolicy, Route, create_bucket, create_routes  # noqa: E402
 from emulators.suite import EmulatorPorts, start_emulators  # noqa: E402
@@ -68,7 +68,13 @@ class LocalStack:
             model: f"http://127.0.0.1:{config.model_ports.get(model, config.first_model_port + i)}"
             for i, model in enumerate(config.models)}
 
-    def check_ports(self) -> None:
+    def check_prerequisites(self) -> None:
+        """Fail in one line, before any work, on what would stop the stack later."""
+        require_commands("gcloud", "java")
+        ports = self.config.emulator_ports
+        require_free_port(ports.pubsub, "Pub/Sub emulator")
+        require_free_port(ports.firestore, "Firestore emulator")
+        require_free_port(ports.storage, "Storage emulator")
         require_free_port(self.config.api_port, "API")
         require_free_port(self.config.dead_letter_port, "dead-letter handler")
         if self.config.web_port:
@@ -83,7 +89,7 @@ class LocalStack:
     def start(self) -> "LocalStack":
         config = self.config
         config.log_dir.mkdir(parents=True, exist_ok=True)
-        self.check_ports()
+        self.check_prerequisites()
         try:
             endpoints = start_emulators(self.group, config.project, config.emulator_ports, config.log_dir)
             self.emulator_env = endpoints.environment()
@@ -184,6 +190,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--dead-letter-port", type=int, default=8081)
     parser.add_argument("--first-model-port", type=int, default=8101)
     parser.add_argument("--web-port", type=int, default=8000)
+    defaults = EmulatorPorts()
+    parser.add_argument("--pubsub-port", type=int, default=defaults.pubsub)
+    parser.add_argument("--firestore-port", type=int, default=defaults.firestore)
+    parser.add_argument("--storage-port", type=int, default=defaults.storage)
     parser.add_argument("--repository", type=Path, default=StackConfig.model_repository)
     return parser.parse_args(argv)
 
@@ -195,28 +205,27 @@ def main(argv: list[str] | None = None) -> int:
     stack = LocalStack(StackConfig(models=models, api_port=args.api_port,
                                    dead_letter_port=args.dead_letter_port,
                                    first_model_port=args.first_model_port, web_port=args.web_port,
+                                   emulator_ports=EmulatorPorts(args.pubsub_port, args.firestore_port,
+                                                                args.storage_port),
                                    model_repository=args.repository))
-    stopping = False
-
     def request_stop(_signum, _frame) -> None:
-        nonlocal stopping
-        stopping = True
+        # SIGTERM (e.g. `kill`) stops the stack the same way Ctrl-C does.
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, request_stop)
     try:
-        stack.check_ports()
+        stack.check_prerequisites()
         export_missing_models(models, args.repository)
         stack.start()
         print(f"API: {stack.api_url}   (logs: {stack.config.log_dir})", flush=True)
         if stack.web_url:
             print(f"Web page: {stack.web_url}", flush=True)
-        for model, seconds in stack.wait_for_models().items():
+        for model in stack.wait_for_models():
             print(f"model {model} ready at {stack.model_urls[model]} "
                   f"({time.monotonic() - started:.1f} s after start)", flush=True)
         print(f"try: curl -F image=@../shared/images/n02123045_tabby.JPEG "
               f"{stack.api_url}/v1/models/{models[0]}/predictions", flush=True)
-        print(f"then GET the status_url it returns, with ?wait=10 to wait for the result", flush=True)
+        print("then GET the status_url it returns, with ?wait=10 to wait for the result", flush=True)
         print("Ctrl-C stops everything.", flush=True)
         while True:
             dead = stack.group.dead()

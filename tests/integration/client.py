@@ -20,6 +20,7 @@ def post_images(stack, model: str, *images: tuple[str, bytes, str], **form) -> r
 def wait_final(status_url: str, timeout: float = 60.0) -> dict:
     """Long-poll the status URL until the prediction is final."""
     deadline = time.monotonic() + timeout
+    body: dict = {}
     while True:
         remaining = deadline - time.monotonic()
         if remaining <= 0:

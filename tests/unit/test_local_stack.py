@@ -1,0 +1,88 @@
+"""The run command's one-line answers to what would stop the stack, and its process handling."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from emulators.processes import ManagedProcess, ProcessGroup, StackError, free_port, require_commands
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_stack(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    # Free ports everywhere, so a stack already running here doesn't change the answer.
+    ports = {flag: str(free_port()) for flag in (
+        "--api-port", "--dead-letter-port", "--web-port", "--first-model-port",
+        "--pubsub-port", "--firestore-port", "--storage-port")}
+    ports.update(zip(args[::2], args[1::2]))
+    argv = [item for pair in ports.items() for item in pair]
+    return subprocess.run([sys.executable, os.fspath(ROOT / "scripts" / "local_stack.py"),
+                           "--models", "tiny-test", *argv],
+                          capture_output=True, text=True, timeout=60, env=env)
+
+
+def test_busy_port_is_one_line_naming_it():
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        result = run_stack("--api-port", str(port))
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"error: port {port} (API) is already in use on 127.0.0.1; " \
+                                    "stop what holds it or choose another port"
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_missing_gcloud_is_one_line(tmp_path):
+    # A PATH with python and nothing else: no gcloud, no java.
+    (tmp_path / "python3").symlink_to(sys.executable)
+    result = run_stack(env={**os.environ, "PATH": os.fspath(tmp_path)})
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert lines == ["error: gcloud not found on PATH: install the Google Cloud CLI "
+                     "with the Pub/Sub and Firestore emulators"]
+
+
+def test_missing_java_is_named(monkeypatch, tmp_path):
+    gcloud = tmp_path / "gcloud"
+    gcloud.write_text("#!/bin/sh\n")
+    gcloud.chmod(0o755)
+    monkeypatch.setenv("PATH", os.fspath(tmp_path))
+    with pytest.raises(StackError, match="^java not found on PATH: the Pub/Sub and Firestore emulators"):
+        require_commands("gcloud", "java")
+
+
+def test_stopping_a_group_kills_grandchildren(tmp_path):
+    marker = tmp_path / "child.pid"
+    # A shell that starts a long-lived child, like gcloud starting Java.
+    script = f"sleep 300 & echo $! > {marker}; wait"
+    group = ProcessGroup()
+    process = group.start(ManagedProcess("sleeper", ["bash", "-c", script], log_path=tmp_path / "log"))
+    process.wait_until(marker.exists, 10, "started")
+    time.sleep(0.1)
+    child = int(marker.read_text())
+    group.stop_all()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail("the grandchild outlived the group")
+
+
+def test_a_process_that_dies_is_reported_with_its_log(tmp_path):
+    process = ManagedProcess("doomed", ["bash", "-c", "echo cannot start; exit 3"],
+                             log_path=tmp_path / "doomed.log").start()
+    with pytest.raises(StackError, match="doomed exited with code 3") as raised:
+        process.wait_http(f"http://127.0.0.1:{free_port()}/", 10)
+    assert "cannot start" in str(raised.value)
