@@ -195,6 +195,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--firestore-port", type=int, default=defaults.firestore)
     parser.add_argument("--storage-port", type=int, default=defaults.storage)
     parser.add_argument("--repository", type=Path, default=StackConfig.model_repository)
+    parser.add_argument("--log-dir", type=Path, default=StackConfig.log_dir)
     return parser.parse_args(argv)
 
 
@@ -207,12 +208,14 @@ def main(argv: list[str] | None = None) -> int:
                                    first_model_port=args.first_model_port, web_port=args.web_port,
                                    emulator_ports=EmulatorPorts(args.pubsub_port, args.firestore_port,
                                                                 args.storage_port),
-                                   model_repository=args.repository))
+                                   model_repository=args.repository, log_dir=args.log_dir))
     def request_stop(_signum, _frame) -> None:
-        # SIGTERM (e.g. `kill`) stops the stack the same way Ctrl-C does.
+        # kill, a closed terminal and Ctrl-C all stop the stack the same way.
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, request_stop)
+    # Set explicitly: a shell that starts us in the background leaves SIGINT ignored.
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, request_stop)
     try:
         stack.check_prerequisites()
         export_missing_models(models, args.repository)
@@ -240,6 +243,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr, flush=True)
         return 1
     finally:
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
         stack.stop()
 
 

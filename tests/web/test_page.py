@@ -26,6 +26,8 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 RESULT_TIMEOUT_MS = 90_000
 FINAL_STATE = re.compile(r"^(succeeded|failed)$")
+# ImageNet class ids: tabby, tiger cat, Persian, Siamese, Egyptian cat; golden retriever.
+TABBY, CAT_CLASSES, GOLDEN_RETRIEVER = 281, {281, 282, 283, 284, 285}, 207
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +94,13 @@ def wait_final(page: Page, name: str, expected: str = "succeeded") -> Locator:
 
 
 def top_labels(located: Locator) -> list[str]:
-    return [label.lower() for label in located.locator(".top-k-label").all_inner_texts()]
+    return located.locator(".top-k-label").all_inner_texts()
+
+
+def api_result(located: Locator) -> dict:
+    """The result the API holds for the prediction behind a card, from the card's status link."""
+    href = located.locator(".status-link").get_attribute("href")
+    return requests.get(href, timeout=10).json()["result"]
 
 
 def verdict(located: Locator) -> str:
@@ -113,11 +121,16 @@ def test_classifier_results_for_two_photos(session):
 
     tabby_card = wait_final(page, tabby.name)
     retriever_card = wait_final(page, retriever.name)
-    tabby_labels, retriever_labels = top_labels(tabby_card), top_labels(retriever_card)
-    assert len(tabby_labels) == 5 and len(retriever_labels) == 5
-    assert tabby_labels[0] == "egyptian mau" and "tabby cat" in tabby_labels, tabby_labels
-    assert retriever_labels[0] == "golden retriever", retriever_labels
-    expect(retriever_card.locator(".top-k-score").first).to_have_text(re.compile(r"^\d+\.\d%$"))
+    # The page shows exactly the API's top 5, and those are right for these photos.
+    tabby_top, retriever_top = api_result(tabby_card)["top_k"], api_result(retriever_card)["top_k"]
+    assert top_labels(tabby_card) == [entry["label"] for entry in tabby_top]
+    assert top_labels(retriever_card) == [entry["label"] for entry in retriever_top]
+    assert tabby_top[0]["class_id"] in CAT_CLASSES and TABBY in [e["class_id"] for e in tabby_top], tabby_top
+    assert retriever_top[0]["class_id"] == GOLDEN_RETRIEVER, retriever_top
+    assert any("tabby" in label.lower() for label in top_labels(tabby_card))
+    assert "golden retriever" in top_labels(retriever_card)[0].lower()
+    shown = retriever_card.locator(".top-k-score").first.inner_text()
+    assert shown.endswith("%") and float(shown[:-1]) == pytest.approx(retriever_top[0]["score"] * 100, abs=0.051)
     assert retriever_card.locator(".bar-fill").first.bounding_box()["width"] > 0
 
     # The history lists both requests, each linking to a status URL the API answers.
@@ -179,6 +192,7 @@ def test_api_error_is_shown_next_to_its_image(session, tmp_path):
     wait_final(page, tabby.name)
     expect(card(page, tabby.name).locator(".error")).to_be_hidden()
     expect(page.locator("#history .history-row")).to_have_count(1)
+    screenshot(page, "web-error.png")
     # Chromium logs the refused upload itself; that one is expected.
     session.console_errors.remove("Failed to load resource: the server responded with a status of 400 (BAD REQUEST)")
 
@@ -251,6 +265,9 @@ def test_phone_width_and_keyboard_only(browser, stack, tmp_path):
     phone = Session(browser, stack, width=375, height=800)
     try:
         page = phone.open_ready()
+        # Playwright turns file chooser interception on without waiting for it; a listener
+        # added now has it on long before Enter is pressed below.
+        page.on("filechooser", lambda _chooser: None)
         # Tab from the top of the page to the file input; the drop zone shows it has focus.
         focused = []
         for _ in range(8):
