@@ -27,7 +27,10 @@ def sample(name: str) -> Path:
 
 
 def all_samples() -> list[Path]:
-    return sorted(SHARED_IMAGES.glob("*.JPEG"))
+    photos = sorted(SHARED_IMAGES.glob("*.JPEG"))
+    if not photos:
+        raise FileNotFoundError(f"no sample photos in {SHARED_IMAGES}")
+    return photos
 
 
 def tabby_bytes() -> bytes:
