@@ -140,9 +140,3 @@ class ProcessGroup:
         for process in reversed(self.processes):
             process.stop()
         self.processes.clear()
-
-    def __enter__(self) -> "ProcessGroup":
-        return self
-
-    def __exit__(self, *_exc) -> None:
-        self.stop_all()

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import threading
-from typing import Callable
-
 from google.api_core import exceptions as gexc
 
 from .errors import BackendUnavailable
@@ -91,10 +89,12 @@ class FirestorePredictionStore:
 
     def fail_unless_final(self, prediction_id: str, error: dict, completed_at) -> bool:
         """Mark a prediction failed unless it already has a final status."""
+        from google.cloud import firestore
+
         reference = self._predictions.document(prediction_id)
         transaction = self._client.transaction()
 
-        @_firestore_transactional
+        @firestore.transactional
         def update(transaction) -> bool:
             snapshot = reference.get(transaction=transaction)
             if not snapshot.exists or snapshot.get("status") in FINAL_STATUSES:
@@ -114,12 +114,6 @@ class FirestorePredictionStore:
             return [snapshot.to_dict() for snapshot in self._versions.stream()]
         except (gexc.GoogleAPIError, OSError) as exc:
             raise _unavailable("Firestore", exc) from exc
-
-
-def _firestore_transactional(function: Callable) -> Callable:
-    from google.cloud import firestore
-
-    return firestore.transactional(function)
 
 
 class PubSubPublisher:
