@@ -106,7 +106,10 @@ class ManagedProcess:
         return self.wait_until(lambda: http_status(url) == status, timeout, f"ready at {url}")
 
     def stop(self, grace: float = 10.0) -> None:
-        if not self.process or self.process.poll() is not None:
+        if not self.process:
+            return
+        if self.process.poll() is not None:
+            self._kill_leftovers()  # a dead leader can leave children holding its port
             return
         try:
             os.killpg(self.process.pid, signal.SIGTERM)
@@ -117,10 +120,72 @@ class ManagedProcess:
         except ProcessLookupError:
             pass
         # The leader may be gone while Java children linger in its group.
+        self._kill_leftovers()
+
+    def _kill_leftovers(self) -> None:
         try:
             os.killpg(self.process.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
+
+    def restart(self) -> "ManagedProcess":
+        self.stop()
+        return self.start()
+
+
+class Supervisor:
+    """Restarts processes that die, with backoff, as Cloud Run replaces a crashed instance.
+
+    Each restart is announced in one line. A process that stayed up for
+    `stable_after` seconds starts its backoff afresh.
+    """
+
+    def __init__(self, report: Callable[[str], None], first_delay: float = 1.0, max_delay: float = 30.0,
+                 stable_after: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self._report = report
+        self._first_delay = first_delay
+        self._max_delay = max_delay
+        self._stable_after = stable_after
+        self._clock = clock
+        self._watched: dict[str, _Watch] = {}
+
+    def watch(self, process: ManagedProcess) -> None:
+        self._watched[process.name] = _Watch(process, started_at=self._clock())
+
+    def forget(self, process: ManagedProcess) -> None:
+        self._watched.pop(process.name, None)
+
+    def check(self) -> None:
+        """Notice deaths and run the restarts that are due; called about once a second."""
+        now = self._clock()
+        for watch in list(self._watched.values()):
+            process = watch.process
+            if watch.restart_at is None:
+                code = process.exit_code
+                if code is None:
+                    continue
+                if now - watch.started_at >= self._stable_after:
+                    watch.failures = 0
+                delay = min(self._first_delay * 2 ** watch.failures, self._max_delay)
+                watch.failures += 1
+                watch.restart_at = now + delay
+                self._report(f"{process.name} exited with code {code}; restarting in {delay:.0f} s "
+                             f"(restart {watch.failures} in a row; log: {process.log_path})")
+            elif now >= watch.restart_at:
+                watch.restart_at = None
+                watch.started_at = now
+                try:
+                    process.restart()
+                except StackError as error:  # counted as another death on the next check
+                    self._report(f"{process.name} could not be restarted: {error}")
+
+
+class _Watch:
+    def __init__(self, process: ManagedProcess, started_at: float) -> None:
+        self.process = process
+        self.started_at = started_at
+        self.failures = 0
+        self.restart_at: float | None = None
 
 
 class ProcessGroup:
@@ -132,9 +197,6 @@ class ProcessGroup:
     def start(self, process: ManagedProcess) -> ManagedProcess:
         self.processes.append(process.start())
         return process
-
-    def dead(self) -> list[ManagedProcess]:
-        return [p for p in self.processes if p.exit_code is not None]
 
     def stop_all(self) -> None:
         for process in reversed(self.processes):

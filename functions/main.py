@@ -7,11 +7,12 @@ import functools
 import flask
 import functions_framework
 
-from prediction_api.wiring import build_api_app, build_dead_letter_app
+from prediction_api.wiring import build_api_app, build_dead_letter_app, build_reconcile_app
 
 # Built on first use, once per instance, so a cold start pays for one app only.
 _api_app = functools.cache(build_api_app)
 _dead_letter_app = functools.cache(build_dead_letter_app)
+_reconcile_app = functools.cache(build_reconcile_app)
 
 
 def _dispatch(app: flask.Flask, request: flask.Request) -> flask.Response:
@@ -29,3 +30,9 @@ def api(request: flask.Request) -> flask.Response:
 def dead_letter(request: flask.Request) -> flask.Response:
     """Pub/Sub push target of the dead-letter subscriptions: marks predictions failed."""
     return _dispatch(_dead_letter_app(), request)
+
+
+@functions_framework.http
+def reconcile(request: flask.Request) -> flask.Response:
+    """Called every minute by Cloud Scheduler: publishes overdue predictions again, fails stale ones."""
+    return _dispatch(_reconcile_app(), request)

@@ -15,7 +15,10 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, os.fspath(ROOT))
 
 from emulators.processes import (  # noqa: E402
-    ManagedProcess, ProcessGroup, StackError, require_commands, require_free_port,
+    ManagedProcess, ProcessGroup, StackError, Supervisor, require_commands, require_free_port,
 )
 from emulators.provision import DeliveryPolicy, Route, create_bucket, create_routes  # noqa: E402
 from emulators.suite import EmulatorPorts, start_emulators  # noqa: E402
@@ -42,6 +45,9 @@ class StackConfig:
     log_dir: Path = ROOT / ".local" / "logs"
     api_port: int = 8080
     dead_letter_port: int = 8081
+    reconcile_port: int = 8082
+    # Cloud Scheduler calls the reconciler every minute; the local stack does the same.
+    reconcile_interval_seconds: float = 60.0
     web_port: int | None = 8000
     first_model_port: int = 8101
     # Explicit ports per model; models not named here count up from first_model_port.
@@ -52,17 +58,29 @@ class StackConfig:
     max_image_bytes: int | None = None
     # Per-model environment overrides, e.g. to make one service fail in a test.
     model_env: dict[str, dict[str, str]] = field(default_factory=dict)
+    # Environment overrides of the three functions (api, dead_letter, reconcile).
+    function_env: dict[str, str] = field(default_factory=dict)
     model_ready_timeout: float = 300.0
 
 
 class LocalStack:
-    def __init__(self, config: StackConfig) -> None:
+    def __init__(self, config: StackConfig, report=None) -> None:
         self.config = config
         self.group = ProcessGroup()
         self.emulator_env: dict[str, str] = {}
         self.model_processes: dict[str, ManagedProcess] = {}
+        self.function_processes: dict[str, ManagedProcess] = {}
+        self.emulator_processes: list[ManagedProcess] = []
+        self._report = report or (lambda line: print(line, flush=True))
+        self.supervisor = Supervisor(self._report)
+        # Set when an emulator dies: they stand in for managed services and hold
+        # all state, so the stack stops rather than carry on without them.
+        self.fatal: StackError | None = None
+        self._stopping = threading.Event()
+        self._watcher: threading.Thread | None = None
         self.api_url = f"http://127.0.0.1:{config.api_port}"
         self.dead_letter_url = f"http://127.0.0.1:{config.dead_letter_port}"
+        self.reconcile_url = f"http://127.0.0.1:{config.reconcile_port}"
         self.web_url = f"http://127.0.0.1:{config.web_port}" if config.web_port else None
         self.model_urls = {
             model: f"http://127.0.0.1:{config.model_ports.get(model, config.first_model_port + i)}"
@@ -77,6 +95,7 @@ class LocalStack:
         require_free_port(ports.storage, "Storage emulator")
         require_free_port(self.config.api_port, "API")
         require_free_port(self.config.dead_letter_port, "dead-letter handler")
+        require_free_port(self.config.reconcile_port, "reconciler")
         if self.config.web_port:
             require_free_port(self.config.web_port, "web page")
         for model, url in self.model_urls.items():
@@ -92,6 +111,7 @@ class LocalStack:
         self.check_prerequisites()
         try:
             endpoints = start_emulators(self.group, config.project, config.emulator_ports, config.log_dir)
+            self.emulator_processes = list(self.group.processes)
             self.emulator_env = endpoints.environment()
             os.environ.update(self.emulator_env)  # for the provisioning clients below
             create_bucket(config.uploads_bucket, config.project)
@@ -104,7 +124,37 @@ class LocalStack:
         except BaseException:
             self.stop()
             raise
+        for process in self.group.processes:
+            if process not in self.emulator_processes:
+                self.supervisor.watch(process)
+        self._watcher = threading.Thread(target=self._watch, name="stack-watcher", daemon=True)
+        self._watcher.start()
+        threading.Thread(target=self._schedule_reconciler, name="local-scheduler", daemon=True).start()
         return self
+
+    def _watch(self) -> None:
+        """Restart what dies, like Cloud Run; an emulator's death is fatal."""
+        while not self._stopping.wait(0.5):
+            dead = [p for p in self.emulator_processes if p.exit_code is not None]
+            if dead:
+                self.fatal = StackError(f"{dead[0].name} exited with code {dead[0].exit_code}"
+                                        f" (log: {dead[0].log_path})\n{dead[0].log_tail()}")
+                return
+            self.supervisor.check()
+
+    def _schedule_reconciler(self) -> None:
+        """The local Cloud Scheduler: POST to the reconcile function every interval."""
+        failing = False
+        while not self._stopping.wait(self.config.reconcile_interval_seconds):
+            request = urllib.request.Request(f"{self.reconcile_url}/", data=b"", method="POST")
+            try:
+                with urllib.request.urlopen(request, timeout=120):
+                    pass
+                failing = False
+            except (urllib.error.URLError, OSError) as error:
+                if not failing:  # once per outage, not every minute
+                    self._report(f"the reconciler could not be called: {error}")
+                failing = True
 
     def _start_models(self) -> None:
         for model, url in self.model_urls.items():
@@ -129,17 +179,21 @@ class LocalStack:
                "MODELS": ",".join(self.config.models), "CALLBACK_ALLOW_HTTP": "true",
                "ALLOWED_ORIGINS": ",".join(self.allowed_origins()),
                # Long polls hold a thread each; leave room for many.
-               "THREADS": "32"}
+               "THREADS": "32",
+               # The dead-letter handler and the reconciler fail a prediction after as
+               # many real attempts as the subscription allows deliveries.
+               "MAX_DELIVERY_ATTEMPTS": str(self.config.delivery.max_delivery_attempts),
+               **self.config.function_env}
         if self.config.max_image_bytes:
             env["MAX_IMAGE_BYTES"] = str(self.config.max_image_bytes)
-        for target, port in (("api", self.config.api_port), ("dead_letter", self.config.dead_letter_port)):
-            self.group.start(ManagedProcess(
+        for target, port in (("api", self.config.api_port), ("dead_letter", self.config.dead_letter_port),
+                             ("reconcile", self.config.reconcile_port)):
+            self.function_processes[target] = self.group.start(ManagedProcess(
                 f"{target} function",
                 [sys.executable, "-m", "functions_framework", "--source", "main.py",
                  "--target", target, "--host", "127.0.0.1", "--port", str(port)],
                 env=env, cwd=ROOT / "functions", log_path=self.config.log_dir / f"function-{target}.log"))
-        api = self.group.processes[-2]
-        api.wait_http(f"{self.api_url}/healthz", 60)
+        self.function_processes["api"].wait_http(f"{self.api_url}/healthz", 60)
 
     def allowed_origins(self) -> tuple[str, ...]:
         local_page = (self.web_url, self.web_url.replace("127.0.0.1", "localhost")) if self.web_url else ()
@@ -164,6 +218,9 @@ class LocalStack:
         return ready
 
     def stop(self) -> None:
+        self._stopping.set()
+        if self._watcher and self._watcher is not threading.current_thread():
+            self._watcher.join(5)  # no restart may race the shutdown
         self.group.stop_all()
 
 
@@ -188,6 +245,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="comma-separated models to serve (default: %(default)s)")
     parser.add_argument("--api-port", type=int, default=8080)
     parser.add_argument("--dead-letter-port", type=int, default=8081)
+    parser.add_argument("--reconcile-port", type=int, default=StackConfig.reconcile_port)
+    parser.add_argument("--reconcile-interval", type=float, default=StackConfig.reconcile_interval_seconds,
+                        help="seconds between reconciler passes (default: %(default)s, as Cloud Scheduler)")
     parser.add_argument("--first-model-port", type=int, default=8101)
     parser.add_argument("--web-port", type=int, default=8000)
     defaults = EmulatorPorts()
@@ -205,6 +265,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     stack = LocalStack(StackConfig(models=models, api_port=args.api_port,
                                    dead_letter_port=args.dead_letter_port,
+                                   reconcile_port=args.reconcile_port,
+                                   reconcile_interval_seconds=args.reconcile_interval,
                                    first_model_port=args.first_model_port, web_port=args.web_port,
                                    emulator_ports=EmulatorPorts(args.pubsub_port, args.firestore_port,
                                                                 args.storage_port),
@@ -230,12 +292,9 @@ def main(argv: list[str] | None = None) -> int:
               f"{stack.api_url}/v1/models/{models[0]}/predictions", flush=True)
         print("then GET the status_url it returns, with ?wait=10 to wait for the result", flush=True)
         print("Ctrl-C stops everything.", flush=True)
-        while True:
-            dead = stack.group.dead()
-            if dead:
-                raise StackError(f"{dead[0].name} exited with code {dead[0].exit_code}"
-                                 f" (log: {dead[0].log_path})\n{dead[0].log_tail()}")
-            time.sleep(1)
+        while stack.fatal is None:
+            time.sleep(0.5)
+        raise stack.fatal
     except KeyboardInterrupt:
         print("stopping…", flush=True)
         return 0

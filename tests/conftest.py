@@ -29,6 +29,10 @@ def export_test_models(repository: Path) -> None:
     shutil.copytree(repository / "tiny-test" / "1", repository / BROKEN_MODEL / "1")
 
 
+# What the stack's supervisor and scheduler said, one line each, as `make run` prints them.
+stack_reports: list[str] = []
+
+
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory):
     missing = _missing_tools()
@@ -43,7 +47,7 @@ def stack(tmp_path_factory):
     repository = base / "model_repository"
     export_test_models(repository)
     models = (*TEST_MODELS, BROKEN_MODEL)
-    ports = [free_port() for _ in range(6 + len(models))]
+    ports = [free_port() for _ in range(7 + len(models))]
     config = StackConfig(
         models=models,
         project="test-project",
@@ -52,14 +56,18 @@ def stack(tmp_path_factory):
         log_dir=ROOT / "test-artifacts" / "logs",
         api_port=ports[0], dead_letter_port=ports[1], web_port=ports[2],
         emulator_ports=EmulatorPorts(pubsub=ports[3], firestore=ports[4], storage=ports[5]),
-        model_ports=dict(zip(models, ports[6:])),
+        reconcile_port=ports[6],
+        model_ports=dict(zip(models, ports[7:])),
+        # The reconciler on a short schedule, so that the tests of what it rescues run in seconds.
+        reconcile_interval_seconds=2,
+        function_env={"REDELIVER_AFTER_SECONDS": "5"},
         delivery=DeliveryPolicy(ack_deadline_seconds=20, max_delivery_attempts=5,
                                 minimum_backoff_seconds=1, maximum_backoff_seconds=2),
         model_env={BROKEN_MODEL: {"STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{free_port()}",
                                   "STORAGE_TIMEOUT_SECONDS": "1"}},
         model_ready_timeout=240,
     )
-    local = LocalStack(config).start()
+    local = LocalStack(config, report=stack_reports.append).start()
     try:
         local.wait_for_models()
         yield local

@@ -29,7 +29,8 @@ class Settings:
     model_name: str
     model_repository: str
     model_version: str = "latest"
-    run_lease_seconds: int = 120
+    run_lease_seconds: float = 10.0
+    model_ready_wait_seconds: float = 30.0
     callback_timeout_seconds: float = 10.0
     storage_timeout_seconds: float = 30.0
     max_batch_size: int = 16
@@ -52,7 +53,9 @@ class Settings:
             model_name=required["MODEL_NAME"],
             model_repository=required["MODEL_REPOSITORY"].rstrip("/"),
             model_version=version,
-            run_lease_seconds=_number(env, "RUN_LEASE_SECONDS", cls.run_lease_seconds, minimum=1),
+            run_lease_seconds=_number(env, "RUN_LEASE_SECONDS", cls.run_lease_seconds, float, 1),
+            model_ready_wait_seconds=_number(env, "MODEL_READY_WAIT_SECONDS",
+                                             cls.model_ready_wait_seconds, float),
             callback_timeout_seconds=_number(env, "CALLBACK_TIMEOUT_SECONDS",
                                              cls.callback_timeout_seconds, float, 0.1),
             storage_timeout_seconds=_number(env, "STORAGE_TIMEOUT_SECONDS",

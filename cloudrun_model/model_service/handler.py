@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
+import time
+import uuid
 from datetime import datetime, timezone
 from typing import Callable, Protocol
 
@@ -10,6 +14,7 @@ from .errors import (
     InvalidEnvelope, ModelNotReady, PredictionFailure, UnknownPrediction,
 )
 from .push import PredictionRequest
+from .transitions import Claim, callback_pending
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +26,8 @@ class Model(Protocol):
     ready: bool
     info: object
 
+    def wait_ready(self, timeout: float) -> bool: ...
+
     def predict(self, images: list[bytes]) -> list: ...
 
 
@@ -29,14 +36,19 @@ class ImageReader(Protocol):
 
 
 class PredictionStore(Protocol):
-    def claim(self, prediction_id: str, model_version: int, lease_seconds: int,
-              now: datetime) -> dict | None: ...
-    def finish(self, prediction_id: str, update: dict) -> dict: ...
-    def release(self, prediction_id: str, started_at: datetime) -> None: ...
+    def claim(self, prediction_id: str, model_version: int, lease_seconds: float, now: datetime,
+              lease_token: str) -> Claim: ...
+    def renew(self, prediction_id: str, lease_token: str, lease_seconds: float, now: datetime) -> bool: ...
+    def release(self, prediction_id: str, lease_token: str, lease_seconds: float, now: datetime) -> None: ...
+    def finish(self, prediction_id: str, outcome: dict, lease_seconds: float,
+               now: datetime) -> tuple[bool, dict]: ...
+    def claim_callback(self, prediction_id: str, lease_seconds: float, now: datetime) -> dict | None: ...
+    def record_callback(self, prediction_id: str, now: datetime, delivered: bool,
+                        error: str | None = None) -> None: ...
 
 
 class CallbackNotifier(Protocol):
-    def notify(self, url: str, document: dict) -> bool: ...
+    def notify(self, url: str, document: dict): ...
 
 
 def utcnow() -> datetime:
@@ -48,10 +60,61 @@ def public_document(document: dict) -> dict:
                     else document.get(field)) for field in PUBLIC_FIELDS}
 
 
+class LeaseKeeper:
+    """Renews the leases of the predictions this process is running.
+
+    A lease is short, so that a prediction whose worker died is retaken within
+    seconds; a live worker keeps its own by renewing every third of a lease. Only
+    predictions held longer than that are renewed, which most never are.
+    """
+
+    def __init__(self, store: PredictionStore, lease_seconds: float,
+                 clock: Callable[[], datetime] = utcnow) -> None:
+        self._store = store
+        self._lease_seconds = lease_seconds
+        self._clock = clock
+        self._held: dict[str, tuple[str, float]] = {}
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def hold(self, prediction_id: str, lease_token: str):
+        with self._lock:
+            self._held[prediction_id] = (lease_token, time.monotonic())
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._held.pop(prediction_id, None)
+
+    def renew_due(self) -> int:
+        """Renew every lease held for a third of a lease or more; how many were renewed."""
+        interval = self._lease_seconds / 3
+        now_monotonic = time.monotonic()
+        with self._lock:
+            due = [(prediction_id, token) for prediction_id, (token, since) in self._held.items()
+                   if now_monotonic - since >= interval]
+        renewed = 0
+        for prediction_id, token in due:
+            try:
+                renewed += self._store.renew(prediction_id, token, self._lease_seconds, self._clock())
+            except Exception:  # the next round tries again; the lease is three rounds long
+                log.exception("could not renew a lease", extra={"prediction_id": prediction_id})
+            with self._lock:
+                if prediction_id in self._held:
+                    self._held[prediction_id] = (token, time.monotonic())
+        return renewed
+
+    def run_forever(self) -> None:
+        while True:
+            time.sleep(self._lease_seconds / 6)
+            self.renew_due()
+
+
 class PredictionHandler:
     def __init__(self, model_name: str, model: Model, predict_one: Callable[[bytes], object],
                  store: PredictionStore, reader: ImageReader, notifier: CallbackNotifier,
-                 lease_seconds: int, clock: Callable[[], datetime] = utcnow) -> None:
+                 lease_seconds: float, model_ready_wait_seconds: float = 0.0,
+                 clock: Callable[[], datetime] = utcnow, leases: LeaseKeeper | None = None) -> None:
         self._model_name = model_name
         self._model = model
         self._predict_one = predict_one
@@ -59,11 +122,13 @@ class PredictionHandler:
         self._reader = reader
         self._notifier = notifier
         self._lease_seconds = lease_seconds
+        self._model_ready_wait = model_ready_wait_seconds
         self._clock = clock
+        self.leases = leases or LeaseKeeper(store, lease_seconds, clock)
 
-    def _release(self, prediction_id: str, started_at: datetime, context: dict) -> None:
+    def _release(self, prediction_id: str, lease_token: str, context: dict) -> None:
         try:
-            self._store.release(prediction_id, started_at)
+            self._store.release(prediction_id, lease_token, self._lease_seconds, self._clock())
         except Exception:  # the lease then expires on its own
             log.exception("could not release a prediction after a transient fault", extra=context)
 
@@ -72,36 +137,55 @@ class PredictionHandler:
         if request.model != self._model_name:
             raise InvalidEnvelope(
                 f"message is for model {request.model!r}; this service serves {self._model_name!r}")
-        if not self._model.ready:
+        # Held, not refused: a burst that arrives while the model loads waits for it
+        # instead of coming back as hundreds of 503s.
+        if not self._model.wait_ready(self._model_ready_wait):
             raise ModelNotReady("the model is still loading")
         context = {"prediction_id": request.prediction_id, "model": self._model_name,
                    "message_id": request.message_id}
         version = self._model.info.version
+        lease_token = uuid.uuid4().hex
         try:
-            claimed = self._store.claim(request.prediction_id, version, self._lease_seconds, self._clock())
+            claimed = self._store.claim(request.prediction_id, version, self._lease_seconds,
+                                        self._clock(), lease_token)
         except UnknownPrediction as exc:
             log.warning("message for an unknown prediction acknowledged", extra={**context, "reason": exc.message})
             return "unknown"
-        if claimed is None:
-            log.info("redelivery of a finished prediction ignored", extra=context)
-            return "duplicate"
-        try:
-            outcome = self._predict_one(self._reader.read(request.image_uri))
-        except PredictionFailure as failure:
-            outcome = failure
-        except Exception:
-            # Transient: give the claim back so Pub/Sub's redelivery can run it at once.
-            self._release(request.prediction_id, claimed["started_at"], context)
-            raise
+        if not claimed.run:
+            return self._redelivered_final(request, context)
+        with self.leases.hold(request.prediction_id, lease_token):
+            try:
+                outcome = self._predict_one(self._reader.read(request.image_uri))
+            except PredictionFailure as failure:
+                outcome = failure
+            except Exception:
+                # Transient: give the claim back so Pub/Sub's redelivery can run it at once.
+                self._release(request.prediction_id, lease_token, context)
+                raise
         if isinstance(outcome, PredictionFailure):
             update = {"status": "failed", "error": {"code": outcome.code, "message": outcome.message}}
         else:
             update = {"status": "succeeded", "result": outcome, "error": None}
-        final = self._store.finish(request.prediction_id, {
-            **update, "completed_at": self._clock(), "model_version": version})
+        wrote, final = self._store.finish(request.prediction_id, {**update, "model_version": version},
+                                          self._lease_seconds, self._clock())
         log.info("prediction finished", extra={**context, "status": final["status"],
                                                "model_version": version})
-        callback = request.callback_url or final.get("callback_url")
-        if callback:
-            self._notifier.notify(callback, public_document(final))
+        if wrote and callback_pending(final):
+            self._call_back(final, context)
         return final["status"]
+
+    def _redelivered_final(self, request: PredictionRequest, context: dict) -> str:
+        """A final prediction delivered again: send its callback if that is still owed."""
+        document = self._store.claim_callback(request.prediction_id, self._lease_seconds, self._clock())
+        if document is None:
+            log.info("redelivery of a finished prediction ignored", extra=context)
+            return "duplicate"
+        self._call_back(document, context)
+        return "callback"
+
+    def _call_back(self, document: dict, context: dict) -> None:
+        result = self._notifier.notify(document["callback_url"], public_document(document))
+        try:
+            self._store.record_callback(document["id"], self._clock(), result.delivered, result.error)
+        except Exception:  # the document still says pending: the reconciler retries
+            log.exception("could not record a callback's outcome", extra=context)

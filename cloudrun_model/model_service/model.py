@@ -71,6 +71,9 @@ class ImageModel:
     def ready(self) -> bool:
         return self._ready.is_set()
 
+    def wait_ready(self, timeout: float) -> bool:
+        return self._ready.wait(timeout)
+
     def load(self) -> ModelInfo:
         import tensorflow as tf
 

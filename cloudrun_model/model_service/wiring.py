@@ -8,11 +8,12 @@ import threading
 
 from flask import Flask
 
-from .adapters import FirestorePredictionStore, GcsImageReader, HttpCallbackNotifier
+from .adapters import FirestoreRunStore, GcsImageReader, HttpCallbackNotifier
 from .app import create_app
 from .batcher import MicroBatcher
 from .config import Settings
 from .handler import PredictionHandler, utcnow
+from .errors import ModelLoadError
 from .logs import configure_logging
 from .model import ImageModel
 from .repository import ModelRepository
@@ -26,22 +27,30 @@ def build_app() -> Flask:
     from google.cloud import firestore, storage
 
     storage_client = storage.Client(project=settings.project)
-    store = FirestorePredictionStore(firestore.Client(project=settings.project))
+    store = FirestoreRunStore(firestore.Client(project=settings.project))
     model = ImageModel(ModelRepository(settings.model_repository, storage_client),
                        settings.model_name, settings.model_version)
     batcher = MicroBatcher(model.predict, settings.max_batch_size, settings.max_batch_delay_ms / 1000)
     handler = PredictionHandler(
         settings.model_name, model, batcher.predict, store,
         GcsImageReader(storage_client, settings.storage_timeout_seconds),
-        HttpCallbackNotifier(settings.callback_timeout_seconds), settings.run_lease_seconds)
+        HttpCallbackNotifier(settings.callback_timeout_seconds), settings.run_lease_seconds,
+        settings.model_ready_wait_seconds)
     threading.Thread(target=_load, args=(model, store, settings), name="model-loader",
                      daemon=True).start()
+    threading.Thread(target=handler.leases.run_forever, name="lease-keeper", daemon=True).start()
     return create_app(handler, model)
 
 
-def _load(model: ImageModel, store: FirestorePredictionStore, settings: Settings) -> None:
+def _load(model: ImageModel, store: FirestoreRunStore, settings: Settings) -> None:
     try:
         info = model.load()
+    except ModelLoadError as exc:
+        # One clear line: on Cloud Run it is what the failed revision's log shows.
+        log.error(f"model {settings.model_name} cannot be served: {exc}",
+                  extra={"model": settings.model_name, "model_version": settings.model_version,
+                         "model_repository": settings.model_repository})
+        os._exit(3)
     except Exception:
         # Without its model the service is useless: exit so Cloud Run (or the
         # local stack) sees the failure instead of a process that never gets ready.

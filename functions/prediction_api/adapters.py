@@ -9,10 +9,11 @@ from __future__ import annotations
 import json
 import threading
 from google.api_core import exceptions as gexc
+from google.cloud.firestore_v1.base_query import FieldFilter
 
 from .errors import BackendUnavailable
+from .recovery import FINAL_STATUSES
 
-FINAL_STATUSES = frozenset({"succeeded", "failed"})
 
 
 def _unavailable(service: str, exc: Exception) -> BackendUnavailable:
@@ -87,25 +88,31 @@ class FirestorePredictionStore:
             watch.unsubscribe()
         return latest.get("document") or self.get(prediction_id)
 
-    def fail_unless_final(self, prediction_id: str, error: dict, completed_at) -> bool:
-        """Mark a prediction failed unless it already has a final status."""
+    def transact(self, prediction_id: str, decide) -> str:
+        """Run decide(document or None) -> (update or None, action) in a transaction; return action."""
         from google.cloud import firestore
 
         reference = self._predictions.document(prediction_id)
-        transaction = self._client.transaction()
 
         @firestore.transactional
-        def update(transaction) -> bool:
+        def run(transaction) -> str:
             snapshot = reference.get(transaction=transaction)
-            if not snapshot.exists or snapshot.get("status") in FINAL_STATUSES:
-                return False
-            transaction.update(reference, {
-                "status": "failed", "error": error, "completed_at": completed_at,
-            })
-            return True
+            update, action = decide(snapshot.to_dict() if snapshot.exists else None)
+            if update:
+                transaction.update(reference, update)
+            return action
 
         try:
-            return update(transaction)
+            return run(self._client.transaction())
+        except (gexc.GoogleAPIError, OSError) as exc:
+            raise _unavailable("Firestore", exc) from exc
+
+    def overdue(self, now, limit: int) -> list[dict]:
+        """Predictions whose reconcile_at has passed, oldest first (a single-field index)."""
+        try:
+            query = (self._predictions.where(filter=FieldFilter("reconcile_at", "<=", now))
+                     .order_by("reconcile_at").limit(limit))
+            return [snapshot.to_dict() for snapshot in query.stream()]
         except (gexc.GoogleAPIError, OSError) as exc:
             raise _unavailable("Firestore", exc) from exc
 

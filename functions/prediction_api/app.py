@@ -1,4 +1,4 @@
-"""Flask apps for the API and the dead-letter handler: HTTP in, PredictionService calls out."""
+"""Flask apps for the API, the dead-letter handler and the reconciler: HTTP in, PredictionService calls out."""
 
 from __future__ import annotations
 
@@ -149,5 +149,20 @@ def create_dead_letter_app(service: PredictionService) -> Flask:
         letter = parse_dead_letter(request.get_json(silent=True))
         service.fail_undelivered(letter.prediction_id, letter.model, letter.delivery_attempts)
         return "", 204
+
+    return app
+
+
+def create_reconcile_app(service: PredictionService) -> Flask:
+    """The reconciler's endpoint: Cloud Scheduler (locally, the stack) POSTs here every minute.
+
+    It is not public: in the cloud only the scheduler's service account may invoke it.
+    """
+    app = Flask("reconcile")
+    _register_error_handlers(app)
+
+    @app.post("/")
+    def reconcile():
+        return jsonify({"actions": service.reconcile()})
 
     return app

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import timedelta
+
+from .recovery import RecoveryPolicy
 
 
 class ConfigError(ValueError):
@@ -39,6 +42,12 @@ class Settings:
     callback_allow_http: bool = False
     public_base_url: str | None = None
     max_wait_seconds: int = 30
+    # The reconciler (see recovery.py).
+    redeliver_after_seconds: int = 60
+    max_prediction_age_seconds: int = 3600
+    max_delivery_attempts: int = 5
+    callback_retry_seconds: int = 3600
+    reconcile_batch_size: int = 500
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
@@ -67,4 +76,18 @@ class Settings:
             prediction_ttl_days=_int(env, "PREDICTION_TTL_DAYS", cls.prediction_ttl_days),
             callback_allow_http=env.get("CALLBACK_ALLOW_HTTP", "").strip().lower() == "true",
             public_base_url=env.get("PUBLIC_BASE_URL", "").strip().rstrip("/") or None,
+            redeliver_after_seconds=_int(env, "REDELIVER_AFTER_SECONDS", cls.redeliver_after_seconds),
+            max_prediction_age_seconds=_int(env, "MAX_PREDICTION_AGE_SECONDS",
+                                            cls.max_prediction_age_seconds),
+            max_delivery_attempts=_int(env, "MAX_DELIVERY_ATTEMPTS", cls.max_delivery_attempts),
+            callback_retry_seconds=_int(env, "CALLBACK_RETRY_SECONDS", cls.callback_retry_seconds),
+            reconcile_batch_size=_int(env, "RECONCILE_BATCH_SIZE", cls.reconcile_batch_size),
         )
+
+    @property
+    def recovery(self) -> RecoveryPolicy:
+        return RecoveryPolicy(
+            redeliver_after=timedelta(seconds=self.redeliver_after_seconds),
+            max_age=timedelta(seconds=self.max_prediction_age_seconds),
+            max_attempts=self.max_delivery_attempts,
+            callback_retry=timedelta(seconds=self.callback_retry_seconds))

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 from .config import Settings
 from .errors import BackendUnavailable, InvalidRequest, NotFound
+from . import recovery
 from .images import Upload
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,8 @@ class PredictionStore(Protocol):
     def delete(self, prediction_id: str) -> None: ...
     def get(self, prediction_id: str) -> dict | None: ...
     def wait_until_final(self, prediction_id: str, timeout: float) -> dict | None: ...
-    def fail_unless_final(self, prediction_id: str, error: dict, completed_at) -> bool: ...
+    def transact(self, prediction_id: str, decide: Callable[[dict | None], tuple[dict | None, str]]) -> str: ...
+    def overdue(self, now: datetime, limit: int) -> list[dict]: ...
     def model_versions(self) -> list[dict]: ...
 
 
@@ -40,6 +42,12 @@ class Publisher(Protocol):
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def prediction_message(document: dict) -> tuple[dict, dict[str, str]]:
+    """The Pub/Sub message (payload, attributes) that asks a model service to run a prediction."""
+    payload = {key: document.get(key) for key in ("id", "model", "image_uri", "content_type", "callback_url")}
+    return payload, {"prediction_id": document["id"], "model": document["model"]}
 
 
 def public_view(document: dict) -> dict:
@@ -115,19 +123,20 @@ class PredictionService:
             "size_bytes": len(image.data),
             "filename": image.filename,
             "callback_url": callback_url,
+            "callback": None,
             "attempts": 0,
+            "redeliveries": 0,
+            # Overdue from then on unless a model service claims it first: the
+            # reconciler publishes it again (see recovery.py).
+            "reconcile_at": now + timedelta(seconds=self.settings.redeliver_after_seconds),
         }
         try:
             self._store.create(document)
         except BackendUnavailable:
             self._undo(object_name, None)
             raise
-        message = {
-            "id": prediction_id, "model": model, "image_uri": image_uri,
-            "content_type": image.content_type, "callback_url": callback_url,
-        }
         try:
-            self._publisher.publish(model, message, {"prediction_id": prediction_id, "model": model})
+            self._publisher.publish(model, *prediction_message(document))
         except BackendUnavailable:
             self._undo(object_name, prediction_id)
             raise
@@ -148,20 +157,43 @@ class PredictionService:
         document = self._store.get(prediction_id)
         if document is None:
             raise NotFound(f"no prediction with id {prediction_id!r}")
-        if wait_seconds > 0 and document.get("status") not in ("succeeded", "failed"):
+        if wait_seconds > 0 and document.get("status") not in recovery.FINAL_STATUSES:
             document = self._store.wait_until_final(prediction_id, wait_seconds) or document
         return public_view(document)
 
-    def fail_undelivered(self, prediction_id: str, model: str, delivery_attempts: int | None) -> bool:
-        attempts = f" after {delivery_attempts} delivery attempts" if delivery_attempts else ""
-        error = {
-            "code": "delivery_failed",
-            "message": f"the {model} model service could not process this image{attempts}",
-        }
-        changed = self._store.fail_unless_final(prediction_id, error, self._clock())
+    def fail_undelivered(self, prediction_id: str, model: str, delivery_attempts: int | None) -> str:
+        """A dead-lettered message: fail the prediction if it was really tried, else leave it to the reconciler."""
+        now = self._clock()
+        action = self._store.transact(prediction_id, lambda document: recovery.dead_letter(
+            document, now, self.settings.recovery, delivery_attempts))
         log.warning("dead-lettered prediction", extra={
-            "prediction_id": prediction_id, "model": model, "marked_failed": changed})
-        return changed
+            "prediction_id": prediction_id, "model": model, "action": action,
+            "delivery_attempts": delivery_attempts})
+        return action
+
+    def reconcile(self) -> dict[str, int]:
+        """One pass over overdue predictions: publish again, fail, or leave each. Counts by action."""
+        now = self._clock()
+        policy = self.settings.recovery
+        counts: dict[str, int] = {}
+        for document in self._store.overdue(now, self.settings.reconcile_batch_size):
+            _, planned = recovery.reconcile(document, now, policy)
+            if planned in recovery.PUBLISHING_ACTIONS:
+                # Published before the document is updated: a failure here leaves it
+                # overdue for the next pass; a duplicate message is harmless.
+                try:
+                    self._publisher.publish(document["model"], *prediction_message(document))
+                except BackendUnavailable:
+                    counts["publish_failed"] = counts.get("publish_failed", 0) + 1
+                    continue
+            action = self._store.transact(document["id"], lambda fresh: recovery.reconcile(fresh, now, policy))
+            counts[action] = counts.get(action, 0) + 1
+            if action != recovery.NOT_DUE:
+                log.info("reconciled prediction", extra={
+                    "prediction_id": document["id"], "model": document.get("model"), "action": action,
+                    "status": document.get("status"), "attempts": document.get("attempts"),
+                    "redeliveries": document.get("redeliveries")})
+        return counts
 
     def models(self) -> list[dict]:
         """The configured models, with the versions their services reported when loaded."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask
 
 from .adapters import FirestorePredictionStore, GcsUploadStore, PubSubPublisher
-from .app import create_api_app, create_dead_letter_app
+from .app import create_api_app, create_dead_letter_app, create_reconcile_app
 from .config import Settings
 from .logs import configure_logging
 from .service import PredictionService
@@ -30,3 +30,8 @@ def build_api_app() -> Flask:
 def build_dead_letter_app() -> Flask:
     configure_logging()
     return create_dead_letter_app(build_service(Settings.from_env()))
+
+
+def build_reconcile_app() -> Flask:
+    configure_logging()
+    return create_reconcile_app(build_service(Settings.from_env()))

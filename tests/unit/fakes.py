@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import copy
 
+from model_service.adapters import CallbackResult
+from model_service.transitions import PredictionRunStore
 from prediction_api.errors import BackendUnavailable
 
-FINAL = ("succeeded", "failed")
 
 
 class FakeUploadStore:
@@ -48,12 +49,16 @@ class FakeApiStore:
             self.documents[prediction_id].update(self.on_wait)
         return self.get(prediction_id)
 
-    def fail_unless_final(self, prediction_id: str, error: dict, completed_at) -> bool:
+    def transact(self, prediction_id: str, decide) -> str:
         document = self.documents.get(prediction_id)
-        if document is None or document["status"] in FINAL:
-            return False
-        document.update(status="failed", error=error, completed_at=completed_at)
-        return True
+        update, action = decide(copy.deepcopy(document))
+        if update:
+            document.update(copy.deepcopy(update))
+        return action
+
+    def overdue(self, now, limit: int) -> list[dict]:
+        due = [d for d in self.documents.values() if d.get("reconcile_at") and d["reconcile_at"] <= now]
+        return copy.deepcopy(sorted(due, key=lambda d: d["reconcile_at"])[:limit])
 
     def model_versions(self) -> list[dict]:
         return copy.deepcopy(self.versions)
@@ -84,6 +89,9 @@ class FakeModel:
         self.info = FakeModelInfo()
         self.batches: list[list[bytes]] = []
 
+    def wait_ready(self, timeout: float) -> bool:
+        return self.ready
+
     def predict(self, images: list[bytes]) -> list:
         from model_service.errors import InvalidImage
 
@@ -113,48 +121,28 @@ class FakeImageReader:
         return self.images[uri]
 
 
-class FakeServiceStore:
-    """Same transitions as the Firestore store of the model service."""
+class FakeServiceStore(PredictionRunStore):
+    """Documents in a dict; the transitions are the real ones, from PredictionRunStore."""
 
     def __init__(self) -> None:
         self.documents: dict[str, dict] = {}
         self.error: Exception | None = None
 
-    def claim(self, prediction_id, model_version, lease_seconds, now):
-        from datetime import timedelta
-
-        from model_service.errors import PredictionInProgress, UnknownPrediction
-
+    def _transact(self, prediction_id: str, decide):
         if self.error:
             raise self.error
         document = self.documents.get(prediction_id)
-        if document is None:
-            raise UnknownPrediction(f"no prediction document {prediction_id}")
-        if document["status"] in FINAL:
-            return None
-        started = document.get("started_at")
-        if document["status"] == "running" and started and now - started < timedelta(seconds=lease_seconds):
-            raise PredictionInProgress("busy")
-        document.update(status="running", started_at=now, model_version=model_version,
-                        attempts=document.get("attempts", 0) + 1)
-        return copy.deepcopy(document)
-
-    def release(self, prediction_id, started_at):
-        document = self.documents[prediction_id]
-        if document["status"] == "running" and document["started_at"] == started_at:
-            document.update(status="queued", started_at=None)
-
-    def finish(self, prediction_id, update):
-        document = self.documents[prediction_id]
-        if document["status"] not in FINAL:
-            document.update(update)
-        return copy.deepcopy(document)
+        update, value = decide(copy.deepcopy(document))
+        if update:
+            document.update(copy.deepcopy(update))
+        return copy.deepcopy(value)
 
 
 class FakeNotifier:
     def __init__(self) -> None:
         self.sent: list[tuple[str, dict]] = []
+        self.receiver_down = False
 
-    def notify(self, url: str, document: dict) -> bool:
+    def notify(self, url: str, document: dict) -> CallbackResult:
         self.sent.append((url, document))
-        return True
+        return CallbackResult(False, "the receiver answered 503") if self.receiver_down else CallbackResult(True)

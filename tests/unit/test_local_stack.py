@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from emulators.processes import ManagedProcess, ProcessGroup, StackError, free_port, require_commands
+from emulators.processes import (
+    ManagedProcess, ProcessGroup, StackError, Supervisor, free_port, require_commands,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -86,3 +88,45 @@ def test_a_process_that_dies_is_reported_with_its_log(tmp_path):
     with pytest.raises(StackError, match="doomed exited with code 3") as raised:
         process.wait_http(f"http://127.0.0.1:{free_port()}/", 10)
     assert "cannot start" in str(raised.value)
+
+
+def test_supervisor_restarts_a_dead_process_with_backoff_and_says_so(tmp_path):
+    starts = tmp_path / "starts"
+    # Dies at once, leaving one line per start.
+    process = ManagedProcess("flaky model service", ["bash", "-c", f"echo x >> {starts}; exit 3"],
+                             log_path=tmp_path / "flaky.log").start()
+    now = [0.0]
+    said: list[str] = []
+    supervisor = Supervisor(said.append, first_delay=1, max_delay=4, stable_after=60, clock=lambda: now[0])
+    supervisor.watch(process)
+
+    def step(seconds: float) -> None:
+        now[0] += seconds
+        process.process.wait(5)  # let it die before the supervisor looks
+        supervisor.check()
+
+    step(0)
+    assert said == ["flaky model service exited with code 3; restarting in 1 s "
+                    f"(restart 1 in a row; log: {tmp_path / 'flaky.log'})"]
+    def started() -> int:
+        process.process.wait(5)
+        return len(starts.read_text().splitlines())
+
+    step(0.5)
+    assert started() == 1  # not yet: the delay has not passed
+    step(0.5)
+    assert started() == 2  # restarted
+    step(0)
+    assert "restarting in 2 s (restart 2 in a row" in said[-1]
+    step(2)
+    step(0)
+    assert "restarting in 4 s (restart 3 in a row" in said[-1]
+    step(4)
+    step(0)
+    assert "restarting in 4 s (restart 4 in a row" in said[-1]  # capped
+    # Up for longer than stable_after: the next death starts the backoff afresh.
+    step(4)
+    now[0] += 61
+    step(0)
+    assert "restarting in 1 s (restart 1 in a row" in said[-1]
+    assert len(said) == 5

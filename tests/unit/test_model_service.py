@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -11,7 +12,7 @@ import pytest
 from model_service.app import create_app
 from model_service.config import ConfigError, Settings
 from model_service.errors import TransientError
-from model_service.handler import PredictionHandler
+from model_service.handler import LeaseKeeper, PredictionHandler
 from tests.unit.fakes import FakeImageReader, FakeModel, FakeNotifier, FakeServiceStore
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=timezone.utc)
@@ -55,6 +56,7 @@ def test_success_writes_result_and_version(world):
 
 
 def test_callback_gets_the_final_document(world):
+    world.store.documents["p1"]["callback_url"] = "http://client.example/done"
     assert world.push(callback_url="http://client.example/done").status_code == 204
     url, sent = world.notifier.sent[0]
     assert url == "http://client.example/done"
@@ -156,3 +158,56 @@ def test_settings_from_env():
     with pytest.raises(ConfigError, match="MODEL_VERSION"):
         Settings.from_env({"GOOGLE_CLOUD_PROJECT": "p", "MODEL_NAME": "cat",
                            "MODEL_REPOSITORY": "/m", "MODEL_VERSION": "0"})
+
+
+def test_a_dead_workers_prediction_is_retaken_once_its_short_lease_expires():
+    world = World()
+    world.store.documents["p1"].update(status="running", attempts=1, lease_token="dead-worker",
+                                       started_at=NOW, lease_expires_at=NOW + timedelta(seconds=10))
+    assert world.push().status_code == 409
+    world.clock[0] = NOW + timedelta(seconds=10)
+    assert world.push().status_code == 204
+    document = world.store.documents["p1"]
+    assert document["status"] == "succeeded" and document["attempts"] == 2
+    assert document["lease_token"] is None and document["reconcile_at"] is None
+
+
+def test_a_live_worker_renews_its_lease_and_only_its_own(world):
+    claim = world.store.claim("p1", 4, 60, NOW, "mine")
+    assert claim.run and world.store.documents["p1"]["lease_expires_at"] == NOW + timedelta(seconds=60)
+    later = NOW + timedelta(seconds=30)
+    assert world.store.renew("p1", "mine", 60, later) is True
+    assert world.store.documents["p1"]["lease_expires_at"] == later + timedelta(seconds=60)
+    assert world.store.renew("p1", "someone-else", 60, later) is False
+    keeper = LeaseKeeper(world.store, lease_seconds=0.03, clock=lambda: later)
+    with keeper.hold("p1", "mine"):
+        assert keeper.renew_due() == 0  # held for less than a third of a lease
+        time.sleep(0.02)
+        assert keeper.renew_due() == 1
+    assert keeper.renew_due() == 0
+
+
+def test_a_failed_callback_stays_owed_and_a_redelivery_sends_it_once(world):
+    world.store.documents["p1"]["callback_url"] = "http://client.example/done"
+    world.notifier.receiver_down = True
+    assert world.push().status_code == 204
+    document = world.store.documents["p1"]
+    assert document["status"] == "succeeded" and len(world.notifier.sent) == 1
+    assert document["callback"]["state"] == "pending" and document["callback"]["attempts"] == 1
+    assert document["reconcile_at"] == NOW + timedelta(seconds=10)
+    # A redelivery before the retry is due sends nothing; one after it sends the callback once.
+    world.notifier.receiver_down = False
+    assert world.push().status_code == 204 and len(world.notifier.sent) == 1
+    world.clock[0] = NOW + timedelta(seconds=10)
+    assert world.push().status_code == 204 and len(world.notifier.sent) == 2
+    assert world.store.documents["p1"]["callback"]["state"] == "delivered"
+    assert world.push().status_code == 204 and len(world.notifier.sent) == 2
+    assert len(world.model.batches) == 1  # the model ran once through all of it
+
+
+def test_a_callback_being_sent_is_not_sent_again_by_a_concurrent_redelivery(world):
+    world.store.documents["p1"]["callback_url"] = "http://client.example/done"
+    world.store.finish("p1", {"status": "succeeded", "result": {}, "error": None}, 60, NOW)
+    # Finished a moment ago by another delivery, which is calling back now.
+    assert world.push().status_code == 204
+    assert world.notifier.sent == []

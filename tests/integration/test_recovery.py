@@ -1,0 +1,104 @@
+"""Nothing stuck, nothing lost: crashes, lost messages and old predictions, on the real emulators."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import requests
+
+from emulators.processes import http_status
+from scripts import fault_injection
+from tests.conftest import stack_reports
+from tests.images import tabby_bytes
+from tests.integration.client import firestore_document, wait_final
+
+pytestmark = pytest.mark.integration
+
+
+def test_worker_killed_twice_mid_run_loses_nothing_and_calls_back_once_each(stack):
+    model = "efficientnet-lite0"
+    port = int(stack.model_urls[model].rsplit(":", 1)[1])
+    report = fault_injection.run(stack.api_url, model, port, images=100, kills=2, interval=3.0, timeout=180)
+    assert report["kills"] == 2
+    assert report["statuses"] == {"succeeded": 100}, report
+    assert report["callbacks_missing"] == 0 and report["callbacks_distinct"] == 100, report
+    assert report["callbacks_header_matches_body"], report
+    # webhook-id is stable per prediction, so a receiver drops any repeat; the
+    # transitions make repeats rare: say how many there were.
+    retaken = sum(firestore_document(stack, i)["attempts"] > 1 for i in report["ids"])
+    print(f"fault injection: {retaken} predictions retaken after a kill, "
+          f"{report['callbacks_repeated']} repeated callbacks, all final after {report['all_final_seconds']} s, "
+          f"first success {report['seconds_from_kill_to_next_success']} s after each kill")
+
+
+def _service_without_publishing(stack, clock=None):
+    """The API's own code and adapters, on the emulators, with a publisher that loses every message."""
+    from google.cloud import firestore, storage
+
+    from prediction_api.adapters import FirestorePredictionStore, GcsUploadStore
+    from prediction_api.config import Settings
+    from prediction_api.service import PredictionService
+
+    class LostPublisher:
+        def publish(self, model, payload, attributes):
+            return "lost"
+
+    settings = Settings(project=stack.config.project, uploads_bucket=stack.config.uploads_bucket,
+                        models=stack.config.models, redeliver_after_seconds=5)
+    project = stack.config.project
+    return PredictionService(
+        settings, GcsUploadStore(storage.Client(project=project), settings.uploads_bucket),
+        FirestorePredictionStore(firestore.Client(project=project)), LostPublisher(),
+        **({"clock": clock} if clock else {}))
+
+
+def _upload():
+    from prediction_api.images import validate_image
+
+    return validate_image(tabby_bytes(), 10 << 20, "tabby.jpg")
+
+
+def test_a_message_never_published_is_finished_by_the_reconciler(stack):
+    document = _service_without_publishing(stack).submit("cat", [_upload()], None)[0]
+    final = wait_final(f"{stack.api_url}/v1/predictions/{document['id']}", timeout=60)
+    assert final["status"] == "succeeded" and final["result"]["match"] is True, final
+    stored = firestore_document(stack, document["id"])
+    assert stored["redeliveries"] >= 1 and stored["attempts"] == 1
+    assert stored["reconcile_at"] is None  # nothing left to watch
+
+
+def test_a_prediction_older_than_the_maximum_age_ends_timed_out(stack):
+    two_hours_ago = datetime.now(timezone.utc) - timedelta(hours=2)
+    document = _service_without_publishing(stack, clock=lambda: two_hours_ago).submit(
+        "cat", [_upload()], None)[0]
+    final = wait_final(f"{stack.api_url}/v1/predictions/{document['id']}", timeout=30)
+    assert final["status"] == "failed" and final["error"]["code"] == "timed_out", final
+    assert final["result"] is None
+    assert firestore_document(stack, document["id"])["attempts"] == 0  # failed without a model run
+
+
+def test_a_killed_model_service_is_restarted_and_serves_again(stack):
+    model = "cat"
+    service = stack.model_processes[model]
+    before = len(stack_reports)
+    old_pid = service.process.pid
+    os.kill(old_pid, signal.SIGKILL)  # the gunicorn master itself: the whole service is gone
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if service.process.pid != old_pid and service.exit_code is None and http_status(
+                f"{stack.model_urls[model]}/healthz") == 200:
+            break
+        time.sleep(0.5)
+    else:
+        pytest.fail(f"the {model} model service was not restarted: {stack_reports[before:]}")
+    said = [line for line in stack_reports[before:] if line.startswith(f"{model} model service exited")]
+    assert len(said) == 1 and "code -9; restarting in" in said[0], stack_reports[before:]
+    response = requests.post(f"{stack.api_url}/v1/models/{model}/predictions",
+                             files=[("image", ("tabby.jpg", tabby_bytes(), "image/jpeg"))], timeout=60)
+    assert response.status_code == 202, response.text
+    final = wait_final(response.json()["status_url"], timeout=60)
+    assert final["status"] == "succeeded" and final["result"]["match"] is True
