@@ -168,9 +168,8 @@ def validate_model(name: str, model: dict) -> None:
         if not isinstance(rev, dict) or not _is_whole(rev.get("model_version"), 1, 10**12):
             fail(f"revision {key}: model_version must be a positive whole number")
         image = rev.get("image")
-        if not isinstance(image, str) or "/" not in image:
-            hint = " (run `rollout.py pin --image IMAGE`)" if image == BUILD_IMAGE else ""
-            fail(f"revision {key}: image must be a full image reference, not {image!r}{hint}")
+        if not isinstance(image, str) or ("/" not in image and image != BUILD_IMAGE):
+            fail(f"revision {key}: image must be a full image reference or {BUILD_IMAGE}, not {image!r}")
 
     traffic = m.get("traffic")
     if not isinstance(traffic, dict):
@@ -194,6 +193,14 @@ def validate_models(models: dict) -> None:
         raise RolloutError("models must contain at least one model")
     for name, model in models.items():
         validate_model(name, model)
+
+
+def check_pinned(models: dict) -> None:
+    """Refuse BUILD_IMAGE placeholders, which modules/model_service refuses to deploy."""
+    for name, model in sorted(models.items()):
+        for key, rev in sorted(model.get("revisions", {}).items()):
+            if rev.get("image") == BUILD_IMAGE:
+                raise RolloutError(f"{name}: revision {key} still has image {BUILD_IMAGE} (run `rollout.py pin --image IMAGE`)")
 
 
 # --- traffic operations (pure: they return a new models dict) ----------------
@@ -264,7 +271,7 @@ def canary(
                 f"{name}: new revision {key} (version {version}) must be newer than "
                 f"{current} (version {revisions[current]['model_version']})"
             )
-        if serving and revisions[serving[0]] == {"model_version": version, "image": image}:
+        if revision is None and serving and revisions[serving[0]] == {"model_version": version, "image": image}:
             raise RolloutError(f"{name}: {serving[0]} already serves version {version} with that image; nothing to canary")
     if not serving and percent != 100:
         raise RolloutError(f"{name}: no serving revision to keep {100 - percent}% of the traffic; use percent 100")
@@ -275,7 +282,7 @@ def canary(
     model["revisions"] = {k: v for k, v in revisions.items() if k == stable}
     model["revisions"][key] = {"model_version": version, "image": image}
     model["traffic"] = {key: percent}
-    if stable is not None:
+    if stable is not None and percent < 100:
         model["traffic"][stable] = 100 - percent
     if tag is None:
         model.pop("canary_tag", None)
@@ -606,7 +613,9 @@ def main(argv: list[str] | None = None) -> int:
             _fetch(args)
             return 0
         if args.command == "save":
-            validate_models(load_tfvars(models_path)["models"])
+            models = load_tfvars(models_path)["models"]
+            validate_models(models)
+            check_pinned(models)
             _state(args).save(MODELS_FILE, models_path)
             return 0
         if args.command == "check-models":
@@ -625,6 +634,7 @@ def main(argv: list[str] | None = None) -> int:
         data = load_tfvars(models_path)
         data["models"] = _edit(args, data["models"])
         validate_models(data["models"])
+        check_pinned({args.model: data["models"][args.model]})
         if not args.local:
             check_models({args.model: data["models"][args.model]}, _repository(args))
     except RolloutError as exc:

@@ -115,6 +115,13 @@ resource "google_cloud_run_v2_service" "model" {
     }
   }
 
+  lifecycle {
+    precondition {
+      condition     = !contains([for rev in values(var.model.revisions) : rev.image], "BUILD_IMAGE")
+      error_message = "Model ${var.model_name} still has a BUILD_IMAGE placeholder: pin it with `scripts/rollout.py pin --image IMAGE` (cloudbuild.yaml does)."
+    }
+  }
+
   depends_on = [
     google_storage_bucket_iam_member.read_uploads,
     google_storage_bucket_iam_member.read_models,
