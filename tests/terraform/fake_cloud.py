@@ -30,6 +30,10 @@ sys.exit(terraform(sys.argv[1:]))
 """
 
 
+# Flags bootstrap.sh passes as "--flag value".
+VALUE_FLAGS = {"--project", "--location", "--member", "--role", "--condition", "--display-name", "--description"}
+
+
 def install(bin_dir: Path) -> None:
     bin_dir.mkdir(parents=True, exist_ok=True)
     for name, text in (("gcloud", GCLOUD), ("terraform", TERRAFORM)):
@@ -73,8 +77,17 @@ def put(url: str, data: bytes) -> None:
 
 def gcloud(argv: list[str]) -> int:
     _log({"tool": "gcloud", "argv": argv})
-    options = {a.split("=", 1)[0]: a.split("=", 1)[1] if "=" in a else "" for a in argv if a.startswith("--")}
-    args = [a for a in argv if not a.startswith("--")]
+    options, args, rest = {}, [], list(argv)
+    while rest:
+        arg = rest.pop(0)
+        if not arg.startswith("--"):
+            args.append(arg)
+        elif "=" in arg:
+            options[arg.split("=", 1)[0]] = arg.split("=", 1)[1]
+        elif arg in VALUE_FLAGS:
+            options[arg] = rest.pop(0)
+        else:
+            options[arg] = ""
     if args[:2] == ["config", "get-value"]:
         print("(unset)")
         return 0
@@ -110,6 +123,27 @@ def gcloud(argv: list[str]) -> int:
             print("ERROR: HTTPError 412: At least one of the pre-conditions you specified did not hold.", file=sys.stderr)
             return 1
         put(destination, Path(source).read_bytes())
+        return 0
+    if args[:2] == ["storage", "buckets"]:
+        bucket = _path(args[3])
+        if args[2] == "describe":
+            return 0 if bucket.is_dir() else 1
+        if args[2] == "create":
+            bucket.mkdir(parents=True)
+            return 0
+        if args[2] == "update":
+            return 0 if bucket.is_dir() else 1
+    if args[:2] == ["services", "enable"]:
+        return 0
+    if args[:2] == ["iam", "service-accounts"]:
+        accounts = _root() / ".service-accounts"
+        if args[2] == "describe":
+            return 0 if (accounts / args[3]).exists() else 1
+        if args[2] == "create":
+            accounts.mkdir(exist_ok=True)
+            (accounts / f"{args[3]}@{options['--project']}.iam.gserviceaccount.com").touch()
+            return 0
+    if args[:2] == ["projects", "add-iam-policy-binding"]:
         return 0
     print(f"fake gcloud: unsupported {argv}", file=sys.stderr)
     return 2

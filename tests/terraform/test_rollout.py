@@ -329,3 +329,32 @@ def test_the_repository_models_file_is_never_committed():
     ignored = (TERRAFORM_DIR / ".gitignore").read_text().split()
     assert {"models.auto.tfvars.json", "terraform.tfvars.json", "terraform.tfvars"} <= set(ignored)
     assert shutil.which("git") is None or ".terraform.lock.hcl" not in ignored
+
+
+_TARGETED_ROOT = {
+    "main.tf": 'variable "archive" {\n  type = string\n}\nmodule "api_function" {\n  source  = "./api_function"\n  archive = abspath(var.archive)\n}\nmodule "model_service" {\n  source   = "./model_service"\n  for_each = toset(["cat", "dog"])\n}\n',
+    "api_function/main.tf": 'variable "archive" {\n  type = string\n}\nresource "terraform_data" "source" {\n  input = filemd5(var.archive)\n}\n',
+    "model_service/main.tf": 'resource "terraform_data" "service" {\n  input = "x"\n}\n',
+}
+
+
+def test_a_targeted_apply_never_reads_the_function_archive(terraform_bin, tmp_path):
+    # What rollout.py relies on, shown with Terraform's built-in terraform_data
+    # (no provider download): an apply targeted at one model's module does not
+    # evaluate the function module's filemd5(), so no build/functions.zip is
+    # needed and the functions cannot change; a full apply does read it.
+    from .conftest import run_terraform
+
+    for name, text in _TARGETED_ROOT.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    assert run_terraform(terraform_bin, ["init", "-input=false", "-no-color"], tmp_path).returncode == 0
+    missing = "-var=archive=../build/functions.zip"
+    (_, apply) = rollout.terraform_commands(tmp_path, STATE, "cat", apply=True)
+    target = next(arg for arg in apply if arg.startswith("-target="))
+    targeted = run_terraform(terraform_bin, ["apply", "-auto-approve", "-input=false", "-no-color", missing, target], tmp_path)
+    assert targeted.returncode == 0, targeted.stdout + targeted.stderr
+    assert 'module.model_service["cat"].terraform_data.service' in targeted.stdout
+    assert "api_function" not in targeted.stdout and 'model_service["dog"]' not in targeted.stdout
+    full = run_terraform(terraform_bin, ["apply", "-auto-approve", "-input=false", "-no-color", missing], tmp_path)
+    assert full.returncode != 0 and "functions.zip" in full.stdout + full.stderr
