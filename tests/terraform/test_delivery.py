@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -181,3 +182,43 @@ def test_check_no_skips_fails_on_a_skip_a_failure_or_no_tests(tmp_path):
     assert run(_junit(tmp_path, ok + skipped, 2)) == 1
     assert run(_junit(tmp_path, ok, 1, failures=1)) == 1
     assert run(_junit(tmp_path, "", 0)) == 1
+
+
+def _bash_steps():
+    for path in ("cloudbuild.yaml", "ci/rollout.cloudbuild.yaml"):
+        for step in yaml.safe_load((REPO_ROOT / path).read_text())["steps"]:
+            if step.get("entrypoint") == "bash":
+                yield f"{path}:{step['id']}", step["args"][-1]
+
+
+def _as_run(script: str) -> str:
+    """The script as the step's shell gets it: substitutions made, $$ turned into $."""
+    script = re.sub(r"\$\{(_[A-Z_]+|PROJECT_ID|BUILD_ID)\}", "x", script.replace("$$", "\0"))
+    return script.replace("\0", "$")
+
+
+@pytest.mark.parametrize(("step", "script"), list(_bash_steps()), ids=[s for s, _ in _bash_steps()])
+def test_step_scripts_parse(step, script):
+    import subprocess
+
+    result = subprocess.run(["bash", "-n", "-c", _as_run(script)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_untaint_finds_tainted_model_services_in_terraform_show_output():
+    import subprocess
+    import sys
+
+    plan = next(step for step in PIPELINE["steps"] if step["id"] == "terraform-plan")
+    script = _as_run(plan["args"][-1])  # as YAML hands it to bash
+    program = re.search(r"python3 -c '\n(.*?)\n' \|", script, flags=re.DOTALL).group(1)
+    state = {"values": {"root_module": {"child_modules": [{"child_modules": [], "resources": [
+        {"address": 'module.model_service["cat"].google_cloud_run_v2_service.model', "type": "google_cloud_run_v2_service", "tainted": True},
+        {"address": 'module.model_service["dog"].google_cloud_run_v2_service.model', "type": "google_cloud_run_v2_service"},
+        {"address": "module.storage.google_storage_bucket.models", "type": "google_storage_bucket", "tainted": True},
+    ]}]}}}
+    result = subprocess.run([sys.executable, "-c", program], input=json.dumps(state), capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ['module.model_service["cat"].google_cloud_run_v2_service.model']
+    empty = subprocess.run([sys.executable, "-c", program], input="{}", capture_output=True, text=True)
+    assert empty.returncode == 0 and empty.stdout == ""
