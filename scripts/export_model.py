@@ -86,18 +86,23 @@ class GcsRepository:
     def _model_prefix(self, model: str) -> str:
         return f"{self.prefix}/{model}/" if self.prefix else f"{model}/"
 
-    def versions(self, model: str) -> list[int]:
+    def _folders(self, model: str) -> dict[int, bool]:
+        """Version folders of a model, each with whether it is complete."""
         start = self._model_prefix(model)
-        found = set()
+        found: dict[int, bool] = {}
         for blob in self.bucket.client.list_blobs(self.bucket, prefix=start):
             version, _, rest = blob.name[len(start):].partition("/")
-            if version.isdigit() and rest == self.MARKER:
-                found.add(int(version))
-        return sorted(found)
+            if version.isdigit():
+                found[int(version)] = found.get(int(version), False) or rest == self.MARKER
+        return found
+
+    def versions(self, model: str) -> list[int]:
+        return sorted(v for v, complete in self._folders(model).items() if complete)
 
     def stage(self, staging: Path, model: str) -> None:
-        """Empty local folders for the remote versions, so the export takes the next number."""
-        for version in self.versions(model):
+        """Empty local folders for the remote version numbers (a half-uploaded one
+        included), so the export takes the next free number."""
+        for version in self._folders(model):
             (staging / model / str(version)).mkdir(parents=True, exist_ok=True)
 
     def upload(self, folder: Path, model: str, version: int) -> str:
