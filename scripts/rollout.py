@@ -40,6 +40,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_TERRAFORM_DIR = REPO_ROOT / "terraform"
 MODELS_FILE = "models.auto.tfvars.json"
 SETTINGS_FILE = "terraform.tfvars.json"
+GENERATIONS_FILE = ".rollout-generations.json"
 CONFIG_PREFIX = "config"
 
 # Placeholder image that `pin` replaces with the image Cloud Build just pushed.
@@ -389,11 +390,17 @@ def _last_line(result: subprocess.CompletedProcess) -> str:
 
 
 class StateBucket:
-    """The deployment's configuration files in gs://BUCKET/config/."""
+    """The deployment's configuration files in gs://BUCKET/config/.
 
-    def __init__(self, bucket: str):
+    The generation of each file fetched is kept in terraform/GENERATIONS_FILE,
+    so a later `save` (another process, another Cloud Build step) refuses to
+    overwrite a change someone made in between.
+    """
+
+    def __init__(self, bucket: str, terraform_dir: Path):
         self.bucket = bucket.removeprefix("gs://").strip("/")
-        self.generations: dict[str, str] = {}
+        self.record = Path(terraform_dir) / GENERATIONS_FILE
+        self.generations: dict[str, str] = json.loads(self.record.read_text()) if self.record.is_file() else {}
 
     def url(self, name: str) -> str:
         return f"gs://{self.bucket}/{CONFIG_PREFIX}/{name}"
@@ -407,6 +414,7 @@ class StateBucket:
         if copied.returncode != 0:
             raise RolloutError(f"cannot fetch {url}: {_last_line(copied)}")
         self.generations[name] = described.stdout.strip()
+        self.record.write_text(json.dumps(self.generations))
 
     def save(self, name: str, source: Path) -> None:
         """Upload, refusing if someone changed the object since it was fetched."""
@@ -415,6 +423,10 @@ class StateBucket:
         copied = _gcloud("storage", "cp", str(source), url, *precondition)
         if copied.returncode != 0:
             raise RolloutError(f"cannot save {url}: {_last_line(copied)} (changed by someone else? fetch and retry)")
+        described = _gcloud("storage", "objects", "describe", url, "--format=value(generation)")
+        if described.returncode == 0:
+            self.generations[name] = described.stdout.strip()
+            self.record.write_text(json.dumps(self.generations))
         print(f"saved {url}", flush=True)
 
 
@@ -422,7 +434,9 @@ def model_versions(repository: str, model: str) -> list[int]:
     """Complete versions of a model in a gs:// model repository."""
     listed = _gcloud("storage", "ls", f"{repository.rstrip('/')}/{model}/*/{MODEL_MARKER}")
     if listed.returncode != 0:
-        return []
+        if "matched no objects" in (listed.stderr + listed.stdout):
+            return []
+        raise RolloutError(f"cannot list {repository}/{model}/: {_last_line(listed)}")
     found = re.findall(rf"/{re.escape(model)}/(\d+)/{re.escape(MODEL_MARKER)}$", listed.stdout, flags=re.MULTILINE)
     return sorted({int(v) for v in found})
 
@@ -571,7 +585,7 @@ def _project(args) -> str:
 
 
 def _state(args) -> StateBucket:
-    return StateBucket(args.state_bucket or f"{_project(args)}-tfstate")
+    return StateBucket(args.state_bucket or f"{_project(args)}-tfstate", args.terraform_dir)
 
 
 def _repository(args) -> str:

@@ -99,6 +99,9 @@ def gcloud(argv: list[str]) -> int:
         print(_generations().get(url, 1))
         return 0
     if args[:2] == ["storage", "ls"]:
+        if os.environ.get("FAKE_GCLOUD_LS_ERROR"):
+            print(f"ERROR: (gcloud.storage.ls) {os.environ['FAKE_GCLOUD_LS_ERROR']}", file=sys.stderr)
+            return 1
         pattern = args[2]
         matches = sorted(
             "gs://" + p.relative_to(_root()).as_posix()

@@ -272,6 +272,24 @@ def test_fetch_check_and_save_as_cloudbuild_uses_them(cloud, capsys):
     assert cloud.state()["cat"]["revisions"]["v1"] == {"model_version": 9, "image": NEW_IMAGE}
 
 
+def test_a_build_step_saving_later_still_refuses_to_overwrite_a_change_made_since_its_fetch(cloud, capsys):
+    # cloudbuild.yaml fetches in one step and saves in another, many minutes later.
+    assert cloud.run("fetch") == 0
+    cloud.run("pin", "--image", NEW_IMAGE)
+    fake_cloud.put(f"gs://{STATE}/config/models.auto.tfvars.json", json.dumps({"models": {"cat": {}}}).encode())
+    assert cloud.run("save") == 2
+    assert "changed by someone else" in capsys.readouterr().err
+    assert cloud.state() == {"cat": {}}
+
+
+def test_a_repository_that_cannot_be_listed_is_not_reported_as_missing_models(cloud, capsys):
+    cloud.monkeypatch.setenv("FAKE_GCLOUD_LS_ERROR", "HTTPError 403: caller does not have storage.objects.list access")
+    assert cloud.run("fetch") == 0
+    assert cloud.run("check-models") == 2
+    err = capsys.readouterr().err
+    assert "cannot list gs://proj-1-models/models/" in err and "403" in err and "not found under" not in err
+
+
 def test_a_project_without_bootstrap_gets_one_line(tmp_path, monkeypatch, capsys):
     cloud = Cloud(tmp_path, monkeypatch)
     assert cloud.run("promote", "cat") == 2
