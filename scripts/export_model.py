@@ -5,6 +5,11 @@
     python scripts/export_model.py resnet50 --weights resnet50_weights_tf_dim_ordering_tf_kernels.h5
     python scripts/export_model.py cat --base efficientnet-lite0
     python scripts/export_model.py tiny-test --if-missing
+    python scripts/export_model.py efficientnet-lite0 cat dog --if-missing --repository gs://PROJECT-models/models
+
+A gs:// repository gets the same layout: the version is built in a local
+temporary folder and uploaded, saved_model.pb last, so a version whose
+saved_model.pb is there is complete (what `rollout.py check-models` looks for).
 """
 
 from __future__ import annotations
@@ -12,7 +17,9 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -29,8 +36,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("models", nargs="+", metavar="model", choices=sorted([*CLASSIFIERS, *DETECTORS]),
                         help="one or more of: %(choices)s")
-    parser.add_argument("--repository", type=Path, default=Path(".local/model_repository"),
-                        help="local model repository root (default: %(default)s)")
+    parser.add_argument("--repository", default=".local/model_repository",
+                        help="model repository root: a local folder or gs://bucket/prefix (default: %(default)s)")
     parser.add_argument("--weights", type=Path, help="resnet50: Keras ImageNet weights file (.h5)")
     parser.add_argument("--allow-random-weights", action="store_true",
                         help="resnet50: export untrained weights when no pretrained ones can be had")
@@ -63,17 +70,74 @@ class Builder:
         return self.classifier(model), None
 
 
-def has_version(repository: Path, model: str) -> bool:
-    folder = repository / model
+class GcsRepository:
+    """A gs://bucket/prefix model repository: versions are read from and uploaded to Cloud Storage."""
+
+    MARKER = "saved_model.pb"  # uploaded last: its presence means the version is complete
+
+    def __init__(self, uri: str) -> None:
+        from google.cloud import storage
+
+        bucket, _, prefix = uri.removeprefix("gs://").partition("/")
+        self.uri = uri.rstrip("/")
+        self.prefix = prefix.strip("/")
+        self.bucket = storage.Client().bucket(bucket)
+
+    def _model_prefix(self, model: str) -> str:
+        return f"{self.prefix}/{model}/" if self.prefix else f"{model}/"
+
+    def _folders(self, model: str) -> dict[int, bool]:
+        """Version folders of a model, each with whether it is complete."""
+        start = self._model_prefix(model)
+        found: dict[int, bool] = {}
+        for blob in self.bucket.client.list_blobs(self.bucket, prefix=start):
+            version, _, rest = blob.name[len(start):].partition("/")
+            if version.isdigit():
+                found[int(version)] = found.get(int(version), False) or rest == self.MARKER
+        return found
+
+    def versions(self, model: str) -> list[int]:
+        return sorted(v for v, complete in self._folders(model).items() if complete)
+
+    def stage(self, staging: Path, model: str) -> None:
+        """Empty local folders for the remote version numbers (a half-uploaded one
+        included), so the export takes the next free number."""
+        for version in self._folders(model):
+            (staging / model / str(version)).mkdir(parents=True, exist_ok=True)
+
+    def upload(self, folder: Path, model: str, version: int) -> str:
+        target = f"{self._model_prefix(model)}{version}/"
+        files = sorted((p for p in folder.rglob("*") if p.is_file()), key=lambda p: (p.name == self.MARKER, str(p)))
+        for path in files:
+            blob = self.bucket.blob(target + path.relative_to(folder).as_posix())
+            # if_generation_match=0: never overwrite a version another export wrote.
+            blob.upload_from_filename(os.fspath(path), if_generation_match=0)
+        return f"gs://{self.bucket.name}/{target}"
+
+
+def has_version(repository, model: str) -> bool:
+    if isinstance(repository, GcsRepository):
+        return bool(repository.versions(model))
+    folder = Path(repository) / model
     return folder.is_dir() and any(p.name.isdigit() for p in folder.iterdir())
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    todo = [m for m in dict.fromkeys(args.models) if not (args.if_missing and has_version(args.repository, m))]
+    remote = GcsRepository(args.repository) if args.repository.startswith("gs://") else None
+    local_root = Path(tempfile.mkdtemp(prefix="export-")) if remote else Path(args.repository)
+    try:
+        return _export(args, remote or local_root, remote, local_root)
+    finally:
+        if remote:
+            shutil.rmtree(local_root, ignore_errors=True)
+
+
+def _export(args, repository, remote, local_root: Path) -> int:
+    todo = [m for m in dict.fromkeys(args.models) if not (args.if_missing and has_version(repository, m))]
     for model in sorted(set(args.models) - set(todo)):
-        log.info("%s: already exported under %s", model, args.repository / model)
+        log.info("%s: already exported under %s/%s", model, args.repository.rstrip("/"), model)
     if not todo:
         return 0
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -88,9 +152,13 @@ def main(argv: list[str] | None = None) -> int:
         except WeightsUnavailable as exc:
             log.error("%s", exc)
             return 2
+        if remote:
+            remote.stage(local_root, model)
         version, path = export_version(
-            args.repository, model, built.model, built.preprocessing, built.head, labels,
+            local_root, model, built.model, built.preprocessing, built.head, labels,
             built.weights, built.pretrained, extra={"base_model": base} if base else None)
+        if remote:
+            path = remote.upload(path, model, version)
         log.info("%s: exported version %d to %s in %.1f s (weights: %s)",
                  model, version, path, time.monotonic() - started, built.weights)
     return 0

@@ -4,14 +4,17 @@ provider "google" {
   default_labels = merge({ app = "inference" }, var.labels)
 }
 
-data "google_project" "this" {
-  project_id = var.project_id
+provider "google-beta" {
+  project        = var.project_id
+  region         = var.region
+  default_labels = merge({ app = "inference" }, var.labels)
 }
 
 locals {
   # The Pub/Sub service agent signs push OIDC tokens and moves messages to
-  # dead-letter topics; it needs the grants made in modules/model_routing.
-  pubsub_service_agent = "service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
+  # dead-letter topics; it needs the grants made in modules/model_routing and
+  # modules/api_function. modules/platform creates it first.
+  pubsub_service_agent = module.platform.pubsub_service_agent
 
   website_origin  = coalesce(var.website_origin, "https://storage.googleapis.com")
   allowed_origins = distinct(concat([local.website_origin], var.allowed_origins))
@@ -85,6 +88,14 @@ module "api_function" {
   api_public             = var.api_public
   pubsub_service_agent   = local.pubsub_service_agent
 
+  # Reconciler settings, shared by the three entry points. The reconciler's
+  # MAX_DELIVERY_ATTEMPTS is the push subscriptions' own value.
+  redeliver_after_seconds    = var.redeliver_after_seconds
+  max_prediction_age_seconds = var.max_prediction_age_seconds
+  max_delivery_attempts      = var.max_delivery_attempts
+  callback_retry_seconds     = var.callback_retry_seconds
+  reconcile_schedule         = var.reconcile_schedule
+
   depends_on = [module.platform, module.firestore]
 }
 
@@ -97,7 +108,7 @@ module "model_routing" {
   region                           = var.region
   model_name                       = each.key
   ack_deadline_seconds             = each.value.ack_deadline_seconds
-  max_delivery_attempts            = each.value.max_delivery_attempts
+  max_delivery_attempts            = var.max_delivery_attempts
   service_name                     = module.model_service[each.key].service_name
   service_uri                      = module.model_service[each.key].service_uri
   dead_letter_uri                  = module.api_function.dead_letter_uri

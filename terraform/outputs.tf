@@ -13,6 +13,11 @@ output "model_service_urls" {
   value       = { for name, service in module.model_service : name => service.service_uri }
 }
 
+output "model_template_revisions" {
+  description = "Cloud Run revision each model's template deploys (model-<model>-<key>-<template hash>), keyed by model name."
+  value       = { for name, service in module.model_service : name => service.template_revision }
+}
+
 output "model_canary_urls" {
   description = "Tag URL of each model's canary revision, keyed by model name; only models with a canary_tag appear."
   value = {
@@ -43,4 +48,9 @@ output "models_bucket" {
 output "model_repository" {
   description = "Model repository root the model services read (MODEL_REPOSITORY); export models here with scripts/export_model.py."
   value       = "gs://${module.storage.models_bucket}/models"
+}
+
+output "reconcile_url" {
+  description = "URL of the reconcile function, which Cloud Scheduler calls with an OIDC token (not public)."
+  value       = module.api_function.reconcile_uri
 }

@@ -35,11 +35,12 @@ variable "models" {
     Models served, keyed by model name (adding a model is one entry). Each entry:
     accelerator ("cpu" or "gpu"; gpu means one NVIDIA L4), min_instances, max_instances,
     concurrency (requests per instance, also the gunicorn thread count), cpu, memory,
-    gpu_zonal_redundancy_disabled (gpu only), ack_deadline_seconds, max_delivery_attempts,
-    revisions (revision key -> {model_version, image}), traffic (revision key -> percent,
-    summing to 100) and canary_tag (tag URL name given to the newest revision).
-    The newest revision (highest model_version, ties broken by the greater key) is the one
-    the service template deploys; see README.md, "Rollouts".
+    gpu_zonal_redundancy_disabled (gpu only), ack_deadline_seconds, the model service's
+    batching and lease settings (max_batch_size, max_batch_delay_ms, run_lease_seconds,
+    model_ready_wait_seconds), revisions (revision key -> {model_version, image}), traffic
+    (revision key -> percent, summing to 100) and canary_tag (tag URL name given to the
+    newest revision). The newest revision (highest model_version, ties broken by the greater
+    key) is the one the service template deploys; see README.md, "Rollouts".
   EOT
   type = map(object({
     accelerator                   = optional(string, "cpu")
@@ -50,7 +51,10 @@ variable "models" {
     memory                        = optional(string, "4Gi")
     gpu_zonal_redundancy_disabled = optional(bool, true)
     ack_deadline_seconds          = optional(number, 60)
-    max_delivery_attempts         = optional(number, 5)
+    max_batch_size                = optional(number, 16)
+    max_batch_delay_ms            = optional(number, 10)
+    run_lease_seconds             = optional(number, 10)
+    model_ready_wait_seconds      = optional(number, 30)
     revisions = map(object({
       model_version = number
       image         = string
@@ -103,13 +107,29 @@ variable "models" {
   }
 
   validation {
-    # Pub/Sub accepts ack deadlines of 10-600 s and 5-100 delivery attempts.
+    # Pub/Sub accepts ack deadlines of 10-600 s.
+    condition     = alltrue([for m in values(var.models) : m.ack_deadline_seconds >= 10 && m.ack_deadline_seconds <= 600 && floor(m.ack_deadline_seconds) == m.ack_deadline_seconds])
+    error_message = "Each model needs a whole 10 <= ack_deadline_seconds <= 600."
+  }
+
+  validation {
     condition = alltrue([
       for m in values(var.models) :
-      m.ack_deadline_seconds >= 10 && m.ack_deadline_seconds <= 600 &&
-      m.max_delivery_attempts >= 5 && m.max_delivery_attempts <= 100
+      m.max_batch_size >= 1 && m.max_batch_size <= 256 && floor(m.max_batch_size) == m.max_batch_size &&
+      m.max_batch_delay_ms >= 0 && m.max_batch_delay_ms <= 1000 && floor(m.max_batch_delay_ms) == m.max_batch_delay_ms
     ])
-    error_message = "Each model needs 10 <= ack_deadline_seconds <= 600 and 5 <= max_delivery_attempts <= 100."
+    error_message = "Each model needs whole numbers 1 <= max_batch_size <= 256 and 0 <= max_batch_delay_ms <= 1000."
+  }
+
+  validation {
+    # The service renews a running prediction's lease with a heartbeat, so the
+    # lease only bounds how long a crashed instance holds a prediction.
+    condition = alltrue([
+      for m in values(var.models) :
+      m.run_lease_seconds >= 1 && m.run_lease_seconds <= 600 && floor(m.run_lease_seconds) == m.run_lease_seconds &&
+      m.model_ready_wait_seconds >= 0 && m.model_ready_wait_seconds <= 600 && floor(m.model_ready_wait_seconds) == m.model_ready_wait_seconds
+    ])
+    error_message = "Each model needs whole numbers 1 <= run_lease_seconds <= 600 and 0 <= model_ready_wait_seconds <= 600."
   }
 
   validation {
@@ -129,10 +149,12 @@ variable "models" {
     condition = alltrue(flatten([
       for m in values(var.models) : [
         for r in values(m.revisions) :
-        r.model_version >= 1 && floor(r.model_version) == r.model_version && strcontains(r.image, "/")
+        r.model_version >= 1 && floor(r.model_version) == r.model_version && (strcontains(r.image, "/") || r.image == "BUILD_IMAGE")
       ]
     ]))
-    error_message = "Each revision needs a positive whole model_version and a full image reference (registry/path[:tag|@digest]); replace BUILD_IMAGE placeholders with scripts/rollout.py pin."
+    # BUILD_IMAGE passes here so that cloudbuild.yaml's bootstrap can apply the
+    # platform before the images exist; modules/model_service refuses to deploy it.
+    error_message = "Each revision needs a positive whole model_version and a full image reference (registry/path[:tag|@digest]) or the BUILD_IMAGE placeholder."
   }
 
   validation {
@@ -182,6 +204,62 @@ variable "model_startup_timeout_seconds" {
   validation {
     condition     = var.model_startup_timeout_seconds >= 10 && var.model_startup_timeout_seconds <= 2400
     error_message = "model_startup_timeout_seconds must be between 10 and 2400."
+  }
+}
+
+variable "max_delivery_attempts" {
+  description = "Deliveries of a prediction message before Pub/Sub moves it to the model's dead-letter topic. One value for every push subscription, also passed to the functions as MAX_DELIVERY_ATTEMPTS so the reconciler agrees with Pub/Sub."
+  type        = number
+  default     = 5
+
+  validation {
+    # Pub/Sub accepts 5-100 delivery attempts.
+    condition     = var.max_delivery_attempts >= 5 && var.max_delivery_attempts <= 100 && floor(var.max_delivery_attempts) == var.max_delivery_attempts
+    error_message = "max_delivery_attempts must be a whole number between 5 and 100."
+  }
+}
+
+variable "redeliver_after_seconds" {
+  description = "The reconciler republishes a prediction still queued, or running with an expired lease, this many seconds after its last attempt (REDELIVER_AFTER_SECONDS)."
+  type        = number
+  default     = 60
+
+  validation {
+    condition     = var.redeliver_after_seconds >= 10 && var.redeliver_after_seconds <= 86400 && floor(var.redeliver_after_seconds) == var.redeliver_after_seconds
+    error_message = "redeliver_after_seconds must be a whole number between 10 and 86400."
+  }
+}
+
+variable "max_prediction_age_seconds" {
+  description = "The reconciler marks a prediction failed once it is this old without a final status (MAX_PREDICTION_AGE_SECONDS)."
+  type        = number
+  default     = 3600
+
+  validation {
+    condition     = var.max_prediction_age_seconds >= 60 && var.max_prediction_age_seconds <= 604800 && floor(var.max_prediction_age_seconds) == var.max_prediction_age_seconds
+    error_message = "max_prediction_age_seconds must be a whole number between 60 and 604800 (7 days)."
+  }
+}
+
+variable "callback_retry_seconds" {
+  description = "How long the reconciler keeps retrying a failed callback POST after the prediction finished (CALLBACK_RETRY_SECONDS)."
+  type        = number
+  default     = 3600
+
+  validation {
+    condition     = var.callback_retry_seconds >= 0 && var.callback_retry_seconds <= 604800 && floor(var.callback_retry_seconds) == var.callback_retry_seconds
+    error_message = "callback_retry_seconds must be a whole number between 0 and 604800 (7 days)."
+  }
+}
+
+variable "reconcile_schedule" {
+  description = "Cron schedule (in UTC) on which Cloud Scheduler runs one reconciler pass."
+  type        = string
+  default     = "* * * * *"
+
+  validation {
+    condition     = length(split(" ", trimspace(var.reconcile_schedule))) == 5
+    error_message = "reconcile_schedule must be a five-field cron expression such as \"* * * * *\"."
   }
 }
 
@@ -303,7 +381,7 @@ variable "function_source_archive" {
 }
 
 variable "function_runtime" {
-  description = "Cloud Functions runtime of the API and dead-letter functions."
+  description = "Cloud Functions runtime of the api, dead_letter and reconcile functions."
   type        = string
   default     = "python311"
 

@@ -9,10 +9,17 @@ terraform {
       # `disable_on_destroy` semantics on google_project_service.
       version = "~> 7.0"
     }
+    # Only for google_project_service_identity (modules/platform), which the
+    # GA provider does not have; same major version as google.
+    google-beta = {
+      source  = "hashicorp/google-beta"
+      version = "~> 7.0"
+    }
   }
 
   # Partial configuration: pass -backend-config="bucket=..." at init time
-  # (cloudbuild.yaml does), so no project-specific value lives in the code.
+  # (cloudbuild.yaml and scripts/rollout.py do), so no project-specific value
+  # lives in the code. Provider versions are pinned by .terraform.lock.hcl.
   backend "gcs" {
     prefix = "inference/terraform"
   }

@@ -21,7 +21,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 TERRAFORM_DIR = REPO_ROOT / "terraform"
 MODULES_DIR = TERRAFORM_DIR / "modules"
 EXAMPLE_MODELS = TERRAFORM_DIR / "models.auto.tfvars.json.example"
-EXAMPLE_TFVARS = TERRAFORM_DIR / "terraform.tfvars.example"
+EXAMPLE_TFVARS = TERRAFORM_DIR / "terraform.tfvars.json.example"
 MODULE_NAMES = ("platform", "storage", "firestore", "model_service", "model_routing", "api_function", "website")
 
 # Plain values: string attributes without their quotes, no comment keys.
@@ -89,8 +89,39 @@ def string_leaves(value, path: str = ""):
             yield from string_leaves(item, f"{path}[{index}]")
 
 
+# What Cloud Build pins the example's BUILD_IMAGE placeholders to.
+CPU_IMAGE = "us-central1-docker.pkg.dev/test-project-1/inference/model-service@sha256:" + "1" * 64
+GPU_IMAGE = "us-central1-docker.pkg.dev/test-project-1/inference/model-service-gpu@sha256:" + "2" * 64
+GPU_IMAGE_V3 = "us-central1-docker.pkg.dev/test-project-1/inference/model-service-gpu@sha256:" + "3" * 64
+
+
 def example_models() -> dict:
+    """The example models file as written (BUILD_IMAGE placeholders)."""
     return json.loads(EXAMPLE_MODELS.read_text())["models"]
+
+
+def sample_models() -> dict:
+    """The example after Cloud Build pinned it, plus a GPU model in the middle of a canary."""
+    models = example_models()
+    for model in models.values():
+        for revision in model["revisions"].values():
+            revision["image"] = CPU_IMAGE
+    models["resnet50"] = {
+        "accelerator": "gpu",
+        "cpu": "4",
+        "memory": "16Gi",
+        "max_instances": 2,
+        "concurrency": 32,
+        "ack_deadline_seconds": 120,
+        "gpu_zonal_redundancy_disabled": True,
+        "revisions": {
+            "v2": {"model_version": 2, "image": GPU_IMAGE},
+            "v3": {"model_version": 3, "image": GPU_IMAGE_V3},
+        },
+        "traffic": {"v2": 90, "v3": 10},
+        "canary_tag": "canary",
+    }
+    return models
 
 
 @pytest.fixture(scope="session")
@@ -133,6 +164,7 @@ output "evaluated" {
   value = {
     service_name                  = local.service_name
     template_revision             = local.template_revision
+    revision_names                = local.revision_names
     image                         = local.newest.image
     accelerator                   = local.accelerator
     gpu_zonal_redundancy_disabled = local.gpu_zonal_redundancy_disabled
@@ -174,17 +206,17 @@ class ModelsEvaluator:
             self.binary, ["apply", "-auto-approve", "-input=false", "-no-color", f"-var-file={tfvars.name}"], self.workdir
         )
 
-    def evaluate(self, models: dict) -> dict:
+    def evaluate(self, models: dict, **variables) -> dict:
         """Model services as Terraform computes them; fails the test if Terraform rejects the input."""
-        result = self.apply(models)
+        result = self.apply(models, **variables)
         assert result.returncode == 0, result.stdout + result.stderr
         output = run_terraform(self.binary, ["output", "-json", "-no-color", "model_services"], self.workdir)
         assert output.returncode == 0, output.stderr
         return json.loads(output.stdout)
 
-    def rejection(self, models: dict) -> str:
+    def rejection(self, models: dict, **variables) -> str:
         """Terraform's error text for input it must reject; fails the test if it accepts it."""
-        result = self.apply(models)
+        result = self.apply(models, **variables)
         assert result.returncode != 0, f"terraform accepted invalid models: {json.dumps(models)}"
         return " ".join((result.stdout + result.stderr).split())
 

@@ -140,10 +140,14 @@ def test_dead_letter_subscription_pushes_to_the_dead_letter_function_with_oidc()
     assert "retry_policy" in sub
 
 
-def test_per_model_ack_deadline_and_delivery_attempts_come_from_the_models_map():
-    call = blocks_by_name(ROOT, "module")["model_routing"]
-    assert call["ack_deadline_seconds"] == "${each.value.ack_deadline_seconds}"
-    assert call["max_delivery_attempts"] == "${each.value.max_delivery_attempts}"
+def test_ack_deadline_is_per_model_and_delivery_attempts_one_value_shared_with_the_reconciler():
+    calls = blocks_by_name(ROOT, "module")
+    assert calls["model_routing"]["ack_deadline_seconds"] == "${each.value.ack_deadline_seconds}"
+    # MAX_DELIVERY_ATTEMPTS must equal the subscriptions' threshold: both come from one variable.
+    assert calls["model_routing"]["max_delivery_attempts"] == "${var.max_delivery_attempts}"
+    assert calls["api_function"]["max_delivery_attempts"] == "${var.max_delivery_attempts}"
+    environment = only(MODULES["api_function"]["locals"])["environment"]
+    assert "MAX_DELIVERY_ATTEMPTS = tostring(var.max_delivery_attempts)" in environment
 
 
 # --- IAM ----------------------------------------------------------------------------
@@ -178,7 +182,23 @@ def test_pubsub_service_agent_can_dead_letter():
     assert subscriber["role"] == "roles/pubsub.subscriber"
     assert subscriber["member"] == "serviceAccount:${var.pubsub_service_agent}"
     agent = only(ROOT["locals"])["pubsub_service_agent"]
-    assert agent == "service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
+    assert agent == "${module.platform.pubsub_service_agent}"
+
+
+def test_pubsub_service_identity_exists_before_anything_grants_it_a_role():
+    platform = MODULES["platform"]
+    identity = resources(platform)[("google_project_service_identity", "pubsub")]
+    assert identity["service"] == "pubsub.googleapis.com"
+    assert identity["provider"] == "google-beta"
+    output = blocks_by_name(platform, "output")["pubsub_service_agent"]
+    assert output["value"] == "${google_project_service_identity.pubsub.email}"
+    # Every module that grants the agent a role gets it from this output.
+    calls = blocks_by_name(ROOT, "module")
+    assert calls["model_routing"]["pubsub_service_agent"] == "${local.pubsub_service_agent}"
+    assert calls["api_function"]["pubsub_service_agent"] == "${local.pubsub_service_agent}"
+    beta = only(only(load_hcl(TERRAFORM_DIR / "versions.tf")["terraform"])["required_providers"])["google-beta"]
+    assert beta["source"] == "hashicorp/google-beta" and re.fullmatch(r"~> 7\.\d+", beta["version"])
+    assert "google-beta" in only(only(load_hcl(MODULES_DIR / "platform" / "versions.tf")["terraform"])["required_providers"])
 
 
 def test_model_service_account_is_least_privilege():
@@ -349,7 +369,7 @@ def test_firestore_native_database_with_ttl_on_expire_at():
     assert field["field"] == "${var.ttl_field}" and variables["ttl_field"]["default"] == "expire_at"
 
 
-def test_functions_share_one_source_archive_with_two_entry_points():
+def test_functions_share_one_source_archive_three_entry_points_and_one_environment():
     function = resources(MODULES["api_function"], "google_cloudfunctions2_function")
     entry_points = {}
     for (_, name), body in function.items():
@@ -358,7 +378,9 @@ def test_functions_share_one_source_archive_with_two_entry_points():
         assert storage_source["object"] == "${google_storage_bucket_object.source.name}", name
         entry_points[name] = build["entry_point"]
         assert only(body["service_config"])["service_account_email"] == "${google_service_account.api.email}"
-    assert entry_points == {"api": "api", "dead_letter": "dead_letter"}
+    assert entry_points == {"api": "api", "dead_letter": "dead_letter", "reconcile": "reconcile"}
+    for (_, name), body in function.items():
+        assert only(body["service_config"])["environment_variables"] == "${local.environment}", name
 
 
 def test_function_environment_carries_the_contract_settings():
@@ -372,6 +394,10 @@ def test_function_environment_carries_the_contract_settings():
         "MAX_IMAGES_PER_REQUEST",
         "PREDICTION_TTL_DAYS",
         "PUBLIC_BASE_URL",
+        "REDELIVER_AFTER_SECONDS",
+        "MAX_PREDICTION_AGE_SECONDS",
+        "MAX_DELIVERY_ATTEMPTS",
+        "CALLBACK_RETRY_SECONDS",
     ):
         assert re.search(rf"\b{key}\s*=", environment), key
     assert 'join(",", var.model_names)' in environment
@@ -389,3 +415,84 @@ def test_required_outputs_exist():
     outputs = blocks_by_name(ROOT, "output")
     assert {"api_url", "website_url", "model_service_urls"} <= set(outputs)
     assert outputs["model_service_urls"]["value"].startswith("${{for name, service in module.model_service")
+
+
+# --- the reconciler (issue 8) -----------------------------------------------------------
+
+
+def test_scheduler_calls_the_reconcile_function_every_minute_with_oidc():
+    function = resources(MODULES["api_function"])
+    job = function[("google_cloud_scheduler_job", "reconcile")]
+    assert job["schedule"] == "${var.reconcile_schedule}"
+    assert blocks_by_name(ROOT, "variable")["reconcile_schedule"]["default"] == "* * * * *"
+    assert job["attempt_deadline"] == "${var.reconcile_attempt_deadline_seconds}s"
+    target = only(job["http_target"])
+    assert target["http_method"] == "POST"
+    assert target["uri"] == "${google_cloudfunctions2_function.reconcile.service_config[0].uri}/"
+    oidc = only(target["oidc_token"])
+    assert oidc["service_account_email"] == "${google_service_account.reconcile_scheduler.email}"
+    assert oidc["audience"] == "${google_cloudfunctions2_function.reconcile.service_config[0].uri}"
+    retry = only(job["retry_config"])
+    assert retry["retry_count"] >= 1
+    # A pass ends within the attempt deadline, which ends before the next tick.
+    deadline = blocks_by_name(MODULES["api_function"], "variable")["reconcile_attempt_deadline_seconds"]
+    assert deadline["default"] < 60
+    reconcile = function[("google_cloudfunctions2_function", "reconcile")]
+    assert only(reconcile["service_config"])["timeout_seconds"] == "${var.reconcile_attempt_deadline_seconds}"
+    assert "cloudscheduler.googleapis.com" in blocks_by_name(MODULES["platform"], "variable")["services"]["default"]
+
+
+def test_only_the_scheduler_account_may_invoke_the_reconcile_function():
+    function = resources(MODULES["api_function"])
+    invokers = [
+        body for (rtype, _), body in function.items()
+        if rtype == "google_cloud_run_v2_service_iam_member" and "reconcile" in body["name"]
+    ]
+    assert invokers == [function[("google_cloud_run_v2_service_iam_member", "reconcile_invoker")]]
+    assert invokers[0]["name"] == "${google_cloudfunctions2_function.reconcile.name}"
+    assert invokers[0]["role"] == "roles/run.invoker"
+    assert invokers[0]["member"] == "${google_service_account.reconcile_scheduler.member}"
+    # No public principal anywhere near it (the allUsers test above covers every module).
+    for key in (("google_cloudfunctions2_function", "reconcile"), ("google_cloud_scheduler_job", "reconcile")):
+        for _, text in string_leaves(function[key]):
+            assert "allUsers" not in text and "allAuthenticatedUsers" not in text
+    # It runs as the functions' account, which publishes to every model topic and uses Firestore.
+    reconcile = function[("google_cloudfunctions2_function", "reconcile")]
+    assert only(reconcile["service_config"])["service_account_email"] == "${google_service_account.api.email}"
+
+
+def test_reconcile_at_has_an_ascending_single_field_index_apart_from_the_ttl_field():
+    firestore = resources(MODULES["firestore"])
+    field = firestore[("google_firestore_field", "reconcile_at")]
+    variables = blocks_by_name(MODULES["firestore"], "variable")
+    assert field["collection"] == "${var.predictions_collection}"
+    assert field["field"] == "${var.reconcile_field}" and variables["reconcile_field"]["default"] == "reconcile_at"
+    index = only(only(field["index_config"])["indexes"])
+    assert index == {"order": "ASCENDING", "query_scope": "COLLECTION"}
+    assert "ttl_config" not in field
+    ttl = firestore[("google_firestore_field", "prediction_ttl")]
+    assert "index_config" not in ttl, "an index_config on the TTL field would replace its automatic indexes"
+    assert variables["reconcile_field"]["default"] != variables["ttl_field"]["default"]
+    assert any("!= var.ttl_field" in rule["condition"] for rule in variables["reconcile_field"]["validation"])
+
+
+def test_model_service_refuses_to_deploy_a_placeholder_image():
+    lifecycle = only(_model_service()["lifecycle"])
+    condition = only(lifecycle["precondition"])["condition"]
+    assert 'BUILD_IMAGE' in condition and "var.model.revisions" in condition
+
+
+def test_model_service_batch_and_lease_settings_reach_the_container():
+    service_locals = only(MODULES["model_service"]["locals"])
+    for key, attribute in (
+        ("MAX_BATCH_SIZE", "max_batch_size"),
+        ("MAX_BATCH_DELAY_MS", "max_batch_delay_ms"),
+        ("RUN_LEASE_SECONDS", "run_lease_seconds"),
+        ("MODEL_READY_WAIT_SECONDS", "model_ready_wait_seconds"),
+    ):
+        assert service_locals["shared_env"][key] == f"${{tostring(var.model.{attribute})}}", key
+    # Every template setting is hashed into the revision name.
+    settings = str(service_locals["template_settings"])
+    for name in ("var.startup_timeout_seconds", "var.container_port", "var.health_path", "local.shared_env", "local.limits"):
+        assert name in settings, name
+    assert "settings = local.template_settings" in service_locals["revision_names"]

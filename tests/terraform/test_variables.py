@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
 
-from .conftest import EXAMPLE_TFVARS, MODULE_NAMES, MODULES_DIR, TERRAFORM_DIR, blocks_by_name, load_hcl, load_module
+from .conftest import EXAMPLE_TFVARS, MODULE_NAMES, MODULES_DIR, TERRAFORM_DIR, blocks_by_name, load_module
 
 MODULE_DIRS = {"root": TERRAFORM_DIR, **{name: MODULES_DIR / name for name in MODULE_NAMES}}
 
@@ -80,7 +81,10 @@ def test_models_type_lists_the_documented_attributes():
         "cpu",
         "memory",
         "ack_deadline_seconds",
-        "max_delivery_attempts",
+        "max_batch_size",
+        "max_batch_delay_ms",
+        "run_lease_seconds",
+        "model_ready_wait_seconds",
         "revisions",
         "model_version",
         "image",
@@ -92,7 +96,7 @@ def test_models_type_lists_the_documented_attributes():
 
 def test_example_tfvars_sets_only_declared_root_variables():
     declared = set(blocks_by_name(load_module(TERRAFORM_DIR), "variable"))
-    values = load_hcl(EXAMPLE_TFVARS)
+    values = json.loads(EXAMPLE_TFVARS.read_text())
     assert values["project_id"] and values["region"]
     assert set(values) <= declared
     required = {name for name, body in blocks_by_name(load_module(TERRAFORM_DIR), "variable").items() if "default" not in body}

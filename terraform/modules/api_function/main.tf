@@ -10,18 +10,23 @@ locals {
       PREDICTION_TTL_DAYS    = tostring(var.prediction_ttl_days)
       # functions-framework's gunicorn threads; each ?wait= long poll holds one.
       THREADS = tostring(var.concurrency)
+      # Reconciler settings (read by all three entry points, used by reconcile).
+      REDELIVER_AFTER_SECONDS    = tostring(var.redeliver_after_seconds)
+      MAX_PREDICTION_AGE_SECONDS = tostring(var.max_prediction_age_seconds)
+      MAX_DELIVERY_ATTEMPTS      = tostring(var.max_delivery_attempts)
+      CALLBACK_RETRY_SECONDS     = tostring(var.callback_retry_seconds)
     },
     var.public_base_url == null ? {} : { PUBLIC_BASE_URL = var.public_base_url },
   )
 }
 
-# Runtime identity of both entry points: write uploads, publish to the model
-# topics (granted per topic in modules/model_routing), read/write Firestore.
+# Runtime identity of the three entry points: write uploads, publish to the
+# model topics (granted per topic in modules/model_routing), read/write Firestore.
 resource "google_service_account" "api" {
   project      = var.project_id
   account_id   = "prediction-api"
   display_name = "Prediction API functions"
-  description  = "Runs ${var.api_function_name} and ${var.dead_letter_function_name}."
+  description  = "Runs ${var.api_function_name}, ${var.dead_letter_function_name} and ${var.reconcile_function_name}."
 }
 
 resource "google_storage_bucket_iam_member" "write_uploads" {

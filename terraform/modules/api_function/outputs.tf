@@ -9,11 +9,21 @@ output "dead_letter_uri" {
 }
 
 output "service_account_email" {
-  description = "Service account both functions run as."
+  description = "Service account the three functions run as."
   value       = google_service_account.api.email
 }
 
 output "dead_letter_invoker_email" {
   description = "Service account the dead-letter push subscriptions authenticate as."
   value       = google_service_account.dead_letter_invoker.email
+}
+
+output "reconcile_uri" {
+  description = "URL of the reconcile function (Cloud Scheduler's target and OIDC audience)."
+  value       = google_cloudfunctions2_function.reconcile.service_config[0].uri
+}
+
+output "reconcile_scheduler_email" {
+  description = "Service account Cloud Scheduler presents to the reconcile function; the only invoker it has."
+  value       = google_service_account.reconcile_scheduler.email
 }

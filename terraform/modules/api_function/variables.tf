@@ -45,6 +45,12 @@ variable "dead_letter_function_name" {
   default     = "prediction-dead-letter"
 }
 
+variable "reconcile_function_name" {
+  description = "Name of the reconciler function (entry point `reconcile`), run by Cloud Scheduler."
+  type        = string
+  default     = "prediction-reconcile"
+}
+
 variable "uploads_bucket" {
   description = "Bucket the API writes uploaded images to (UPLOADS_BUCKET)."
   type        = string
@@ -125,4 +131,66 @@ variable "api_public" {
 variable "pubsub_service_agent" {
   description = "Email of the Pub/Sub service agent, which mints OIDC tokens for the dead-letter push identity."
   type        = string
+}
+
+variable "redeliver_after_seconds" {
+  description = "REDELIVER_AFTER_SECONDS: the reconciler republishes a stuck prediction this long after its last attempt."
+  type        = number
+
+  validation {
+    condition     = var.redeliver_after_seconds >= 10
+    error_message = "redeliver_after_seconds must be at least 10."
+  }
+}
+
+variable "max_prediction_age_seconds" {
+  description = "MAX_PREDICTION_AGE_SECONDS: the reconciler fails a prediction that is older than this and not final."
+  type        = number
+
+  validation {
+    condition     = var.max_prediction_age_seconds >= 60
+    error_message = "max_prediction_age_seconds must be at least 60."
+  }
+}
+
+variable "max_delivery_attempts" {
+  description = "MAX_DELIVERY_ATTEMPTS: the push subscriptions' dead-letter threshold, which the reconciler must agree with."
+  type        = number
+
+  validation {
+    condition     = var.max_delivery_attempts >= 5 && var.max_delivery_attempts <= 100
+    error_message = "max_delivery_attempts must be between 5 and 100."
+  }
+}
+
+variable "callback_retry_seconds" {
+  description = "CALLBACK_RETRY_SECONDS: how long the reconciler retries a failed callback."
+  type        = number
+
+  validation {
+    condition     = var.callback_retry_seconds >= 0
+    error_message = "callback_retry_seconds must not be negative."
+  }
+}
+
+variable "reconcile_schedule" {
+  description = "Cron schedule (UTC) of the Cloud Scheduler job that runs one reconciler pass."
+  type        = string
+
+  validation {
+    condition     = length(split(" ", trimspace(var.reconcile_schedule))) == 5
+    error_message = "reconcile_schedule must be a five-field cron expression."
+  }
+}
+
+variable "reconcile_attempt_deadline_seconds" {
+  description = "How long Cloud Scheduler waits for one reconciler pass to answer; also the function's timeout."
+  type        = number
+  default     = 50
+
+  validation {
+    # A pass must end before the next one-minute tick; Scheduler accepts 15 s - 30 min for HTTP targets.
+    condition     = var.reconcile_attempt_deadline_seconds >= 15 && var.reconcile_attempt_deadline_seconds <= 1800
+    error_message = "reconcile_attempt_deadline_seconds must be between 15 and 1800."
+  }
 }

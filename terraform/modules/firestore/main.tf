@@ -22,3 +22,25 @@ resource "google_firestore_field" "prediction_ttl" {
   # Single-field indexes are left as they are: the API may query on them, and
   # an empty index_config {} would drop them.
 }
+
+# The reconciler's query, `predictions where reconcile_at <= now order by
+# reconcile_at limit N`, needs the ascending single-field index on
+# reconcile_at. Firestore makes it automatically; declaring it keeps an
+# exemption (or a changed automatic-index setting) from dropping it. It is a
+# different field from the TTL one above, so the two resources never clash.
+resource "google_firestore_field" "reconcile_at" {
+  project    = var.project_id
+  database   = google_firestore_database.default.name
+  collection = var.predictions_collection
+  field      = var.reconcile_field
+
+  index_config {
+    indexes {
+      order       = "ASCENDING"
+      query_scope = "COLLECTION"
+    }
+  }
+
+  # Field resources of one database are applied one at a time.
+  depends_on = [google_firestore_field.prediction_ttl]
+}

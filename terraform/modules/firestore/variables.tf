@@ -24,3 +24,14 @@ variable "ttl_field" {
   type        = string
   default     = "expire_at"
 }
+
+variable "reconcile_field" {
+  description = "Timestamp field on prediction documents that the reconciler queries (reconcile_at <= now, ordered by it)."
+  type        = string
+  default     = "reconcile_at"
+
+  validation {
+    condition     = var.reconcile_field != var.ttl_field
+    error_message = "reconcile_field must differ from ttl_field: one google_firestore_field resource per field."
+  }
+}

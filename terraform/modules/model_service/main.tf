@@ -34,8 +34,8 @@ resource "google_cloud_run_v2_service" "model" {
   deletion_protection = var.deletion_protection
 
   template {
-    # Fixed name: traffic entries refer to revisions by name, and a rollout
-    # adds exactly one new revision key.
+    # Named, so traffic entries can refer to revisions; the name ends in a
+    # hash of the template (see locals.tf).
     revision                         = local.template_revision
     service_account                  = google_service_account.model.email
     max_instance_request_concurrency = var.model.concurrency
@@ -79,6 +79,9 @@ resource "google_cloud_run_v2_service" "model" {
         }
       }
 
+      # The service exits non-zero, with one ERROR line naming the missing
+      # model, when its model version is not in the repository; cloudbuild.yaml
+      # and scripts/rollout.py check the repository before any apply.
       startup_probe {
         initial_delay_seconds = 0
         period_seconds        = 10
@@ -109,6 +112,13 @@ resource "google_cloud_run_v2_service" "model" {
       revision = traffic.value.revision
       percent  = traffic.value.percent
       tag      = traffic.value.tag
+    }
+  }
+
+  lifecycle {
+    precondition {
+      condition     = !contains([for rev in values(var.model.revisions) : rev.image], "BUILD_IMAGE")
+      error_message = "Model ${var.model_name} still has a BUILD_IMAGE placeholder: pin it with `scripts/rollout.py pin --image IMAGE` (cloudbuild.yaml does)."
     }
   }
 

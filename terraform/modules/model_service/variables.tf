@@ -29,7 +29,10 @@ variable "model" {
     memory                        = string
     gpu_zonal_redundancy_disabled = bool
     ack_deadline_seconds          = number
-    max_delivery_attempts         = number
+    max_batch_size                = number
+    max_batch_delay_ms            = number
+    run_lease_seconds             = number
+    model_ready_wait_seconds      = number
     revisions = map(object({
       model_version = number
       image         = string

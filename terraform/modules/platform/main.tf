@@ -29,3 +29,16 @@ resource "google_artifact_registry_repository" "images" {
 
   depends_on = [google_project_service.enabled]
 }
+
+# The Pub/Sub service agent signs the push subscriptions' OIDC tokens and moves
+# messages to the dead-letter topics. Google creates it lazily, so on a new
+# project it may not exist yet when the IAM grants naming it are applied;
+# creating it here first removes that race. (google-beta only.)
+resource "google_project_service_identity" "pubsub" {
+  provider = google-beta
+
+  project = var.project_id
+  service = "pubsub.googleapis.com"
+
+  depends_on = [google_project_service.enabled]
+}

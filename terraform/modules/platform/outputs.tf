@@ -7,3 +7,8 @@ output "enabled_services" {
   description = "APIs enabled by this module."
   value       = sort([for s in google_project_service.enabled : s.service])
 }
+
+output "pubsub_service_agent" {
+  description = "Email of the project's Pub/Sub service agent (service-PROJECT_NUMBER@gcp-sa-pubsub.iam.gserviceaccount.com), created before anything grants it a role."
+  value       = google_project_service_identity.pubsub.email
+}

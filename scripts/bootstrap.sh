@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# One-time preparation of an empty Google Cloud project, run once by a project
+# Owner with gcloud, before the first `gcloud builds submit` (terraform/README.md):
+#
+#   scripts/bootstrap.sh PROJECT_ID [REGION]
+#
+# It creates only what Cloud Build needs before Terraform can run:
+#   - the APIs Cloud Build and Terraform's first calls use;
+#   - the Terraform state bucket gs://PROJECT_ID-tfstate (versioned);
+#   - the deployer service account the builds run as, with the roles below;
+#   - the deployment's configuration in gs://PROJECT_ID-tfstate/config/:
+#     terraform.tfvars.json (project_id, region) and models.auto.tfvars.json
+#     (terraform/models.auto.tfvars.json.example), unless they exist already.
+# Everything else (the other APIs, registry, buckets, services) is Terraform's.
+# Running it again changes nothing that exists.
+set -euo pipefail
+
+if [ $# -lt 1 ] || [ $# -gt 2 ]; then
+  echo "usage: $0 PROJECT_ID [REGION]" >&2
+  exit 2
+fi
+project="$1"
+region="${2:-us-central1}"
+repo_root="$(cd "$(dirname "$0")/.." && pwd)"
+state_bucket="gs://${project}-tfstate"
+deployer_id="inference-deployer"
+deployer="${deployer_id}@${project}.iam.gserviceaccount.com"
+
+# What the deployer creates, and the narrowest predefined role for each. Plain
+# roles/editor is not enough: it cannot set IAM policies on buckets, topics,
+# subscriptions, services or service accounts.
+DEPLOYER_ROLES=(
+  roles/serviceusage.serviceUsageAdmin   # enable APIs, create the Pub/Sub service identity
+  roles/artifactregistry.admin           # the image repository (cleanup policies) and pushes
+  roles/storage.admin                    # buckets, their IAM, objects, the state and config
+  roles/datastore.owner                  # the Firestore database, TTL and index fields
+  roles/iam.serviceAccountAdmin          # runtime service accounts and IAM on them
+  roles/iam.serviceAccountUser           # act as those accounts (Cloud Run, functions, Scheduler)
+  roles/resourcemanager.projectIamAdmin  # project-level grants (datastore.user, build roles)
+  roles/run.admin                        # model services and run.invoker on them and the functions
+  roles/cloudfunctions.admin             # the api, dead_letter and reconcile functions
+  roles/pubsub.admin                     # topics, subscriptions and their IAM
+  roles/cloudscheduler.admin             # the reconciler's schedule
+  roles/logging.logWriter                # build logs (CLOUD_LOGGING_ONLY)
+)
+
+gcloud services enable --project "$project" \
+  cloudbuild.googleapis.com cloudresourcemanager.googleapis.com iam.googleapis.com \
+  serviceusage.googleapis.com storage.googleapis.com
+
+if ! gcloud storage buckets describe "$state_bucket" --project "$project" > /dev/null 2>&1; then
+  gcloud storage buckets create "$state_bucket" --project "$project" --location "$region" \
+    --uniform-bucket-level-access --public-access-prevention
+fi
+gcloud storage buckets update "$state_bucket" --versioning
+
+if ! gcloud iam service-accounts describe "$deployer" --project "$project" > /dev/null 2>&1; then
+  gcloud iam service-accounts create "$deployer_id" --project "$project" \
+    --display-name "Inference deployer" --description "Cloud Build identity of cloudbuild.yaml and ci/rollout.cloudbuild.yaml"
+fi
+for role in "${DEPLOYER_ROLES[@]}"; do
+  gcloud projects add-iam-policy-binding "$project" --member "serviceAccount:${deployer}" \
+    --role "$role" --condition None --quiet > /dev/null
+  echo "granted $role to $deployer"
+done
+
+config="${state_bucket}/config"
+if ! gcloud storage ls "${config}/terraform.tfvars.json" > /dev/null 2>&1; then
+  settings="$(mktemp)"
+  printf '{\n  "project_id": "%s",\n  "region": "%s"\n}\n' "$project" "$region" > "$settings"
+  gcloud storage cp "$settings" "${config}/terraform.tfvars.json"
+  rm -f "$settings"
+fi
+if ! gcloud storage ls "${config}/models.auto.tfvars.json" > /dev/null 2>&1; then
+  gcloud storage cp "${repo_root}/terraform/models.auto.tfvars.json.example" "${config}/models.auto.tfvars.json"
+fi
+
+cat << EOF
+Project ${project} is ready for its first build:
+  gcloud builds submit --project ${project} --config cloudbuild.yaml --region ${region} \\
+    --service-account projects/${project}/serviceAccounts/${deployer}
+EOF

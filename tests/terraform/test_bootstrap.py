@@ -1,0 +1,68 @@
+"""scripts/bootstrap.sh against the fake gcloud of fake_cloud.py."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+from . import fake_cloud
+from .conftest import EXAMPLE_MODELS, REPO_ROOT
+
+BOOTSTRAP = REPO_ROOT / "scripts" / "bootstrap.sh"
+EXPECTED_ROLES = {
+    "roles/serviceusage.serviceUsageAdmin",
+    "roles/artifactregistry.admin",
+    "roles/storage.admin",
+    "roles/datastore.owner",
+    "roles/iam.serviceAccountAdmin",
+    "roles/iam.serviceAccountUser",
+    "roles/resourcemanager.projectIamAdmin",
+    "roles/run.admin",
+    "roles/cloudfunctions.admin",
+    "roles/pubsub.admin",
+    "roles/cloudscheduler.admin",
+    "roles/logging.logWriter",
+}
+
+
+def _run(tmp_path, *args: str) -> subprocess.CompletedProcess:
+    fake_cloud.install(tmp_path / "bin")
+    env = {
+        **os.environ,
+        "PATH": f"{tmp_path / 'bin'}:{os.environ['PATH']}",
+        "FAKE_GCS_ROOT": str(tmp_path / "gcs"),
+        "FAKE_CLOUD_LOG": str(tmp_path / "calls.jsonl"),
+    }
+    (tmp_path / "gcs").mkdir(exist_ok=True)
+    return subprocess.run(["bash", str(BOOTSTRAP), *args], capture_output=True, text=True, env=env, timeout=60)
+
+
+def test_bootstrap_prepares_an_empty_project_and_changes_nothing_the_second_time(tmp_path):
+    result = _run(tmp_path, "proj-1", "europe-west4")
+    assert result.returncode == 0, result.stderr
+    config = tmp_path / "gcs" / "proj-1-tfstate" / "config"
+    assert json.loads((config / "terraform.tfvars.json").read_text()) == {"project_id": "proj-1", "region": "europe-west4"}
+    assert (config / "models.auto.tfvars.json").read_text() == EXAMPLE_MODELS.read_text()
+    calls = fake_cloud.calls(tmp_path / "calls.jsonl", "gcloud")
+    create = next(c for c in calls if c[:3] == ["storage", "buckets", "create"])
+    assert "--uniform-bucket-level-access" in create and "--public-access-prevention" in create
+    assert ["storage", "buckets", "update", "gs://proj-1-tfstate", "--versioning"] in calls
+    deployer = "serviceAccount:inference-deployer@proj-1.iam.gserviceaccount.com"
+    granted = {c[c.index("--role") + 1] for c in calls if c[:2] == ["projects", "add-iam-policy-binding"] and deployer in c}
+    assert granted == EXPECTED_ROLES
+    assert "roles/editor" not in granted and "roles/owner" not in granted
+    assert "--service-account projects/proj-1/serviceAccounts/inference-deployer@proj-1.iam.gserviceaccount.com" in result.stdout
+
+    # A second run keeps the configuration (rollout state included) as it is.
+    (config / "models.auto.tfvars.json").write_text('{"models": {}}')
+    (tmp_path / "calls.jsonl").unlink()
+    assert _run(tmp_path, "proj-1").returncode == 0
+    assert (config / "models.auto.tfvars.json").read_text() == '{"models": {}}'
+    again = fake_cloud.calls(tmp_path / "calls.jsonl", "gcloud")
+    assert not any(c[:3] == ["storage", "buckets", "create"] or c[:3] == ["iam", "service-accounts", "create"] for c in again)
+
+
+def test_bootstrap_needs_a_project(tmp_path):
+    result = _run(tmp_path)
+    assert result.returncode == 2 and "usage:" in result.stderr

@@ -1,0 +1,97 @@
+"""scripts/export_model.py's gs:// repository, against the Cloud Storage emulator
+the local stack uses (no model is built: the upload side only)."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from scripts import export_model
+
+
+@pytest.fixture
+def storage(monkeypatch):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gcp_storage_emulator", "start", "--host", "127.0.0.1", "--port", str(port), "--in-memory", "--quiet"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/storage/v1/b?project=proj-1", timeout=1)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{port}")
+        monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "proj-1")
+        from google.cloud import storage as gcs
+
+        client = gcs.Client()
+        yield client.create_bucket("proj-1-models")
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def _version_folder(tmp_path):
+    folder = tmp_path / "built"
+    (folder / "variables").mkdir(parents=True, exist_ok=True)
+    (folder / "variables" / "variables.index").write_bytes(b"index")
+    (folder / "saved_model.pb").write_bytes(b"graph")
+    (folder / "model.json").write_text("{}")
+    return folder
+
+
+def test_gcs_repository_numbers_and_uploads_versions(storage, tmp_path):
+    storage.blob("models/cat/1/saved_model.pb").upload_from_string(b"old")
+    storage.blob("models/cat/2/variables/variables.index").upload_from_string(b"half an upload")
+    repository = export_model.GcsRepository("gs://proj-1-models/models")
+    assert repository.versions("cat") == [1], "only complete versions count"
+    assert repository.versions("dog") == []
+    assert export_model.has_version(repository, "cat") and not export_model.has_version(repository, "dog")
+
+    staging = tmp_path / "staging"
+    repository.stage(staging, "cat")
+    # export_version numbers the new version max(local folders) + 1 (serving.next_version).
+    assert sorted(p.name for p in (staging / "cat").iterdir()) == ["1", "2"], "a half-uploaded version number is not reused"
+
+    url = repository.upload(_version_folder(tmp_path), "cat", 3)
+    assert url == "gs://proj-1-models/models/cat/3/"
+    names = sorted(blob.name for blob in storage.client.list_blobs(storage, prefix="models/cat/3/"))
+    assert names == ["models/cat/3/model.json", "models/cat/3/saved_model.pb", "models/cat/3/variables/variables.index"]
+    assert repository.versions("cat") == [1, 3]
+    # (The emulator ignores ifGenerationMatch, so "never overwrite" is checked below with a stub.)
+
+
+def test_the_marker_is_uploaded_last_and_nothing_is_overwritten(tmp_path):
+    uploaded = []
+
+    class Blob:
+        def __init__(self, name):
+            self.name = name
+
+        def upload_from_filename(self, path, if_generation_match):
+            assert if_generation_match == 0
+            uploaded.append(self.name)
+
+    class Bucket:
+        name = "b"
+
+        def blob(self, name):
+            return Blob(name)
+
+    repository = export_model.GcsRepository.__new__(export_model.GcsRepository)
+    repository.prefix, repository.bucket = "models", Bucket()
+    repository.upload(_version_folder(tmp_path), "cat", 1)
+    assert uploaded[-1] == "models/cat/1/saved_model.pb" and len(uploaded) == 3
