@@ -74,6 +74,16 @@ fi
 if ! gcloud storage ls "${config}/models.auto.tfvars.json" > /dev/null 2>&1; then
   gcloud storage cp "${repo_root}/terraform/models.auto.tfvars.json.example" "${config}/models.auto.tfvars.json"
 fi
+# The test suite's ImageNet sample photos are not in the repository: Cloud
+# Build's test step fetches them from here.
+samples="${repo_root}/../shared/images"
+if ! gcloud storage ls "${config}/sample-images/" > /dev/null 2>&1; then
+  if compgen -G "${samples}/*.JPEG" > /dev/null; then
+    gcloud storage cp "${samples}"/*.JPEG "${config}/sample-images/"
+  else
+    echo "warning: no sample photos in ${samples}; copy them to ${config}/sample-images/ before the first build" >&2
+  fi
+fi
 
 cat << EOF
 Project ${project} is ready for its first build:

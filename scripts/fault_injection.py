@@ -93,7 +93,7 @@ def kill_worker(port: int, timeout: float = 60.0) -> float:
 
 
 def sample_photos() -> list[tuple[str, bytes]]:
-    folder = ROOT.parent / "shared" / "images"
+    folder = Path(os.environ.get("SAMPLE_IMAGES_DIR") or ROOT.parent / "shared" / "images")
     photos = sorted(folder.glob("*.JPEG"))
     if not photos:
         raise SystemExit(f"no sample photos in {folder}")

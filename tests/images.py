@@ -1,13 +1,16 @@
-"""The ImageNet sample photos in ../shared/images, and images made from them."""
+"""The ImageNet sample photos in ../shared/images (or $SAMPLE_IMAGES_DIR), and images made from them."""
 
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 
 from PIL import Image
 
-SHARED_IMAGES = Path(__file__).resolve().parents[1].parent / "shared" / "images"
+# Cloud Build has no ../shared: its test step fetches the photos and names the folder.
+SHARED_IMAGES = Path(os.environ.get("SAMPLE_IMAGES_DIR")
+                     or Path(__file__).resolve().parents[1].parent / "shared" / "images")
 
 # ImageNet class index of each sample's wnid (see ../shared/README.md).
 CLASS_IDS = {

@@ -103,6 +103,8 @@ def gcloud(argv: list[str]) -> int:
             print(f"ERROR: (gcloud.storage.ls) {os.environ['FAKE_GCLOUD_LS_ERROR']}", file=sys.stderr)
             return 1
         pattern = args[2]
+        # As the real one: a URL ending in "/" lists the objects under that prefix.
+        pattern = pattern + "*" if pattern.endswith("/") else pattern
         matches = sorted(
             "gs://" + p.relative_to(_root()).as_posix()
             for p in _root().rglob("*")
@@ -114,7 +116,7 @@ def gcloud(argv: list[str]) -> int:
         print("\n".join(matches))
         return 0
     if args[:2] == ["storage", "cp"]:
-        source, destination = args[2], args[3]
+        source, destination = args[2], args[-1]
         if source.startswith("gs://"):
             if not _path(source).is_file():
                 print(f"ERROR: {source} not found", file=sys.stderr)
@@ -125,6 +127,11 @@ def gcloud(argv: list[str]) -> int:
         if expected is not None and str(_generations().get(destination, 0)) != expected:
             print("ERROR: HTTPError 412: At least one of the pre-conditions you specified did not hold.", file=sys.stderr)
             return 1
+        if len(args) > 4:  # several local files into a "folder"
+            assert destination.endswith("/"), destination
+            for local in args[2:-1]:
+                put(args[-1] + Path(local).name, Path(local).read_bytes())
+            return 0
         put(destination, Path(source).read_bytes())
         return 0
     if args[:2] == ["storage", "buckets"]:

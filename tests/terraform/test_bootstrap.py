@@ -6,6 +6,8 @@ import json
 import os
 import subprocess
 
+from tests.images import SHARED_IMAGES
+
 from . import fake_cloud
 from .conftest import EXAMPLE_MODELS, REPO_ROOT
 
@@ -44,6 +46,9 @@ def test_bootstrap_prepares_an_empty_project_and_changes_nothing_the_second_time
     config = tmp_path / "gcs" / "proj-1-tfstate" / "config"
     assert json.loads((config / "terraform.tfvars.json").read_text()) == {"project_id": "proj-1", "region": "europe-west4"}
     assert (config / "models.auto.tfvars.json").read_text() == EXAMPLE_MODELS.read_text()
+    # Cloud Build's test step fetches the sample photos from here (they are not in the repository).
+    samples = sorted(p.name for p in SHARED_IMAGES.glob("*.JPEG"))
+    assert samples and sorted(p.name for p in (config / "sample-images").iterdir()) == samples
     calls = fake_cloud.calls(tmp_path / "calls.jsonl", "gcloud")
     create = next(c for c in calls if c[:3] == ["storage", "buckets", "create"])
     assert "--uniform-bucket-level-access" in create and "--public-access-prevention" in create
@@ -60,6 +65,7 @@ def test_bootstrap_prepares_an_empty_project_and_changes_nothing_the_second_time
     assert _run(tmp_path, "proj-1").returncode == 0
     assert (config / "models.auto.tfvars.json").read_text() == '{"models": {}}'
     again = fake_cloud.calls(tmp_path / "calls.jsonl", "gcloud")
+    assert not any(c[:2] == ["storage", "cp"] and "sample-images" in c[-1] for c in again)
     assert not any(c[:3] == ["storage", "buckets", "create"] or c[:3] == ["iam", "service-accounts", "create"] for c in again)
 
 

@@ -89,6 +89,9 @@ def test_the_test_step_runs_the_whole_suite_in_the_ci_image_and_refuses_skips():
     script = test["args"][-1]
     assert 'PYTEST_ADDOPTS="--junitxml=test-artifacts/junit.xml" make test' in script
     assert "check_no_skips.py test-artifacts/junit.xml" in script
+    # The sample photos bootstrap.sh uploaded, where tests/images.py looks for them.
+    assert 'gcloud storage cp "gs://${_TF_STATE_BUCKET}/config/sample-images/*" /workspace/sample-images/' in script
+    assert "SAMPLE_IMAGES_DIR=/workspace/sample-images" in script
     for step in PIPELINE["steps"]:
         if step["id"] not in ("ci-image", "build-image", "push-ci-image", "package-function"):
             assert step["name"] == "inference-ci:${BUILD_ID}", step["id"]
