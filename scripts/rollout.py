@@ -56,13 +56,13 @@ MODEL_DEFAULTS = {
     "accelerator": "cpu",
     "min_instances": 0,
     "max_instances": 3,
-    "concurrency": 8,
+    "concurrency": 32,
     "cpu": "2",
     "memory": "4Gi",
     "gpu_zonal_redundancy_disabled": True,
     "ack_deadline_seconds": 60,
     "max_batch_size": 16,
-    "max_batch_delay_ms": 10,
+    "max_batch_delay_ms": 0,
     "run_lease_seconds": 10,
     "model_ready_wait_seconds": 30,
     "canary_tag": None,
@@ -159,6 +159,8 @@ def validate_model(name: str, model: dict) -> None:
     for attribute, minimum, maximum in WHOLE_RANGES:
         if not _is_whole(m[attribute], minimum, maximum):
             fail(f"{attribute} must be a whole number between {minimum} and {maximum}, not {m[attribute]!r}")
+    if m["concurrency"] < m["max_batch_size"]:
+        fail("concurrency (its gunicorn threads) must be at least max_batch_size, or a full batch can never form")
 
     revisions = m.get("revisions")
     if not isinstance(revisions, dict) or not revisions:

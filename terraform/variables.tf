@@ -46,13 +46,13 @@ variable "models" {
     accelerator                   = optional(string, "cpu")
     min_instances                 = optional(number, 0)
     max_instances                 = optional(number, 3)
-    concurrency                   = optional(number, 8)
+    concurrency                   = optional(number, 32)
     cpu                           = optional(string, "2")
     memory                        = optional(string, "4Gi")
     gpu_zonal_redundancy_disabled = optional(bool, true)
     ack_deadline_seconds          = optional(number, 60)
     max_batch_size                = optional(number, 16)
-    max_batch_delay_ms            = optional(number, 10)
+    max_batch_delay_ms            = optional(number, 0)
     run_lease_seconds             = optional(number, 10)
     model_ready_wait_seconds      = optional(number, 30)
     revisions = map(object({
@@ -119,6 +119,13 @@ variable "models" {
       m.max_batch_delay_ms >= 0 && m.max_batch_delay_ms <= 1000 && floor(m.max_batch_delay_ms) == m.max_batch_delay_ms
     ])
     error_message = "Each model needs whole numbers 1 <= max_batch_size <= 256 and 0 <= max_batch_delay_ms <= 1000."
+  }
+
+  validation {
+    # Each request holds a thread while its batch runs: with fewer threads than
+    # max_batch_size a full batch can never form.
+    condition     = alltrue([for m in values(var.models) : m.concurrency >= m.max_batch_size])
+    error_message = "Each model's concurrency (its gunicorn threads) must be at least its max_batch_size, or a full batch can never form."
   }
 
   validation {

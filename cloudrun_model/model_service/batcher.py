@@ -1,8 +1,11 @@
 """Groups concurrent requests into one model call.
 
 gunicorn runs several threads; each push request hands its image here and waits.
-One thread runs the model on whatever arrived within MAX_BATCH_DELAY_MS, up to
-MAX_BATCH_SIZE images, which is what keeps a GPU (or the CPU's vector units) busy.
+One thread runs the model on what is queued, up to MAX_BATCH_SIZE images, which
+is what keeps a GPU (or the CPU's vector units) busy. MAX_BATCH_DELAY_MS (default
+0) would wait that long for more; as Triton and TF Serving advise for CPUs, the
+default takes what is queued and does not wait: while one batch runs, the next
+one forms by itself.
 """
 
 from __future__ import annotations
@@ -38,20 +41,22 @@ class MicroBatcher:
             deadline = time.monotonic() + self._max_delay
             while len(batch) < self._max_batch_size:
                 remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
                 try:
-                    batch.append(self._queue.get(timeout=remaining))
+                    batch.append(self._queue.get(timeout=remaining) if remaining > 0
+                                 else self._queue.get_nowait())
                 except queue.Empty:
                     break
             self._run_batch(batch)
 
     def _run_batch(self, batch: list[tuple[bytes, Future]]) -> None:
+        started = time.monotonic()
         try:
             results = self._predict_batch([image for image, _ in batch])
         except Exception as exc:  # handed to every waiting request, which decides
             for _, future in batch:
                 future.set_exception(exc)
             return
+        log.info("batch", extra={"batch_size": len(batch),
+                                 "model_ms": round((time.monotonic() - started) * 1000, 1)})
         for (_, future), result in zip(batch, results):
             future.set_result(result)

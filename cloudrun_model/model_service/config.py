@@ -34,7 +34,7 @@ class Settings:
     callback_timeout_seconds: float = 10.0
     storage_timeout_seconds: float = 30.0
     max_batch_size: int = 16
-    max_batch_delay_ms: float = 10.0
+    max_batch_delay_ms: float = 0.0
     revision: str | None = None
 
     @classmethod

@@ -18,7 +18,11 @@ def build_service(settings: Settings) -> PredictionService:
         settings,
         uploads=GcsUploadStore(storage.Client(project=settings.project), settings.uploads_bucket),
         store=FirestorePredictionStore(firestore.Client(project=settings.project)),
-        publisher=PubSubPublisher(pubsub_v1.PublisherClient(), settings.project),
+        # Each publish waits for its ack before the request answers, so batching
+        # (by default up to 10 ms) only adds latency: send every message at once.
+        publisher=PubSubPublisher(
+            pubsub_v1.PublisherClient(batch_settings=pubsub_v1.types.BatchSettings(max_messages=1)),
+            settings.project),
     )
 
 

@@ -64,7 +64,7 @@ def test_ctrl_c_stops_every_process(tmp_path):
         assert f"model tiny-test ready at http://127.0.0.1:{ports[3]}" in printed
         started = descendants(stack.pid)
         commands = " ".join(Path(f"/proc/{pid}/cmdline").read_text() for pid in started if alive(pid))
-        for expected in ("pubsub-emulator", "cloud-firestore-emulator", "gcp_storage_emulator",
+        for expected in ("pubsub-emulator", "cloud-firestore-emulator", "fake-gcs-server",
                          "gunicorn", "functions_framework", "static_site"):
             assert expected in commands
         stack.send_signal(signal.SIGINT)

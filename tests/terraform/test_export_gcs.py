@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 
 import pytest
 
+from emulators.suite import storage_emulator_command
 from scripts import export_model
 
 
@@ -20,7 +20,7 @@ def storage(monkeypatch):
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     server = subprocess.Popen(
-        [sys.executable, "-m", "gcp_storage_emulator", "start", "--host", "127.0.0.1", "--port", str(port), "--in-memory", "--quiet"],
+        storage_emulator_command("127.0.0.1", port),
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:

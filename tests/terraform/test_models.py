@@ -36,6 +36,8 @@ INVALID_CASES = [
     ("bad-canary-tag", lambda m: m["resnet50"].update(canary_tag="Canary!"), "canary_tag must be", "canary_tag"),
     ("batch-size-0", lambda m: m["cat"].update(max_batch_size=0), "1 <= max_batch_size <= 256", "max_batch_size"),
     ("batch-delay-fraction", lambda m: m["cat"].update(max_batch_delay_ms=2.5), "max_batch_delay_ms <= 1000", "max_batch_delay_ms"),
+    ("threads-below-batch", lambda m: m["cat"].update(concurrency=8, max_batch_size=16),
+     "at least its max_batch_size", "at least max_batch_size"),
     ("lease-0", lambda m: m["dog"].update(run_lease_seconds=0), "1 <= run_lease_seconds <= 600", "run_lease_seconds"),
     ("ready-wait-601", lambda m: m["dog"].update(model_ready_wait_seconds=601), "model_ready_wait_seconds <= 600", "model_ready_wait"),
 ]

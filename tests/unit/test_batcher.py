@@ -37,3 +37,27 @@ def test_a_failing_batch_fails_each_of_its_requests():
     batcher = MicroBatcher(predict_batch, max_batch_size=8, max_delay_seconds=0.01)
     with pytest.raises(RuntimeError, match="exploded"):
         batcher.predict(b"x", timeout=5)
+
+
+def test_with_no_delay_it_takes_what_is_queued_while_a_batch_runs():
+    batches: list[int] = []
+    first_running = threading.Event()
+    release = threading.Event()
+
+    def predict_batch(images):
+        batches.append(len(images))
+        first_running.set()
+        release.wait(5)  # the first batch runs while the others queue
+        return images
+
+    batcher = MicroBatcher(predict_batch, max_batch_size=8, max_delay_seconds=0)
+    with ThreadPoolExecutor(9) as pool:
+        first = pool.submit(batcher.predict, b"first", 10)
+        assert first_running.wait(5)
+        rest = [pool.submit(batcher.predict, f"img{i}".encode(), 10) for i in range(8)]
+        while batcher._queue.qsize() < 8:
+            threading.Event().wait(0.01)
+        release.set()
+        assert first.result() == b"first" and [f.result() for f in rest] == [f"img{i}".encode() for i in range(8)]
+    # Nobody waited for the first to fill; the eight queued behind it ran as one batch.
+    assert batches == [1, 8]
