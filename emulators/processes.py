@@ -58,6 +58,29 @@ def http_status(url: str, timeout: float = 2.0) -> int | None:
         return None
 
 
+def gunicorn_worker_pid(port: int) -> int | None:
+    """The worker of the gunicorn master bound to this port (the master's child running the app)."""
+    bound = f"127.0.0.1:{port}"
+    parents: dict[int, int] = {}
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            argv = cmdline.read_bytes().split(b"\0")
+            if b"gunicorn" not in b" ".join(argv) or bound.encode() not in argv:
+                continue
+            stat = (cmdline.parent / "stat").read_text()
+        except OSError:
+            continue
+        parents[int(cmdline.parent.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    workers = [pid for pid, parent in parents.items() if parent in parents]
+    return workers[0] if workers else None
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User plus system CPU time a process has used so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class ManagedProcess:
     def __init__(self, name: str, argv: Sequence[str], env: dict[str, str] | None = None,
                  cwd: Path | None = None, log_path: Path | None = None) -> None:

@@ -32,6 +32,10 @@ from pathlib import Path
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
+if os.fspath(ROOT) not in sys.path:
+    sys.path.insert(0, os.fspath(ROOT))
+
+from emulators.processes import gunicorn_worker_pid  # noqa: E402
 FINAL = ("succeeded", "failed")
 
 
@@ -62,23 +66,6 @@ class CallbackReceiver:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
-
-
-def gunicorn_worker_pid(port: int) -> int | None:
-    """The worker of the gunicorn master bound to this port (the master's child running the app)."""
-    bound = f"127.0.0.1:{port}"
-    parents: dict[int, int] = {}
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            argv = cmdline.read_bytes().split(b"\0")
-            if b"gunicorn" not in b" ".join(argv) or bound.encode() not in argv:
-                continue
-            stat = (cmdline.parent / "stat").read_text()
-        except OSError:
-            continue
-        parents[int(cmdline.parent.name)] = int(stat.rsplit(")", 1)[1].split()[1])
-    workers = [pid for pid, parent in parents.items() if parent in parents]
-    return workers[0] if workers else None
 
 
 def kill_worker(port: int, timeout: float = 60.0) -> float:

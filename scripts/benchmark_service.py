@@ -1,0 +1,311 @@
+"""The model services and the API measured against the bare SavedModel, side by side.
+
+    make run                                        # in one terminal
+    .venv/bin/python scripts/benchmark_service.py   # efficientnet-lite0 and resnet50
+
+For each model it prints:
+- the bare SavedModel in this process: images/s and CPU ms per image at batch
+  1, 8, 16 and 32, on the sample photos (decoding included, as served);
+- a model service started by this script with the stack's own command
+  (gunicorn, the model repository, the emulators), driven at its push endpoint
+  with 1, 8, 32 and 64 requests in flight, as Cloud Run receives them from a
+  busy subscription. The script seeds Firestore and Storage itself. Its
+  worker's CPU time comes from /proc; the batch sizes that formed from its log;
+- the same service with MAX_BATCH_SIZE=1 at 32 in flight;
+- the whole API path of the running stack: one image at a time (p50/p95 with
+  the upload, queue and service parts) and 16 in flight;
+- the ratios the performance targets are stated in.
+
+Run it on an idle machine: the emulators, the service and this script share
+the cores. `--json` prints the figures as one JSON object as well.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+if os.fspath(ROOT) not in sys.path:
+    sys.path.insert(0, os.fspath(ROOT))
+
+from emulators.processes import free_port, gunicorn_worker_pid, process_cpu_seconds  # noqa: E402
+from scripts.local_stack import LocalStack, StackConfig  # noqa: E402
+
+BARE_BATCHES = (1, 8, 16, 32)
+IN_FLIGHT = (1, 8, 32, 64)
+
+
+def sample_photos() -> list[bytes]:
+    folder = Path(os.environ.get("SAMPLE_IMAGES_DIR") or ROOT.parent / "shared" / "images")
+    photos = [p.read_bytes() for p in sorted(folder.glob("*.JPEG"))]
+    if not photos:
+        raise SystemExit(f"no sample photos in {folder}")
+    return photos
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+# --- the bare model -------------------------------------------------------------
+
+
+def bare_model(repository: Path, model: str, photos: list[bytes], images: int) -> dict[int, dict]:
+    """images/s and CPU ms per image of the SavedModel's own signature, per batch size."""
+    import tensorflow as tf
+
+    versions = sorted((int(p.name) for p in (repository / model).iterdir() if p.name.isdigit()), reverse=True)
+    if not versions:
+        raise SystemExit(f"no exported version of {model} under {repository}: run `make run` first")
+    # The newest version, as the services load it by default.
+    serve = tf.saved_model.load(os.fspath(repository / model / str(versions[0]))).signatures["serving_default"]
+    figures = {}
+    for batch in BARE_BATCHES:
+        inputs = tf.constant([photos[i % len(photos)] for i in range(batch)])
+        serve(images=inputs)  # warm-up: graph optimisation for this shape
+        rounds = max(2, images // batch)
+        cpu, wall = time.process_time(), time.perf_counter()
+        for _ in range(rounds):
+            serve(images=inputs)["scores"].numpy()
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        figures[batch] = {"images_per_s": round(rounds * batch / wall, 1),
+                          "ms_per_batch": round(wall / rounds * 1000, 1),
+                          "cpu_ms_per_image": round(cpu / (rounds * batch) * 1000, 1)}
+    return figures
+
+
+# --- the model service at its push endpoint -------------------------------------
+
+
+class Seeder:
+    """Prediction documents and images in the emulators, as the API would write them."""
+
+    def __init__(self, project: str, bucket: str, photos: list[bytes], model: str) -> None:
+        from google.cloud import firestore, storage
+
+        self._firestore = firestore.Client(project=project)
+        self._predictions = self._firestore.collection("predictions")
+        self._model = model
+        blobs = storage.Client(project=project).bucket(bucket)
+        self.uris = []
+        for i, photo in enumerate(photos):
+            name = f"benchmark/{model}/{i}.jpg"
+            blobs.blob(name).upload_from_string(photo, content_type="image/jpeg")
+            self.uris.append(f"gs://{bucket}/{name}")
+
+    def envelopes(self, count: int) -> list[dict]:
+        now = datetime.now(timezone.utc)
+        batch = self._firestore.batch()
+        envelopes = []
+        for i in range(count):
+            prediction_id = f"bench-{uuid.uuid4().hex}"
+            uri = self.uris[i % len(self.uris)]
+            batch.create(self._predictions.document(prediction_id), {
+                "id": prediction_id, "model": self._model, "status": "queued", "created_at": now,
+                "attempts": 0, "callback_url": None, "image_uri": uri, "reconcile_at": None})
+            payload = {"id": prediction_id, "model": self._model, "image_uri": uri,
+                       "content_type": "image/jpeg", "callback_url": None}
+            envelopes.append({"message": {"data": base64.b64encode(json.dumps(payload).encode()).decode(),
+                                          "messageId": prediction_id}, "subscription": "benchmark"})
+            if len(envelopes) % 400 == 0:  # Firestore's batch limit is 500 writes
+                batch.commit()
+                batch = self._firestore.batch()
+        batch.commit()
+        return envelopes
+
+
+def batch_sizes(log_path: Path, offset: int) -> tuple[Counter, int]:
+    """Batch sizes logged since offset, and the new offset."""
+    sizes: Counter = Counter()
+    with log_path.open("rb") as log:
+        log.seek(offset)
+        for line in log:
+            if b'"message": "batch"' in line:
+                sizes[json.loads(line)["batch_size"]] += 1
+        return sizes, log.tell()
+
+
+def drive_push(url: str, envelopes: list[dict], in_flight: int, worker: int) -> dict:
+    session = requests.Session()
+    statuses: Counter = Counter()
+
+    def push(envelope: dict) -> None:
+        statuses[session.post(url, json=envelope, timeout=300).status_code] += 1
+
+    cpu, wall = process_cpu_seconds(worker), time.perf_counter()
+    with ThreadPoolExecutor(in_flight) as pool:
+        list(pool.map(push, envelopes))
+    wall, cpu = time.perf_counter() - wall, process_cpu_seconds(worker) - cpu
+    return {"images_per_s": round(len(envelopes) / wall, 1),
+            "cpu_ms_per_image": round(cpu / len(envelopes) * 1000, 1), "statuses": dict(statuses)}
+
+
+def service_at_push_endpoint(stack: LocalStack, model: str, seeder: Seeder, requests_per_level: int,
+                             levels: tuple[int, ...], extra_env: dict[str, str], label: str) -> dict:
+    port = free_port()
+    process = stack.start_model_service(model, port, extra_env, label=label)
+    try:
+        process.wait_http(f"http://127.0.0.1:{port}/healthz", 300)
+        worker = gunicorn_worker_pid(port)
+        url = f"http://127.0.0.1:{port}/"
+        drive_push(url, seeder.envelopes(16), 8, worker)  # warm-up: every batch shape seen once
+        offset = process.log_path.stat().st_size
+        figures = {}
+        for in_flight in levels:
+            envelopes = seeder.envelopes(max(requests_per_level, 2 * in_flight))
+            figures[in_flight] = drive_push(url, envelopes, in_flight, worker)
+            sizes, offset = batch_sizes(process.log_path, offset)
+            figures[in_flight]["batch_sizes"] = dict(sorted(sizes.items()))
+            figures[in_flight]["mean_batch"] = round(
+                sum(k * v for k, v in sizes.items()) / max(1, sum(sizes.values())), 1)
+        return figures
+    finally:
+        process.stop()
+
+
+# --- the whole API path ------------------------------------------------------------
+
+
+def api_path(api_url: str, model: str, photos: list[bytes], one_at_a_time: int, concurrent: int,
+             headers: dict) -> dict:
+    session = requests.Session()
+
+    def one(i: int) -> dict:
+        started = time.perf_counter()
+        response = session.post(f"{api_url}/v1/models/{model}/predictions", headers=headers,
+                                files=[("image", (f"{i}.jpg", photos[i % len(photos)], "image/jpeg"))],
+                                timeout=60)
+        posted = time.perf_counter()
+        response.raise_for_status()
+        status_url = response.json()["status_url"]
+        while True:
+            body = session.get(status_url, params={"wait": 10}, headers=headers, timeout=30).json()
+            if body["status"] in ("succeeded", "failed"):
+                break
+        done = time.perf_counter()
+        stamps = {k: datetime.fromisoformat(body[k]) for k in ("created_at", "started_at", "completed_at")}
+        return {"total_ms": (done - started) * 1000, "upload_ms": (posted - started) * 1000,
+                "queue_ms": (stamps["started_at"] - stamps["created_at"]).total_seconds() * 1000,
+                "service_ms": (stamps["completed_at"] - stamps["started_at"]).total_seconds() * 1000,
+                "status": body["status"]}
+
+    one(0)  # warm-up
+    runs = [one(i) for i in range(one_at_a_time)]
+    summary = {part: {"p50": round(percentile([r[part] for r in runs], 50), 1),
+                      "p95": round(percentile([r[part] for r in runs], 95), 1)}
+               for part in ("total_ms", "upload_ms", "queue_ms", "service_ms")}
+    wall = time.perf_counter()
+    with ThreadPoolExecutor(16) as pool:
+        parallel = list(pool.map(one, range(concurrent)))
+    wall = time.perf_counter() - wall
+    summary["failed"] = sum(r["status"] != "succeeded" for r in runs + parallel)
+    summary["in_flight_16_images_per_s"] = round(concurrent / wall, 1)
+    return summary
+
+
+# --- the report ------------------------------------------------------------------
+
+
+def benchmark(model: str, stack: LocalStack, api_url: str, photos: list[bytes], images: int,
+              one_at_a_time: int, headers: dict) -> dict:
+    bare = bare_model(stack.config.model_repository, model, photos, images)
+    best_batch = max(bare, key=lambda b: bare[b]["images_per_s"])
+    seeder = Seeder(stack.config.project, stack.config.uploads_bucket, photos, model)
+    service = service_at_push_endpoint(stack, model, seeder, images, IN_FLIGHT, {}, f"{model}-benchmark")
+    unbatched = service_at_push_endpoint(stack, model, seeder, images, (32,), {"MAX_BATCH_SIZE": "1"},
+                                         f"{model}-benchmark-batch1")[32]
+    api = api_path(api_url, model, photos, one_at_a_time, 4 * 16, headers)
+    at_32 = service[32]
+    return {
+        "model": model, "bare": bare, "bare_best_batch": best_batch, "service": service,
+        "service_max_batch_1_at_32": unbatched, "api": api,
+        "ratios": {
+            "service_32_vs_bare_best_throughput": round(at_32["images_per_s"] / bare[best_batch]["images_per_s"], 2),
+            "service_cpu_per_image_vs_bare_best": round(at_32["cpu_ms_per_image"] / bare[best_batch]["cpu_ms_per_image"], 2),
+            "batching_vs_max_batch_1_at_32": round(at_32["images_per_s"] / unbatched["images_per_s"], 2),
+            "api_p50_minus_bare_batch_1_ms": round(api["total_ms"]["p50"] - bare[1]["ms_per_batch"], 1),
+        },
+    }
+
+
+def print_report(report: dict) -> None:
+    model, bare, service = report["model"], report["bare"], report["service"]
+    print(f"\n== {model}")
+    print("bare SavedModel (this process)        " + "  ".join(f"batch {b:>2}" for b in bare))
+    print("  images/s                            " + "  ".join(f"{v['images_per_s']:>8}" for v in bare.values()))
+    print("  CPU ms per image                    " + "  ".join(f"{v['cpu_ms_per_image']:>8}" for v in bare.values()))
+    print("model service at its push endpoint    " + "  ".join(f"{n:>3} in flight" for n in service))
+    print("  images/s                            " + "  ".join(f"{v['images_per_s']:>12}" for v in service.values()))
+    print("  worker CPU ms per image             " + "  ".join(f"{v['cpu_ms_per_image']:>12}" for v in service.values()))
+    print("  mean batch size                     " + "  ".join(f"{v['mean_batch']:>12}" for v in service.values()))
+    for n, v in service.items():
+        print(f"  batch sizes at {n:>2} in flight: {v['batch_sizes']}  answers: {v['statuses']}")
+    one = report["service_max_batch_1_at_32"]
+    print(f"MAX_BATCH_SIZE=1 at 32 in flight: {one['images_per_s']} images/s, "
+          f"{one['cpu_ms_per_image']} CPU ms per image")
+    api = report["api"]
+    print("whole API path, one at a time (ms)    p50      p95")
+    for part in ("total_ms", "upload_ms", "queue_ms", "service_ms"):
+        print(f"  {part[:-3]:<36}{api[part]['p50']:>6}  {api[part]['p95']:>7}")
+    print(f"  16 in flight: {api['in_flight_16_images_per_s']} images/s; failed: {api['failed']}")
+    print("ratios")
+    for name, value in report["ratios"].items():
+        print(f"  {name:<40}{value}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", default="efficientnet-lite0,resnet50")
+    parser.add_argument("--api-url", default="http://127.0.0.1:8080")
+    parser.add_argument("--repository", type=Path, default=StackConfig.model_repository)
+    parser.add_argument("--project", default=StackConfig.project)
+    parser.add_argument("--uploads-bucket", default=StackConfig.uploads_bucket)
+    parser.add_argument("--images", type=int, default=192, help="images per measured level")
+    parser.add_argument("--one-at-a-time", type=int, default=50, help="sequential requests through the API")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    reports = run(args.models.split(","), args.api_url, args.repository, args.project, args.uploads_bucket,
+                  args.images, args.one_at_a_time)
+    for report in reports:
+        print_report(report)
+    if args.json:
+        print(json.dumps(reports))
+    return 0
+
+
+def run(models: list[str], api_url: str, repository: Path, project: str, uploads_bucket: str,
+        images: int, one_at_a_time: int, headers: dict | None = None,
+        emulator_env: dict[str, str] | None = None) -> list[dict]:
+    """Benchmark each model against the running stack; the reports as dicts."""
+    # Defaults: the emulators of `make run`.
+    emulator_env = emulator_env or {
+        "PUBSUB_EMULATOR_HOST": os.environ.get("PUBSUB_EMULATOR_HOST", "127.0.0.1:8085"),
+        "FIRESTORE_EMULATOR_HOST": os.environ.get("FIRESTORE_EMULATOR_HOST", "127.0.0.1:8086"),
+        "STORAGE_EMULATOR_HOST": os.environ.get("STORAGE_EMULATOR_HOST", "http://127.0.0.1:9023")}
+    os.environ.update(emulator_env)
+    logs = Path(tempfile.mkdtemp(prefix="benchmark-logs-"))
+    stack = LocalStack(StackConfig(project=project, uploads_bucket=uploads_bucket,
+                                   model_repository=repository, log_dir=logs))
+    stack.emulator_env = emulator_env
+    photos = sample_photos()
+    return [benchmark(model, stack, api_url, photos, images, one_at_a_time, headers or {})
+            for model in models]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
