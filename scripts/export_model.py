@@ -5,11 +5,17 @@
     python scripts/export_model.py resnet50 --weights resnet50_weights_tf_dim_ordering_tf_kernels.h5
     python scripts/export_model.py cat --base efficientnet-lite0
     python scripts/export_model.py tiny-test --if-missing
+    python scripts/export_model.py resnet50 --allow-random-weights --precision float32
     python scripts/export_model.py efficientnet-lite0 cat dog --if-missing --repository gs://PROJECT-models/models
 
 A gs:// repository gets the same layout: the version is built in a local
 temporary folder and uploaded, saved_model.pb last, so a version whose
 saved_model.pb is there is complete (what `rollout.py check-models` looks for).
+
+Each version's serving precision is chosen by measuring float32 against
+bfloat16 on this CPU (scripts/model_builders/precision.py) on the sample photos
+($SAMPLE_IMAGES_DIR, else ../shared/images) and recorded in its model.json;
+--precision sets it instead.
 """
 
 from __future__ import annotations
@@ -45,7 +51,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="detectors: the ImageNet classifier they are derived from")
     parser.add_argument("--if-missing", action="store_true",
                         help="skip a model that already has a version")
+    parser.add_argument("--precision", choices=("auto", "float32", "bfloat16"), default="auto",
+                        help="serving precision; auto measures both on this CPU (default: %(default)s)")
     return parser.parse_args(argv)
+
+
+def sample_photos() -> list[bytes]:
+    folder = Path(os.environ.get("SAMPLE_IMAGES_DIR")
+                  or Path(__file__).resolve().parent.parent.parent / "shared" / "images")
+    return [p.read_bytes() for p in sorted(folder.glob("*.JPEG"))] if folder.is_dir() else []
 
 
 class Builder:
@@ -145,6 +159,7 @@ def _export(args, repository, remote, local_root: Path) -> int:
 
     builder = Builder(args)
     labels = imagenet_labels()
+    photos = sample_photos() if args.precision == "auto" else []
     for model in todo:
         started = time.monotonic()
         try:
@@ -156,12 +171,27 @@ def _export(args, repository, remote, local_root: Path) -> int:
             remote.stage(local_root, model)
         version, path = export_version(
             local_root, model, built.model, built.preprocessing, built.head, labels,
-            built.weights, built.pretrained, extra={"base_model": base} if base else None)
+            built.weights, built.pretrained, extra={"base_model": base} if base else None,
+            precision=args.precision, photos=photos)
         if remote:
             path = remote.upload(path, model, version)
-        log.info("%s: exported version %d to %s in %.1f s (weights: %s)",
-                 model, version, path, time.monotonic() - started, built.weights)
+        log.info("%s: exported version %d to %s in %.1f s (weights: %s; precision: %s)",
+                 model, version, path, time.monotonic() - started, built.weights, _precision_said(path))
     return 0
+
+
+def _precision_said(path) -> str:
+    """The chosen precision and, when measured, why: e.g. "bfloat16 (1.7x faster, top-1 agreement 1.0)"."""
+    import json
+
+    meta_path = Path(path) / "model.json"
+    if not meta_path.exists():  # uploaded to gs:// and gone locally
+        return "see model.json"
+    measured = json.loads(meta_path.read_text()).get("precision_measurement", {})
+    if "bfloat16_speedup" in measured:
+        return (f"{measured['precision']} (bfloat16 {measured['bfloat16_speedup']}x float32's speed, "
+                f"top-1 agreement {measured['top1_agreement']})")
+    return f"{measured.get('precision')} ({measured.get('reason')})"
 
 
 if __name__ == "__main__":

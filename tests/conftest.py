@@ -22,8 +22,9 @@ def _missing_tools() -> list[str]:
 
 
 def export_test_models(repository: Path) -> None:
+    # float32 without measuring: the choice itself is tested once, in test_models.py.
     subprocess.run([sys.executable, os.fspath(ROOT / "scripts" / "export_model.py"), *TEST_MODELS,
-                    "--repository", os.fspath(repository)],
+                    "--repository", os.fspath(repository), "--precision", "float32"],
                    check=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     shutil.copytree(repository / "tiny-test" / "1", repository / BROKEN_MODEL / "1")

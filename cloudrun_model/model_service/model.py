@@ -7,6 +7,7 @@ results: top-k labels for a classifier, yes/no for a detector.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import threading
@@ -33,6 +34,7 @@ class ModelInfo:
     top_k: int = 5
     detector_label: str | None = None
     threshold: float = 0.5
+    precision: str = "float32"  # what this process runs, after the check in ImageModel.load
 
     @classmethod
     def read(cls, folder: Path, name: str, version: int) -> "ModelInfo":
@@ -47,11 +49,12 @@ class ModelInfo:
             pretrained=bool(meta.get("pretrained")), labels=labels,
             top_k=int(meta.get("top_k", 5)), detector_label=detector.get("label"),
             threshold=float(detector.get("threshold", 0.5)),
+            precision=meta.get("precision", "float32"),
         )
 
     def describe(self) -> dict:
         return {"model": self.name, "version": self.version, "kind": self.kind,
-                "weights": self.weights, "pretrained": self.pretrained,
+                "weights": self.weights, "pretrained": self.pretrained, "precision": self.precision,
                 **({"label": self.detector_label} if self.kind == "detector" else {})}
 
 
@@ -81,6 +84,10 @@ class ImageModel:
         version = self._repository.resolve(self._name, self._requested_version)
         folder = self._repository.local_path(self._name, version)
         info = ModelInfo.read(folder, self._name, version)
+        info = dataclasses.replace(info, precision=self._serving_precision(info.precision, tf))
+        if info.precision == "bfloat16":
+            # Binds when the signature first runs; one model per process, so process-wide is right.
+            tf.config.optimizer.set_experimental_options({"auto_mixed_precision_onednn_bfloat16": True})
         try:
             loaded = tf.saved_model.load(str(folder))
         except (OSError, ValueError, tf.errors.OpError) as exc:
@@ -94,6 +101,18 @@ class ImageModel:
         self._ready.set()
         log.info("model loaded", extra={**info.describe(), "load_seconds": round(self.load_seconds, 2)})
         return info
+
+    @staticmethod
+    def _serving_precision(recorded: str, tf) -> str:
+        """The model.json's choice, unless this machine can't run it fast: then float32."""
+        if recorded != "bfloat16":
+            return "float32"
+        cpu_flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+        if tf.config.list_physical_devices("GPU") or not ("amx_bf16" in cpu_flags or "avx512_bf16" in cpu_flags):
+            log.warning("model.json asks for bfloat16, which this machine would not run faster; "
+                        "serving float32 (the measurement was made on the exporting CPU)")
+            return "float32"
+        return "bfloat16"
 
     def predict(self, images: list[bytes]) -> list[dict | InvalidImage]:
         """One result per image, or an InvalidImage in its place when it can't be decoded."""
@@ -117,10 +136,11 @@ class ImageModel:
         if info.kind == "detector":
             score = float(scores[0])
             return {"label": info.detector_label, "match": score >= info.threshold,
-                    "score": round(score, 6), "weights": info.weights}
+                    "score": round(score, 6), "weights": info.weights, "precision": info.precision}
         top = np.argsort(scores)[::-1][: info.top_k]
         return {
             "top_k": [{"class_id": int(i), "label": info.labels[i], "score": round(float(scores[i]), 6)}
                       for i in top],
             "weights": info.weights,
+            "precision": info.precision,
         }

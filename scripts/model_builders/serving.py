@@ -19,6 +19,7 @@ from typing import Sequence
 import keras
 import tensorflow as tf
 
+from .precision import measure as measure_precision
 from .spec import Head, Preprocessing
 
 
@@ -65,7 +66,8 @@ def next_version(model_folder: Path) -> int:
 
 def export_version(repository: Path, name: str, model: keras.Model, pre: Preprocessing,
                    head: Head, labels: Sequence[str], weights: str, pretrained: bool,
-                   extra: dict | None = None) -> tuple[int, Path]:
+                   extra: dict | None = None, precision: str = "auto",
+                   photos: Sequence[bytes] = ()) -> tuple[int, Path]:
     """Write <repository>/<name>/<n+1>/ and return (n+1, its path).
 
     The version is written in a temporary folder and renamed into place, so a
@@ -83,12 +85,15 @@ def export_version(repository: Path, name: str, model: keras.Model, pre: Preproc
         for item in (staging / "savedmodel").iterdir():
             item.rename(staging / item.name)
         (staging / "savedmodel").rmdir()
+        measured = (measure_precision(staging, list(photos)) if precision == "auto"
+                    else {"precision": precision, "reason": "set by --precision"})
         (staging / "labels.txt").write_text(
             "\n".join([head.detector_label] if head.kind == "detector" else labels) + "\n")
         metadata = {
             "name": name, "kind": head.kind, "weights": weights, "pretrained": pretrained,
             "preprocessing": asdict(pre), "outputs": head.outputs, "top_k": 5,
             "exported_at": datetime.now(timezone.utc).isoformat(), **(extra or {}),
+            "precision": measured["precision"], "precision_measurement": measured,
         }
         if head.kind == "detector":
             metadata["detector"] = {"label": head.detector_label, "threshold": head.threshold,

@@ -108,3 +108,37 @@ def test_model_loads_from_a_gcs_repository(stack):
         assert health["version"] == 1 and health["kind"] == "classifier"
     finally:
         service.stop()
+
+
+def test_export_measures_both_precisions_and_the_service_runs_what_model_json_says(stack, tmp_path):
+    import json
+    import shutil
+
+    from scripts.model_builders.precision import MIN_AGREEMENT, MIN_SPEEDUP, cpu_supports_bf16
+
+    repository = tmp_path / "models"
+    subprocess.run([sys.executable, os.fspath(ROOT / "scripts" / "export_model.py"), "tiny-test",
+                    "--repository", os.fspath(repository), "--precision", "auto"], check=True,
+                   capture_output=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    meta = json.loads((repository / "tiny-test" / "1" / "model.json").read_text())
+    measured = meta["precision_measurement"]
+    assert cpu_supports_bf16(), "this test expects the development machine's AMX/AVX-512 BF16 CPU"
+    assert measured["float32_images_per_s"] > 0 and measured["bfloat16_images_per_s"] > 0
+    assert measured["check_inputs"] == 20  # the 10 sample photos and their mirrors
+    pays = measured["bfloat16_speedup"] >= MIN_SPEEDUP and measured["top1_agreement"] >= MIN_AGREEMENT
+    assert meta["precision"] == ("bfloat16" if pays else "float32"), measured
+
+    # Served as recorded: a copy whose model.json asks for bfloat16.
+    shutil.copytree(stack.config.model_repository / "tiny-test" / "1", tmp_path / "bf16" / "tiny-test" / "1")
+    path = tmp_path / "bf16" / "tiny-test" / "1" / "model.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "precision": "bfloat16"}))
+    port = free_port()
+    service = stack.start_model_service("tiny-test", port, {"MODEL_REPOSITORY": os.fspath(tmp_path / "bf16")},
+                                        label="tiny-test-bf16")
+    try:
+        service.wait_http(f"http://127.0.0.1:{port}/healthz", 120)
+        assert requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5).json()["precision"] == "bfloat16"
+        baseline = requests.get(f"{stack.model_urls['tiny-test']}/healthz", timeout=5).json()
+        assert baseline["precision"] == "float32"
+    finally:
+        service.stop()

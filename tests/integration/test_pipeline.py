@@ -31,6 +31,7 @@ def test_upload_comes_out_of_firestore_succeeded(stack):
     assert final["model_version"] == 1 and final["error"] is None
     assert len(final["result"]["top_k"]) == 5
     assert final["result"]["weights"].startswith("random")
+    assert final["result"]["precision"] == "float32"  # as its model.json says
     assert final["created_at"] <= final["started_at"] <= final["completed_at"]
     document = firestore_document(stack, accepted["id"])
     assert document["attempts"] == 1 and document["image_uri"].startswith("gs://test-uploads/")
