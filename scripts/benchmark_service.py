@@ -13,7 +13,8 @@ For each model it prints:
   worker's CPU time comes from /proc; the batch sizes that formed from its log;
 - the same service with MAX_BATCH_SIZE=1 at 32 in flight;
 - the whole API path of the running stack: one image at a time (p50/p95 with
-  the upload, queue and service parts) and 16 in flight;
+  the upload, queue and service parts), 16 in flight, and a POST timed while
+  --long-polls long polls are open;
 - the ratios the performance targets are stated in.
 
 Run it on an idle machine: the emulators, the service and this script share
@@ -218,11 +219,37 @@ def api_path(api_url: str, model: str, photos: list[bytes], one_at_a_time: int, 
     return summary
 
 
+def with_long_polls(api_url: str, seeder: Seeder, model: str, photos: list[bytes], waiters: int,
+                    headers: dict, poll_seconds: int = 30) -> dict:
+    """A POST and a GET /v1/models answered while `waiters` long polls are open on the API."""
+    ids = [e["message"]["messageId"] for e in seeder.envelopes(waiters)]  # queued; nothing will run them
+    session = requests.Session()
+
+    def poll(prediction_id: str) -> int:
+        return requests.get(f"{api_url}/v1/predictions/{prediction_id}", params={"wait": poll_seconds},
+                            headers=headers, timeout=60).status_code
+
+    with ThreadPoolExecutor(waiters) as pool:
+        polls = [pool.submit(poll, i) for i in ids]
+        time.sleep(min(3, poll_seconds / 2))  # let every long poll reach the API
+        open_polls = sum(not f.done() for f in polls)
+        timings = {}
+        for name, call in (
+                ("post_ms", lambda: session.post(f"{api_url}/v1/models/{model}/predictions", headers=headers,
+                                                 files=[("image", ("x.jpg", photos[0], "image/jpeg"))], timeout=60)),
+                ("models_ms", lambda: session.get(f"{api_url}/v1/models", headers=headers, timeout=60))):
+            started = time.perf_counter()
+            call().raise_for_status()
+            timings[name] = round((time.perf_counter() - started) * 1000, 1)
+        answered = [f.result() for f in polls]
+    return {"long_polls_open": open_polls, **timings, "long_polls_answered_200": answered.count(200)}
+
+
 # --- the report ------------------------------------------------------------------
 
 
 def benchmark(model: str, stack: LocalStack, api_url: str, photos: list[bytes], images: int,
-              one_at_a_time: int, headers: dict) -> dict:
+              one_at_a_time: int, headers: dict, long_polls: int) -> dict:
     bare = bare_model(stack.config.model_repository, model, photos, images)
     best_batch = max(bare, key=lambda b: bare[b]["images_per_s"])
     seeder = Seeder(stack.config.project, stack.config.uploads_bucket, photos, model)
@@ -230,6 +257,8 @@ def benchmark(model: str, stack: LocalStack, api_url: str, photos: list[bytes], 
     unbatched = service_at_push_endpoint(stack, model, seeder, images, (32,), {"MAX_BATCH_SIZE": "1"},
                                          f"{model}-benchmark-batch1")[32]
     api = api_path(api_url, model, photos, one_at_a_time, 4 * 16, headers)
+    api["with_long_polls"] = with_long_polls(api_url, seeder, model, photos, long_polls, headers,
+                                             poll_seconds=30 if long_polls >= 100 else 5)
     at_32 = service[32]
     return {
         "model": model, "bare": bare, "bare_best_batch": best_batch, "service": service,
@@ -263,6 +292,9 @@ def print_report(report: dict) -> None:
     for part in ("total_ms", "upload_ms", "queue_ms", "service_ms"):
         print(f"  {part[:-3]:<36}{api[part]['p50']:>6}  {api[part]['p95']:>7}")
     print(f"  16 in flight: {api['in_flight_16_images_per_s']} images/s; failed: {api['failed']}")
+    polls = api["with_long_polls"]
+    print(f"  with {polls['long_polls_open']} long polls open: POST {polls['post_ms']} ms, "
+          f"GET /v1/models {polls['models_ms']} ms")
     print("ratios")
     for name, value in report["ratios"].items():
         print(f"  {name:<40}{value}")
@@ -277,10 +309,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--uploads-bucket", default=StackConfig.uploads_bucket)
     parser.add_argument("--images", type=int, default=192, help="images per measured level")
     parser.add_argument("--one-at-a-time", type=int, default=50, help="sequential requests through the API")
+    parser.add_argument("--long-polls", type=int, default=200, help="long polls held open while a POST is timed")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     reports = run(args.models.split(","), args.api_url, args.repository, args.project, args.uploads_bucket,
-                  args.images, args.one_at_a_time)
+                  args.images, args.one_at_a_time, long_polls=args.long_polls)
     for report in reports:
         print_report(report)
     if args.json:
@@ -290,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(models: list[str], api_url: str, repository: Path, project: str, uploads_bucket: str,
         images: int, one_at_a_time: int, headers: dict | None = None,
-        emulator_env: dict[str, str] | None = None) -> list[dict]:
+        emulator_env: dict[str, str] | None = None, long_polls: int = 200) -> list[dict]:
     """Benchmark each model against the running stack; the reports as dicts."""
     # Defaults: the emulators of `make run`.
     emulator_env = emulator_env or {
@@ -303,7 +336,7 @@ def run(models: list[str], api_url: str, repository: Path, project: str, uploads
                                    model_repository=repository, log_dir=logs))
     stack.emulator_env = emulator_env
     photos = sample_photos()
-    return [benchmark(model, stack, api_url, photos, images, one_at_a_time, headers or {})
+    return [benchmark(model, stack, api_url, photos, images, one_at_a_time, headers or {}, long_polls)
             for model in models]
 
 

@@ -178,8 +178,9 @@ class LocalStack:
         env = {**self._base_env(), "UPLOADS_BUCKET": self.config.uploads_bucket,
                "MODELS": ",".join(self.config.models), "CALLBACK_ALLOW_HTTP": "true",
                "ALLOWED_ORIGINS": ",".join(self.allowed_origins()),
-               # Long polls hold a thread each; leave room for many.
-               "THREADS": "32",
+               # A long poll holds a thread (cheap: one shared Firestore listener
+               # wakes them all); leave room for many.
+               "THREADS": "256",
                # The dead-letter handler and the reconciler fail a prediction after as
                # many real attempts as the subscription allows deliveries.
                "MAX_DELIVERY_ATTEMPTS": str(self.config.delivery.max_delivery_attempts),

@@ -12,7 +12,7 @@ pytestmark = pytest.mark.integration
 def test_benchmark_service_runs_and_reports_every_figure(stack):
     reports = benchmark_service.run(["tiny-test"], stack.api_url, stack.config.model_repository,
                                     stack.config.project, stack.config.uploads_bucket, images=16,
-                                    one_at_a_time=3, emulator_env=stack.emulator_env)
+                                    one_at_a_time=3, emulator_env=stack.emulator_env, long_polls=20)
     report = reports[0]
     assert set(report["bare"]) == {1, 8, 16, 32} and set(report["service"]) == {1, 8, 32, 64}
     for level in report["service"].values():
@@ -22,6 +22,8 @@ def test_benchmark_service_runs_and_reports_every_figure(stack):
     assert max(report["service"][64]["batch_sizes"]) > 1  # batches formed under load
     assert set(report["service_max_batch_1_at_32"]["batch_sizes"]) == {1}
     assert report["api"]["failed"] == 0 and report["api"]["total_ms"]["p50"] > 0
+    polls = report["api"]["with_long_polls"]
+    assert polls["long_polls_open"] == 20 and polls["long_polls_answered_200"] == 20 and polls["post_ms"] > 0
     assert set(report["ratios"]) == {"service_32_vs_bare_best_throughput", "service_cpu_per_image_vs_bare_best",
                                      "batching_vs_max_batch_1_at_32", "api_p50_minus_bare_batch_1_ms"}
     benchmark_service.print_report(report)
