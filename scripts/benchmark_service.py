@@ -249,7 +249,7 @@ def with_long_polls(api_url: str, seeder: Seeder, model: str, photos: list[bytes
 
 
 def benchmark(model: str, stack: LocalStack, api_url: str, photos: list[bytes], images: int,
-              one_at_a_time: int, headers: dict, long_polls: int) -> dict:
+              one_at_a_time: int, headers: dict, long_polls: int, long_poll_seconds: int) -> dict:
     bare = bare_model(stack.config.model_repository, model, photos, images)
     best_batch = max(bare, key=lambda b: bare[b]["images_per_s"])
     seeder = Seeder(stack.config.project, stack.config.uploads_bucket, photos, model)
@@ -258,7 +258,7 @@ def benchmark(model: str, stack: LocalStack, api_url: str, photos: list[bytes], 
                                          f"{model}-benchmark-batch1")[32]
     api = api_path(api_url, model, photos, one_at_a_time, 4 * 16, headers)
     api["with_long_polls"] = with_long_polls(api_url, seeder, model, photos, long_polls, headers,
-                                             poll_seconds=30 if long_polls >= 100 else 5)
+                                             poll_seconds=long_poll_seconds)
     at_32 = service[32]
     return {
         "model": model, "bare": bare, "bare_best_batch": best_batch, "service": service,
@@ -323,7 +323,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(models: list[str], api_url: str, repository: Path, project: str, uploads_bucket: str,
         images: int, one_at_a_time: int, headers: dict | None = None,
-        emulator_env: dict[str, str] | None = None, long_polls: int = 200) -> list[dict]:
+        emulator_env: dict[str, str] | None = None, long_polls: int = 200,
+        long_poll_seconds: int = 30) -> list[dict]:
     """Benchmark each model against the running stack; the reports as dicts."""
     # Defaults: the emulators of `make run`.
     emulator_env = emulator_env or {
@@ -336,8 +337,8 @@ def run(models: list[str], api_url: str, repository: Path, project: str, uploads
                                    model_repository=repository, log_dir=logs))
     stack.emulator_env = emulator_env
     photos = sample_photos()
-    return [benchmark(model, stack, api_url, photos, images, one_at_a_time, headers or {}, long_polls)
-            for model in models]
+    return [benchmark(model, stack, api_url, photos, images, one_at_a_time, headers or {}, long_polls,
+                      long_poll_seconds) for model in models]
 
 
 if __name__ == "__main__":

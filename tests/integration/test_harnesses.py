@@ -12,7 +12,8 @@ pytestmark = pytest.mark.integration
 def test_benchmark_service_runs_and_reports_every_figure(stack):
     reports = benchmark_service.run(["tiny-test"], stack.api_url, stack.config.model_repository,
                                     stack.config.project, stack.config.uploads_bucket, images=16,
-                                    one_at_a_time=3, emulator_env=stack.emulator_env, long_polls=20)
+                                    one_at_a_time=3, emulator_env=stack.emulator_env, long_polls=20,
+                                    long_poll_seconds=5)
     report = reports[0]
     assert set(report["bare"]) == {1, 8, 16, 32} and set(report["service"]) == {1, 8, 32, 64}
     for level in report["service"].values():
