@@ -26,7 +26,8 @@ def _register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(ApiError)
     def api_error(error: ApiError):
-        return jsonify(error.to_json()), error.status
+        headers = {"Retry-After": str(error.retry_after)} if error.retry_after else {}
+        return jsonify(error.to_json()), error.status, headers
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):

@@ -6,6 +6,7 @@ from __future__ import annotations
 class ApiError(Exception):
     status = 500
     code = "internal"
+    retry_after: int | None = None  # seconds, sent as Retry-After when set
 
     def __init__(self, message: str, **details: object) -> None:
         super().__init__(message)
@@ -61,3 +62,4 @@ class BackendUnavailable(ApiError):
 
     status = 503
     code = "backend_unavailable"
+    retry_after = 2

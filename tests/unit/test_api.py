@@ -143,7 +143,9 @@ def test_publish_failure_undoes_that_image_and_names_the_accepted_ones(world):
 
 def test_storage_failure_is_503_with_nothing_written(world):
     world.uploads.fail = True
-    assert_error(world.post_images(tabby_bytes()), 503, "backend_unavailable")
+    response = world.post_images(tabby_bytes())
+    assert_error(response, 503, "backend_unavailable")
+    assert response.headers["Retry-After"] == "2"  # the client is told when to come back
     assert world.nothing_written()
 
 
