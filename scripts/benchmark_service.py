@@ -158,10 +158,11 @@ def drive_push(url: str, envelopes: list[dict], in_flight: int, worker: int) -> 
 
 def service_at_push_endpoint(stack: LocalStack, model: str, seeder: Seeder, requests_per_level: int,
                              levels: tuple[int, ...], extra_env: dict[str, str], label: str) -> dict:
+    """Figures per in-flight level, and "start_to_ready_s": process start to a 200 from /healthz."""
     port = free_port()
     process = stack.start_model_service(model, port, extra_env, label=label)
     try:
-        process.wait_http(f"http://127.0.0.1:{port}/healthz", 300)
+        start_to_ready = process.wait_http(f"http://127.0.0.1:{port}/healthz", 300)
         worker = gunicorn_worker_pid(port)
         url = f"http://127.0.0.1:{port}/"
         drive_push(url, seeder.envelopes(16), 8, worker)  # warm-up: every batch shape seen once
@@ -174,7 +175,7 @@ def service_at_push_endpoint(stack: LocalStack, model: str, seeder: Seeder, requ
             figures[in_flight]["batch_sizes"] = dict(sorted(sizes.items()))
             figures[in_flight]["mean_batch"] = round(
                 sum(k * v for k, v in sizes.items()) / max(1, sum(sizes.values())), 1)
-        return figures
+        return {"start_to_ready_s": round(start_to_ready, 2), **figures}
     finally:
         process.stop()
 
@@ -254,6 +255,7 @@ def benchmark(model: str, stack: LocalStack, api_url: str, photos: list[bytes], 
     best_batch = max(bare, key=lambda b: bare[b]["images_per_s"])
     seeder = Seeder(stack.config.project, stack.config.uploads_bucket, photos, model)
     service = service_at_push_endpoint(stack, model, seeder, images, IN_FLIGHT, {}, f"{model}-benchmark")
+    start_to_ready = service.pop("start_to_ready_s")
     unbatched = service_at_push_endpoint(stack, model, seeder, images, (32,), {"MAX_BATCH_SIZE": "1"},
                                          f"{model}-benchmark-batch1")[32]
     api = api_path(api_url, model, photos, one_at_a_time, 4 * 16, headers)
@@ -262,6 +264,7 @@ def benchmark(model: str, stack: LocalStack, api_url: str, photos: list[bytes], 
     at_32 = service[32]
     return {
         "model": model, "bare": bare, "bare_best_batch": best_batch, "service": service,
+        "service_start_to_ready_s": start_to_ready,
         "service_max_batch_1_at_32": unbatched, "api": api,
         "ratios": {
             "service_32_vs_bare_best_throughput": round(at_32["images_per_s"] / bare[best_batch]["images_per_s"], 2),
@@ -284,6 +287,7 @@ def print_report(report: dict) -> None:
     print("  mean batch size                     " + "  ".join(f"{v['mean_batch']:>12}" for v in service.values()))
     for n, v in service.items():
         print(f"  batch sizes at {n:>2} in flight: {v['batch_sizes']}  answers: {v['statuses']}")
+    print(f"  process start to ready: {report['service_start_to_ready_s']} s")
     one = report["service_max_batch_1_at_32"]
     print(f"MAX_BATCH_SIZE=1 at 32 in flight: {one['images_per_s']} images/s, "
           f"{one['cpu_ms_per_image']} CPU ms per image")

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass
 
 import requests
@@ -43,24 +46,95 @@ class GcsImageReader:
 
 
 class FirestoreRunStore(PredictionRunStore):
-    """Prediction documents in Firestore, each transition an atomic read-modify-write."""
+    """Prediction documents in Firestore; each transition an atomic read-modify-write.
+
+    Transitions asked for at the same time by the request threads are made
+    together, as the batcher runs their images together: one thread reads all
+    their documents in one RPC, decides each (the rules in transitions.py), and
+    commits every write in one batch, each write conditional on its document
+    being unchanged since the read. If any has changed (rare: two deliveries of
+    one prediction at once), the group's writes are made one by one instead,
+    each deciding again on the document as it is then. Per image that is a
+    fraction of an RPC instead of two per transition.
+    """
 
     MAX_CONFLICTS = 5
+    MAX_GROUP = 100  # a batch commit takes at most 500 writes
 
     def __init__(self, client, collection: str = "predictions",
                  versions_collection: str = "model_versions") -> None:
         self._client = client
         self._predictions = client.collection(collection)
         self._versions = client.collection(versions_collection)
+        self._calls: queue.Queue[_Call] = queue.Queue()
+        threading.Thread(target=self._run_groups, name="firestore-transitions", daemon=True).start()
 
     def _transact(self, prediction_id: str, decide):
-        """Run decide(document or None) -> (update or None, value) atomically; return value.
+        """Run decide(document or None) -> (update or None, value) atomically; return value."""
+        call = _Call(prediction_id, decide)
+        self._calls.put(call)
+        return call.future.result()  # raises what decide raised, or TransientError
 
-        Optimistic, on one document: read it, then write only if it is unchanged
-        since (a precondition on its update time), else decide again. That is
-        what a transaction does here, in two RPCs instead of three; the push
-        path makes two of these per image.
-        """
+    def _run_groups(self) -> None:
+        while True:
+            calls = [self._calls.get()]
+            while len(calls) < self.MAX_GROUP:
+                try:
+                    calls.append(self._calls.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                self._run_group(calls)
+            except Exception as exc:  # never leave a request thread waiting
+                for call in calls:
+                    if not call.future.done():
+                        call.future.set_exception(exc)
+
+    def _run_group(self, calls: list[_Call]) -> None:
+        first: dict[str, _Call] = {}
+        repeats = []  # a second transition of a document in the group runs after the first
+        for call in calls:
+            (repeats.append(call) if call.prediction_id in first else first.setdefault(call.prediction_id, call))
+        try:
+            snapshots = {snapshot.id: snapshot for snapshot in
+                         self._client.get_all([self._predictions.document(i) for i in first])}
+        except (gexc.GoogleAPIError, OSError) as exc:
+            for call in calls:
+                call.future.set_exception(_unavailable(exc))
+            return
+        batch, writes = self._client.batch(), []
+        for prediction_id, call in first.items():
+            snapshot = snapshots.get(prediction_id)
+            exists = snapshot is not None and snapshot.exists
+            try:
+                update, value = call.decide(snapshot.to_dict() if exists else None)
+            except Exception as exc:  # the rule's answer (unknown, in progress): the caller's to raise
+                call.future.set_exception(exc)
+                continue
+            if not update:
+                call.future.set_result(value)
+                continue
+            batch.update(self._predictions.document(prediction_id), update,
+                         option=self._client.write_option(last_update_time=snapshot.update_time))
+            writes.append((call, value))
+        if writes:
+            try:
+                batch.commit()
+                for call, value in writes:
+                    call.future.set_result(value)
+            except (gexc.FailedPrecondition, gexc.NotFound, gexc.Aborted):
+                repeats = [call for call, _ in writes] + repeats  # decide again, one by one
+            except (gexc.GoogleAPIError, OSError) as exc:
+                for call, _ in writes:
+                    call.future.set_exception(_unavailable(exc))
+        for call in repeats:
+            try:
+                call.future.set_result(self._transact_alone(call.prediction_id, call.decide))
+            except Exception as exc:
+                call.future.set_exception(exc)
+
+    def _transact_alone(self, prediction_id: str, decide):
+        """Read, decide, write conditional on the read; again on the new state if it changed."""
         reference = self._predictions.document(prediction_id)
         try:
             for _ in range(self.MAX_CONFLICTS):
@@ -73,14 +147,25 @@ class FirestoreRunStore(PredictionRunStore):
                         last_update_time=snapshot.update_time))
                     return value
                 except (gexc.FailedPrecondition, gexc.NotFound):
-                    continue  # changed (or deleted) since it was read: decide on the new state
+                    continue
         except (gexc.GoogleAPIError, OSError) as exc:
-            raise TransientError(f"Firestore is unavailable: {type(exc).__name__}") from exc
+            raise _unavailable(exc) from exc
         raise TransientError(f"prediction {prediction_id} kept changing; {self.MAX_CONFLICTS} writes conflicted")
 
     def register_version(self, description: dict) -> None:
         doc_id = f"{description['model']}-v{description['version']}"
         self._versions.document(doc_id).set(description, merge=True)
+
+
+class _Call:
+    def __init__(self, prediction_id: str, decide) -> None:
+        self.prediction_id = prediction_id
+        self.decide = decide
+        self.future: Future = Future()
+
+
+def _unavailable(exc: Exception) -> TransientError:
+    return TransientError(f"Firestore is unavailable: {type(exc).__name__}")
 
 
 class HttpCallbackNotifier:

@@ -16,6 +16,7 @@ def test_benchmark_service_runs_and_reports_every_figure(stack):
                                     long_poll_seconds=5)
     report = reports[0]
     assert set(report["bare"]) == {1, 8, 16, 32} and set(report["service"]) == {1, 8, 32, 64}
+    assert report["service_start_to_ready_s"] > 0
     for level in report["service"].values():
         assert level["statuses"] == {204: sum(level["statuses"].values())}  # every push acknowledged
         assert level["images_per_s"] > 0 and level["cpu_ms_per_image"] > 0
