@@ -16,8 +16,12 @@ _reconcile_app = functools.cache(build_reconcile_app)
 
 
 def _dispatch(app: flask.Flask, request: flask.Request) -> flask.Response:
-    with app.request_context(request.environ):
-        return app.full_dispatch_request()
+    """Run the whole WSGI app, middleware included (ProxyFix), on functions-framework's request.
+
+    Calling app.full_dispatch_request() would skip app.wsgi_app, and with it the
+    ProxyFix that makes status_url carry the public scheme and host.
+    """
+    return flask.Response.from_app(app.wsgi_app, request.environ, buffered=True)
 
 
 @functions_framework.http
