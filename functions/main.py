@@ -19,9 +19,12 @@ def _dispatch(app: flask.Flask, request: flask.Request) -> flask.Response:
     """Run the whole WSGI app, middleware included (ProxyFix), on functions-framework's request.
 
     Calling app.full_dispatch_request() would skip app.wsgi_app, and with it the
-    ProxyFix that makes status_url carry the public scheme and host.
+    ProxyFix that makes status_url carry the public scheme and host. The body is
+    read through functions-framework's own (length-limited) stream, so that its
+    after-request read finds it consumed rather than short.
     """
-    return flask.Response.from_app(app.wsgi_app, request.environ, buffered=True)
+    environ = {**request.environ, "wsgi.input": request.stream, "wsgi.input_terminated": True}
+    return flask.Response.from_app(app.wsgi_app, environ, buffered=True)
 
 
 @functions_framework.http

@@ -22,7 +22,7 @@ from typing import Callable, Iterable
 
 # Hostnames of metadata servers, refused by name whatever they resolve to.
 METADATA_HOSTNAMES = frozenset({
-    "metadata", "metadata.google.internal", "metadata.goog", "metadata.google.internal.",
+    "metadata", "metadata.google.internal", "metadata.goog",
     "instance-data", "instance-data.ec2.internal",
 })
 
@@ -90,30 +90,38 @@ def system_resolver(host: str, port: int) -> list[str]:
     return [info[4][0] for info in infos]
 
 
-def check_host(host: str, port: int, allow_loopback: bool,
-               resolve: Resolver = system_resolver) -> list[IPAddress]:
-    """Every address host resolves to, each allowed; ForbiddenTarget otherwise."""
+def check_name(host: str, allow_loopback: bool) -> IPAddress | None:
+    """Refuse metadata hostnames, and judge an address literal; a name's addresses are not looked at here."""
     name = host.strip("[]").lower()
     if not name:
         raise ForbiddenTarget("the callback URL has no host")
-    if name.rstrip(".") in METADATA_HOSTNAMES or name in METADATA_HOSTNAMES:
+    if name.rstrip(".") in METADATA_HOSTNAMES:
         raise ForbiddenTarget(f"{host} is a metadata server")
     try:
         literal = ipaddress.ip_address(name)
     except ValueError:
-        literal = None
+        return None
+    reason = refusal(literal, allow_loopback)
+    if reason:
+        raise ForbiddenTarget(f"{host} is {reason}")
+    return literal
+
+
+def check_host(host: str, port: int, allow_loopback: bool,
+               resolve: Resolver = system_resolver) -> list[IPAddress]:
+    """Every address host resolves to, each allowed; ForbiddenTarget otherwise."""
+    literal = check_name(host, allow_loopback)
     if literal is not None:
-        addresses = [literal]
-    else:
-        try:
-            addresses = [ipaddress.ip_address(a.split("%", 1)[0]) for a in resolve(name, port)]
-        except (OSError, UnicodeError) as exc:
-            raise ForbiddenTarget(f"{host} does not resolve ({type(exc).__name__})") from None
-        if not addresses:
-            raise ForbiddenTarget(f"{host} does not resolve")
+        return [literal]
+    name = host.strip("[]").lower()
+    try:
+        addresses = [ipaddress.ip_address(a.split("%", 1)[0]) for a in resolve(name, port)]
+    except (OSError, UnicodeError, ValueError) as exc:
+        raise ForbiddenTarget(f"{host} does not resolve ({type(exc).__name__})") from None
+    if not addresses:
+        raise ForbiddenTarget(f"{host} does not resolve")
     for address in addresses:
         reason = refusal(address, allow_loopback)
         if reason:
-            shown = host if literal is not None else f"{host} resolves to {address}, which"
-            raise ForbiddenTarget(f"{shown} is {reason}")
+            raise ForbiddenTarget(f"{host} resolves to {address}, which is {reason}")
     return addresses
