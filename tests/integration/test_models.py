@@ -79,7 +79,7 @@ def test_a_new_version_is_served_beside_the_old_and_named_in_results(stack):
         now = datetime.now(timezone.utc)
         firestore.Client(project=stack.config.project).collection("predictions").document(prediction_id).create(
             {"id": prediction_id, "model": "tiny-test", "status": "queued", "created_at": now,
-             "attempts": 0, "callback_url": None})
+             "attempts": 0, "callback_url": None, "api_key_id": stack.api_key_id})
         payload = {"id": prediction_id, "model": "tiny-test", "content_type": "image/jpeg",
                    "image_uri": f"gs://{stack.config.uploads_bucket}/{name}", "callback_url": None}
         assert requests.post(f"{url}/", json=push_envelope(payload), timeout=30).status_code == 204
