@@ -218,6 +218,9 @@ class LocalStack:
                "CALLBACK_ALLOW_LOOPBACK": "true",
                "AUTH_REQUIRED": "true" if self.config.auth_required else "false",
                "API_KEYS_FILE": os.fspath(self.config.api_keys_file),
+               # The file is re-read only when it changes: no cache needed, so a
+               # revocation with scripts/api_keys.py takes effect at once here.
+               "API_KEY_CACHE_SECONDS": "0",
                "ALLOWED_ORIGINS": ",".join(self.allowed_origins()),
                # Long polls hold a thread each; leave room for many.
                "THREADS": "32",

@@ -164,6 +164,8 @@ def test_without_a_key_401_and_over_the_quota_429_with_retry_after(stack, probe)
     key_id = key.split("_")[1]
     subprocess.run([sys.executable, os.fspath(ROOT / "scripts" / "api_keys.py"), "--file",
                     os.fspath(stack.config.api_keys_file), "revoke", key_id], check=True, capture_output=True)
+    revoked = requests.get(f"{stack.api_url}/v1/models", headers=limited, timeout=10)
+    assert revoked.status_code == 401 and revoked.json()["error"]["code"] == "unauthorized"
     listed = subprocess.run([sys.executable, os.fspath(ROOT / "scripts" / "api_keys.py"), "--file",
                              os.fspath(stack.config.api_keys_file), "list"], check=True, capture_output=True,
                             text=True).stdout
