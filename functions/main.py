@@ -16,8 +16,15 @@ _reconcile_app = functools.cache(build_reconcile_app)
 
 
 def _dispatch(app: flask.Flask, request: flask.Request) -> flask.Response:
-    with app.request_context(request.environ):
-        return app.full_dispatch_request()
+    """Run the whole WSGI app, middleware included (ProxyFix), on functions-framework's request.
+
+    Calling app.full_dispatch_request() would skip app.wsgi_app, and with it the
+    ProxyFix that makes status_url carry the public scheme and host. The body is
+    read through functions-framework's own (length-limited) stream, so that its
+    after-request read finds it consumed rather than short.
+    """
+    environ = {**request.environ, "wsgi.input": request.stream, "wsgi.input_terminated": True}
+    return flask.Response.from_app(app.wsgi_app, environ, buffered=True)
 
 
 @functions_framework.http

@@ -27,7 +27,6 @@ import argparse
 import base64
 import json
 import os
-import statistics
 import sys
 import tempfile
 import time

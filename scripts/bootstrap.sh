@@ -8,6 +8,9 @@
 #   - the APIs Cloud Build and Terraform's first calls use;
 #   - the Terraform state bucket gs://PROJECT_ID-tfstate (versioned);
 #   - the deployer service account the builds run as, with the roles below;
+#   - the callback signing secret (Secret Manager `callback-signing-secret`, a
+#     Standard Webhooks whsec_ key), made here so its value never enters Terraform
+#     state; Terraform grants the model services access to it;
 #   - the deployment's configuration in gs://PROJECT_ID-tfstate/config/:
 #     terraform.tfvars.json (project_id, region) and models.auto.tfvars.json
 #     (terraform/models.auto.tfvars.json.example), unless they exist already.
@@ -41,6 +44,7 @@ DEPLOYER_ROLES=(
   roles/cloudfunctions.admin             # the api, dead_letter and reconcile functions
   roles/pubsub.admin                     # topics, subscriptions and their IAM
   roles/cloudscheduler.admin             # the reconciler's schedule
+  roles/secretmanager.admin              # IAM on the callback signing secret
   roles/logging.logWriter                # build logs (CLOUD_LOGGING_ONLY)
 )
 
@@ -63,6 +67,15 @@ for role in "${DEPLOYER_ROLES[@]}"; do
     --role "$role" --condition None --quiet > /dev/null
   echo "granted $role to $deployer"
 done
+
+# The callback signing secret: 32 random bytes, base64, as Standard Webhooks' whsec_ form.
+signing_secret="callback-signing-secret"
+gcloud services enable --project "$project" secretmanager.googleapis.com
+if ! gcloud secrets describe "$signing_secret" --project "$project" > /dev/null 2>&1; then
+  printf 'whsec_%s' "$(head -c 32 /dev/urandom | base64 | tr -d '\n')" \
+    | gcloud secrets create "$signing_secret" --project "$project" --replication-policy=automatic --data-file=-
+  echo "created the callback signing secret $signing_secret"
+fi
 
 config="${state_bucket}/config"
 if ! gcloud storage ls "${config}/terraform.tfvars.json" > /dev/null 2>&1; then

@@ -202,7 +202,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--interval", type=float, default=6.0)
     parser.add_argument("--timeout", type=float, default=300.0)
     args = parser.parse_args(argv)
-    report = run(args.api_url, args.model, args.model_port, args.images, args.kills, args.interval, args.timeout)
+    # The key from INFERENCE_API_KEY, or else the one `make run` wrote to .local/api_key.
+    sys.path.insert(0, os.fspath(ROOT))
+    from scripts.api_keys import client_headers
+
+    report = run(args.api_url, args.model, args.model_port, args.images, args.kills, args.interval, args.timeout,
+                 headers=client_headers())
     report.pop("ids")
     print(json.dumps(report, indent=1))
     ok = (report["statuses"] == {"succeeded": args.images} and report["callbacks_missing"] == 0

@@ -11,7 +11,9 @@ Ctrl-C stops everything.
 from __future__ import annotations
 
 import argparse
+import base64
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -61,6 +63,14 @@ class StackConfig:
     # Environment overrides of the three functions (api, dead_letter, reconcile).
     function_env: dict[str, str] = field(default_factory=dict)
     model_ready_timeout: float = 300.0
+    # API keys: on, as in the cloud. The development key is written to api_key_file
+    # (and its hash to api_keys_file, the API's key store).
+    auth_required: bool = True
+    api_keys_file: Path = ROOT / ".local" / "api_keys.json"
+    api_key_file: Path = ROOT / ".local" / "api_key"
+    dev_key_rate_per_minute: int = 6000
+    # The Standard Webhooks secret the model services sign callbacks with.
+    callback_secret_file: Path = ROOT / ".local" / "callback_signing_secret"
 
 
 class LocalStack:
@@ -85,6 +95,28 @@ class LocalStack:
         self.model_urls = {
             model: f"http://127.0.0.1:{config.model_ports.get(model, config.first_model_port + i)}"
             for i, model in enumerate(config.models)}
+        self.api_key: str | None = None
+        self.callback_secret: str | None = None
+
+    def _prepare_secrets(self) -> None:
+        """The development API key (reused while it is valid) and the callback signing secret."""
+        config = self.config
+        if config.auth_required:
+            self.api_key = development_key(config.api_keys_file, config.api_key_file,
+                                           config.dev_key_rate_per_minute)
+        self.callback_secret = _read_private(config.callback_secret_file)
+        if not self.callback_secret:
+            self.callback_secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+            _write_private(config.callback_secret_file, self.callback_secret)
+
+    @property
+    def api_key_id(self) -> str | None:
+        """The id of the development key (what its predictions record as their owner)."""
+        return self.api_key.split("_")[1] if self.api_key else None
+
+    def headers(self) -> dict[str, str]:
+        """What a client of this stack sends: its API key, when keys are on."""
+        return {"X-API-Key": self.api_key} if self.api_key else {}
 
     def check_prerequisites(self) -> None:
         """Fail in one line, before any work, on what would stop the stack later."""
@@ -109,6 +141,7 @@ class LocalStack:
         config = self.config
         config.log_dir.mkdir(parents=True, exist_ok=True)
         self.check_prerequisites()
+        self._prepare_secrets()
         try:
             endpoints = start_emulators(self.group, config.project, config.emulator_ports, config.log_dir)
             self.emulator_processes = list(self.group.processes)
@@ -167,7 +200,11 @@ class LocalStack:
         label = label or model
         env = {**self._base_env(), "MODEL_NAME": model,
                "MODEL_REPOSITORY": os.fspath(self.config.model_repository),
-               "PORT": str(port), **(extra_env or {})}
+               "PORT": str(port),
+               # The callback receivers of local tools and tests run on this machine.
+               "CALLBACK_ALLOW_LOOPBACK": "true",
+               "CALLBACK_SIGNING_SECRET": self.callback_secret or "",
+               **(extra_env or {})}
         return self.group.start(ManagedProcess(
             f"{label} model service",
             [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py",
@@ -177,6 +214,13 @@ class LocalStack:
     def _start_functions(self) -> None:
         env = {**self._base_env(), "UPLOADS_BUCKET": self.config.uploads_bucket,
                "MODELS": ",".join(self.config.models), "CALLBACK_ALLOW_HTTP": "true",
+               # Loopback receivers only; every other private range stays refused.
+               "CALLBACK_ALLOW_LOOPBACK": "true",
+               "AUTH_REQUIRED": "true" if self.config.auth_required else "false",
+               "API_KEYS_FILE": os.fspath(self.config.api_keys_file),
+               # The file is re-read only when it changes: no cache needed, so a
+               # revocation with scripts/api_keys.py takes effect at once here.
+               "API_KEY_CACHE_SECONDS": "0",
                "ALLOWED_ORIGINS": ",".join(self.allowed_origins()),
                # A long poll holds a thread (cheap: one shared Firestore listener
                # wakes them all); leave room for many.
@@ -225,6 +269,40 @@ class LocalStack:
         self.group.stop_all()
 
 
+def _read_private(path: Path) -> str | None:
+    try:
+        return path.read_text().strip() or None
+    except FileNotFoundError:
+        return None
+
+
+def _write_private(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.chmod(0o600)
+    path.write_text(text + "\n")
+
+
+def development_key(keys_file: Path, key_file: Path, rate_per_minute: int) -> str:
+    """The key in key_file if the key store still accepts it, else a new one written there."""
+    sys.path.insert(0, os.fspath(ROOT / "functions"))
+    from prediction_api.auth import Authenticator, FileKeyStore, new_key
+    from prediction_api.errors import Unauthorized
+
+    store = FileKeyStore(keys_file)
+    existing = _read_private(key_file)
+    if existing:
+        try:
+            Authenticator(store).authenticate(existing)
+            return existing
+        except Unauthorized:
+            pass
+    plaintext, record = new_key("local development", rate_per_minute)
+    store.put(record)
+    _write_private(key_file, plaintext)
+    return plaintext
+
+
 def export_missing_models(models: tuple[str, ...], repository: Path) -> None:
     """Export each model that has no version yet, so a second run starts at once."""
     weights = os.environ.get("RESNET50_WEIGHTS")
@@ -257,6 +335,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--storage-port", type=int, default=defaults.storage)
     parser.add_argument("--repository", type=Path, default=StackConfig.model_repository)
     parser.add_argument("--log-dir", type=Path, default=StackConfig.log_dir)
+    parser.add_argument("--state-dir", type=Path, default=ROOT / ".local",
+                        help="where the API keys, the development key and the callback secret are kept "
+                             "(default: %(default)s)")
+    parser.add_argument("--no-auth", action="store_true",
+                        help="serve without API keys (they are required by default, as in the cloud)")
     return parser.parse_args(argv)
 
 
@@ -271,7 +354,11 @@ def main(argv: list[str] | None = None) -> int:
                                    first_model_port=args.first_model_port, web_port=args.web_port,
                                    emulator_ports=EmulatorPorts(args.pubsub_port, args.firestore_port,
                                                                 args.storage_port),
-                                   model_repository=args.repository, log_dir=args.log_dir))
+                                   model_repository=args.repository, log_dir=args.log_dir,
+                                   auth_required=not args.no_auth,
+                                   api_keys_file=args.state_dir / "api_keys.json",
+                                   api_key_file=args.state_dir / "api_key",
+                                   callback_secret_file=args.state_dir / "callback_signing_secret"))
     def request_stop(_signum, _frame) -> None:
         # kill, a closed terminal and Ctrl-C all stop the stack the same way.
         raise KeyboardInterrupt
@@ -284,12 +371,20 @@ def main(argv: list[str] | None = None) -> int:
         export_missing_models(models, args.repository)
         stack.start()
         print(f"API: {stack.api_url}   (logs: {stack.config.log_dir})", flush=True)
+        if stack.api_key:
+            print(f"authentication: on, as in the cloud (--no-auth turns it off). Development key "
+                  f"(also in {stack.config.api_key_file}):\n  X-API-Key: {stack.api_key}", flush=True)
+        else:
+            print("authentication: off (--no-auth): the API takes requests without a key", flush=True)
+        print(f"callbacks: signed with the secret in {stack.config.callback_secret_file}; "
+              "loopback receivers allowed, every other private address refused", flush=True)
         if stack.web_url:
             print(f"Web page: {stack.web_url}", flush=True)
         for model in stack.wait_for_models():
             print(f"model {model} ready at {stack.model_urls[model]} "
                   f"({time.monotonic() - started:.1f} s after start)", flush=True)
-        print(f"try: curl -F image=@../shared/images/n02123045_tabby.JPEG "
+        key_header = f"-H \"X-API-Key: $(cat {stack.config.api_key_file})\" " if stack.api_key else ""
+        print(f"try: curl {key_header}-F image=@../shared/images/n02123045_tabby.JPEG "
               f"{stack.api_url}/v1/models/{models[0]}/predictions", flush=True)
         print("then GET the status_url it returns, with ?wait=10 to wait for the result", flush=True)
         print("Ctrl-C stops everything.", flush=True)

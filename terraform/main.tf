@@ -58,6 +58,7 @@ module "model_service" {
   region                  = var.region
   model_name              = each.key
   model                   = each.value
+  callback_signing_secret = var.callback_signing_secret
   model_repository        = "gs://${module.storage.models_bucket}/models"
   uploads_bucket          = module.storage.uploads_bucket
   models_bucket           = module.storage.models_bucket
@@ -86,6 +87,8 @@ module "api_function" {
   max_instances          = var.api_max_instances
   memory                 = var.api_memory
   api_public             = var.api_public
+  auth_required          = var.api_auth_required
+  api_key_cache_seconds  = var.api_key_cache_seconds
   pubsub_service_agent   = local.pubsub_service_agent
 
   # Reconciler settings, shared by the three entry points. The reconciler's

@@ -436,3 +436,31 @@ variable "labels" {
     error_message = "Label keys and values must be lowercase letters, digits, underscores or hyphens (keys start with a letter)."
   }
 }
+
+variable "api_auth_required" {
+  description = "Require an API key (X-API-Key) on every API request but health checks (AUTH_REQUIRED). Keys are stored hashed in Firestore's api_keys collection; create them with scripts/api_keys.py --firestore."
+  type        = bool
+  default     = true
+}
+
+variable "api_key_cache_seconds" {
+  description = "How long an API instance trusts a key it has looked up (API_KEY_CACHE_SECONDS); a revoked key stops working within this time."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.api_key_cache_seconds >= 0 && var.api_key_cache_seconds <= 3600 && floor(var.api_key_cache_seconds) == var.api_key_cache_seconds
+    error_message = "api_key_cache_seconds must be a whole number between 0 and 3600."
+  }
+}
+
+variable "callback_signing_secret" {
+  description = "Secret Manager secret (in this project) holding the Standard Webhooks secret, whsec_<base64>, that model services sign callbacks with (CALLBACK_SIGNING_SECRET). scripts/bootstrap.sh creates it, so its value never enters Terraform state."
+  type        = string
+  default     = "callback-signing-secret"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_-]{1,255}$", var.callback_signing_secret))
+    error_message = "callback_signing_secret must be a Secret Manager secret id: 1-255 letters, digits, hyphens or underscores."
+  }
+}

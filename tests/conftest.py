@@ -67,8 +67,15 @@ def stack(tmp_path_factory):
         model_env={BROKEN_MODEL: {"STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{free_port()}",
                                   "STORAGE_TIMEOUT_SECONDS": "1"}},
         model_ready_timeout=240,
+        # API keys on, as in the cloud and in `make run`; the state files stay in the test's folder.
+        api_keys_file=base / "api_keys.json", api_key_file=base / "api_key",
+        callback_secret_file=base / "callback_signing_secret",
     )
     local = LocalStack(config, report=stack_reports.append).start()
+    from tests.integration import client
+
+    client.HEADERS.clear()
+    client.HEADERS.update(local.headers())
     try:
         local.wait_for_models()
         yield local

@@ -14,6 +14,7 @@
   const HISTORY_KEY = "inference.history";
   const HISTORY_SIZE = 20;
   const MODEL_KEY = "inference.model";
+  const API_KEY = "inference.apiKey"; // sessionStorage only: never localStorage
   const FINAL = new Set(["succeeded", "failed"]);
   const STATE_NAMES = {
     ready: "Ready", uploading: "Uploading", queued: "Queued", running: "Running",
@@ -32,7 +33,7 @@
     fileInput: $("file-input"), uploadButton: $("upload-button"), clearButton: $("clear-button"),
     pendingSummary: $("pending-summary"), cards: $("cards"), imagesEmpty: $("images-empty"),
     history: $("history"), historyEmpty: $("history-empty"), announcer: $("announcer"),
-    template: $("card-template"),
+    template: $("card-template"), apiKey: $("api-key"),
   };
 
   const models = new Map(); // name -> entry of GET /v1/models
@@ -43,6 +44,12 @@
   const pollWaiters = [];
 
   // ---- helpers --------------------------------------------------------------
+
+  // The headers every API request carries: the key typed into the page, if any.
+  function authHeaders() {
+    const key = ui.apiKey.value.trim();
+    return key ? { "X-API-Key": key } : {};
+  }
 
   const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
   const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
@@ -69,6 +76,8 @@
     const error = body && body.error;
     if (error && error.message) return error.message;
     if (status === 413) return "The image is larger than the API accepts.";
+    if (status === 401) return "The API needs a valid API key: enter it above.";
+    if (status === 429) return "Too many requests for this API key; wait a moment.";
     return `The API answered HTTP ${status}.`;
   }
 
@@ -145,7 +154,7 @@
     try {
       let response;
       try {
-        response = await fetch(`${API_BASE}/v1/models`, { cache: "no-store" });
+        response = await fetch(`${API_BASE}/v1/models`, { cache: "no-store", headers: authHeaders() });
       } catch {
         throw new Error(unreachableMessage());
       }
@@ -303,6 +312,7 @@
       const form = new FormData();
       form.append("image", item.file, item.file.name);
       xhr.open("POST", `${API_BASE}/v1/models/${encodeURIComponent(item.model)}/predictions`);
+      for (const [name, value] of Object.entries(authHeaders())) xhr.setRequestHeader(name, value);
       xhr.upload.addEventListener("progress", (event) => {
         if (!event.lengthComputable) return;
         item.el.progress.value = Math.round((event.loaded / event.total) * 100);
@@ -402,7 +412,9 @@
     url.searchParams.set("wait", String(wait));
     let response;
     try {
-      response = await fetch(url, { cache: "no-store", signal: AbortSignal.timeout((wait + 15) * 1000) });
+      response = await fetch(url, {
+        cache: "no-store", headers: authHeaders(), signal: AbortSignal.timeout((wait + 15) * 1000),
+      });
     } catch {
       return { retry: "lost contact with the API" };
     }
@@ -566,6 +578,11 @@
   }
 
   function wire() {
+    ui.apiKey.value = stored(API_KEY) || "";
+    ui.apiKey.addEventListener("change", () => {
+      store(API_KEY, ui.apiKey.value.trim());
+      loadModels();
+    });
     ui.form.addEventListener("submit", onSubmit);
     ui.clearButton.addEventListener("click", clearFinished);
     ui.reloadModels.addEventListener("click", loadModels);

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import queue
 import threading
-import time
 from concurrent.futures import Future
 from dataclasses import dataclass
+from datetime import datetime, timezone
+from urllib.parse import urlsplit
 
 import requests
 from google.api_core import exceptions as gexc
+from requests_hardened import Config as HardenedConfig, HTTPSession
+from requests_hardened.ip_filter_adapter import IPFilterAdapter
+from standardwebhooks import Webhook
 
+from .callback_targets import ForbiddenTarget, check_name
 from .errors import ImageMissing, InvalidEnvelope, TransientError
 from .transitions import PredictionRunStore
 
@@ -168,26 +174,63 @@ def _unavailable(exc: Exception) -> TransientError:
     return TransientError(f"Firestore is unavailable: {type(exc).__name__}")
 
 
+class CheckedAddressAdapter(IPFilterAdapter):
+    """requests-hardened's adapter (resolve once, refuse private and loopback, connect to that
+    address), with this service's rules (callback_targets) applied to the same resolved address."""
+
+    def __init__(self, is_https_proto: bool, allow_loopback: bool) -> None:
+        super().__init__(is_https_proto=is_https_proto, allow_loopback=allow_loopback)
+        self._loopback = allow_loopback
+
+    def build_connection_pool_key_attributes(self, request, verify, cert=None):
+        check_name(urlsplit(request.url).hostname or "", self._loopback)  # metadata names, literals
+        host_params, pool_kwargs = super().build_connection_pool_key_attributes(request, verify, cert)
+        # host_params["host"] is now the one address requests-hardened resolved and checked, and
+        # the connection goes to it: judge that same address by our rules, with no second lookup.
+        check_name(host_params["host"], self._loopback)
+        return host_params, pool_kwargs
+
+
 class HttpCallbackNotifier:
-    """POSTs the final document to the client's callback URL, once per call.
+    """POSTs the final document to the client's callback URL, once per call, signed.
 
     A failed attempt is recorded on the document and retried later by the
     reconciler, so one slow receiver never holds a push request for long.
-    `webhook-id` is the prediction id on every attempt, so a receiver can drop
-    a repeat (Standard Webhooks' headers).
+    Standard Webhooks: `webhook-id` is the prediction id on every attempt, so a
+    receiver can drop a repeat; `webhook-timestamp` and `webhook-signature`
+    (HMAC-SHA256 with the CALLBACK_SIGNING_SECRET) let it check where it came from.
+
+    The target is checked again here, against DNS rebinding: the host is resolved
+    once, every rule of callback_targets applies to that address, and the
+    connection goes to it. No redirect is followed.
     """
 
-    def __init__(self, timeout_seconds: float) -> None:
+    def __init__(self, timeout_seconds: float, signing_secret: str | None = None,
+                 allow_loopback: bool = False) -> None:
         self._timeout = timeout_seconds
-        self._session = requests.Session()
+        self._webhook = Webhook(signing_secret) if signing_secret else None
+        self._session = HTTPSession(HardenedConfig(
+            ip_filter_enable=True, ip_filter_allow_loopback_ips=allow_loopback, never_redirect=True,
+            default_timeout=(timeout_seconds, timeout_seconds)))
+        self._session.trust_env = False  # no proxy from the environment: it would be what gets checked
+        for scheme in ("http://", "https://"):
+            self._session.mount(scheme, CheckedAddressAdapter(scheme == "https://", allow_loopback))
+
+    def headers(self, document: dict, body: str, now: datetime) -> dict[str, str]:
+        headers = {"content-type": "application/json", "webhook-id": document["id"],
+                   "webhook-timestamp": str(int(now.timestamp()))}
+        if self._webhook:
+            headers["webhook-signature"] = self._webhook.sign(document["id"], now, body)
+        return headers
 
     def notify(self, url: str, document: dict) -> CallbackResult:
-        headers = {"webhook-id": document["id"], "webhook-timestamp": str(int(time.time()))}
+        body = json.dumps(document, separators=(",", ":"))
+        headers = self.headers(document, body, datetime.now(timezone.utc))
         context = {"prediction_id": document["id"]}
         try:
-            response = self._session.post(url, json=document, headers=headers, timeout=self._timeout,
+            response = self._session.post(url, data=body.encode(), headers=headers, timeout=self._timeout,
                                           allow_redirects=False)
-        except requests.RequestException as exc:
+        except (requests.RequestException, ForbiddenTarget) as exc:
             log.warning("callback failed", extra={**context, "error": str(exc)})
             return CallbackResult(False, f"{type(exc).__name__}: {exc}"[:300])
         log.info("callback sent", extra={**context, "status_code": response.status_code})

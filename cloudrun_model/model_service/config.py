@@ -23,6 +23,26 @@ def _number(env: dict[str, str], name: str, default: float, kind=int, minimum: f
     return value
 
 
+def _flag(env: dict[str, str], name: str) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw not in ("", "true", "false"):
+        raise ConfigError(f"{name} must be true or false, got {raw!r}")
+    return raw == "true"
+
+
+def _secret(env: dict[str, str], name: str) -> str | None:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    from standardwebhooks import Webhook
+
+    try:
+        Webhook(raw)
+    except Exception:
+        raise ConfigError(f"{name} must be a Standard Webhooks secret: whsec_ followed by base64") from None
+    return raw
+
+
 @dataclass(frozen=True)
 class Settings:
     project: str
@@ -36,6 +56,10 @@ class Settings:
     max_batch_size: int = 16
     max_batch_delay_ms: float = 0.0
     revision: str | None = None
+    # Callbacks: loopback hosts only where receivers run on this machine (local stack, tests).
+    callback_allow_loopback: bool = False
+    # Standard Webhooks signing secret, "whsec_" + base64 (Secret Manager in the cloud).
+    callback_signing_secret: str | None = None
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
@@ -62,6 +86,8 @@ class Settings:
                                             cls.storage_timeout_seconds, float, 0.1),
             max_batch_size=_number(env, "MAX_BATCH_SIZE", cls.max_batch_size, minimum=1),
             max_batch_delay_ms=_number(env, "MAX_BATCH_DELAY_MS", cls.max_batch_delay_ms, float),
+            callback_allow_loopback=_flag(env, "CALLBACK_ALLOW_LOOPBACK"),
+            callback_signing_secret=_secret(env, "CALLBACK_SIGNING_SECRET"),
             # Cloud Run sets K_REVISION; it tells a canary's results from its baseline's.
             revision=env.get("K_REVISION") or None,
         )

@@ -34,7 +34,8 @@ def build_app() -> Flask:
     handler = PredictionHandler(
         settings.model_name, model, batcher.predict, store,
         GcsImageReader(storage_client, settings.storage_timeout_seconds),
-        HttpCallbackNotifier(settings.callback_timeout_seconds), settings.run_lease_seconds,
+        HttpCallbackNotifier(settings.callback_timeout_seconds, settings.callback_signing_secret,
+                             settings.callback_allow_loopback), settings.run_lease_seconds,
         settings.model_ready_wait_seconds)
     threading.Thread(target=_load, args=(model, store, settings), name="model-loader",
                      daemon=True).start()

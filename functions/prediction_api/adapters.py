@@ -38,11 +38,6 @@ class GcsUploadStore:
             raise _unavailable("Cloud Storage", exc) from exc
         return f"gs://{self._bucket_name}/{object_name}"
 
-    def delete(self, object_name: str) -> None:
-        try:
-            self._bucket.blob(object_name).delete()
-        except gexc.NotFound:
-            pass
 
 
 class CompletionWatcher:
@@ -193,6 +188,68 @@ class FirestorePredictionStore:
     def model_versions(self) -> list[dict]:
         try:
             return [snapshot.to_dict() for snapshot in self._versions.stream()]
+        except (gexc.GoogleAPIError, OSError) as exc:
+            raise _unavailable("Firestore", exc) from exc
+
+
+class FirestoreKeyStore:
+    """API key records (hashes, never keys) in the api_keys collection, by key id."""
+
+    def __init__(self, client, collection: str = "api_keys") -> None:
+        self._keys = client.collection(collection)
+
+    def get(self, key_id: str) -> dict | None:
+        try:
+            snapshot = self._keys.document(key_id).get()
+        except (gexc.GoogleAPIError, OSError) as exc:
+            raise _unavailable("Firestore", exc) from exc
+        return snapshot.to_dict() if snapshot.exists else None
+
+    def put(self, record: dict) -> None:
+        try:
+            self._keys.document(record["id"]).set(record)
+        except (gexc.GoogleAPIError, OSError) as exc:
+            raise _unavailable("Firestore", exc) from exc
+
+    def all(self) -> list[dict]:
+        try:
+            return [snapshot.to_dict() for snapshot in self._keys.stream()]
+        except (gexc.GoogleAPIError, OSError) as exc:
+            raise _unavailable("Firestore", exc) from exc
+
+
+class FirestoreIdempotencyStore:
+    """Idempotency-Key records, one document each; Firestore's TTL policy on expire_at deletes them."""
+
+    def __init__(self, client, collection: str = "idempotency_keys") -> None:
+        self._records = client.collection(collection)
+
+    def get(self, record_id: str) -> dict | None:
+        try:
+            snapshot = self._records.document(record_id).get()
+        except (gexc.GoogleAPIError, OSError) as exc:
+            raise _unavailable("Firestore", exc) from exc
+        return snapshot.to_dict() if snapshot.exists else None
+
+    def create(self, record_id: str, record: dict) -> bool:
+        """Store record unless one exists; False if it did (create is atomic)."""
+        try:
+            self._records.document(record_id).create(record)
+        except gexc.AlreadyExists:
+            return False
+        except (gexc.GoogleAPIError, OSError) as exc:
+            raise _unavailable("Firestore", exc) from exc
+        return True
+
+    def set(self, record_id: str, record: dict) -> None:
+        try:
+            self._records.document(record_id).set(record)
+        except (gexc.GoogleAPIError, OSError) as exc:
+            raise _unavailable("Firestore", exc) from exc
+
+    def delete(self, record_id: str) -> None:
+        try:
+            self._records.document(record_id).delete()
         except (gexc.GoogleAPIError, OSError) as exc:
             raise _unavailable("Firestore", exc) from exc
 

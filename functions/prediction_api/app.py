@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, Request, jsonify, request
+from flask import Flask, Request, g, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from .auth import Authenticator, RateLimiter
+from .config import ConfigError
 from .errors import (
     ApiError, InvalidRequest, MethodNotAllowed, NotFound, PayloadTooLarge,
     TooManyImages, UnsupportedMediaType,
@@ -86,20 +88,44 @@ def _apply_cors(app: Flask, allowed_origins: tuple[str, ...]) -> None:
         if origin and (origin in allowed_origins or "*" in allowed_origins):
             response.headers["Access-Control-Allow-Origin"] = origin
             response.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
-            response.headers["Access-Control-Allow-Headers"] = "Content-Type"
+            response.headers["Access-Control-Allow-Headers"] = "Content-Type, X-API-Key, Idempotency-Key"
+            response.headers["Access-Control-Expose-Headers"] = "Retry-After, Idempotent-Replayed"
             response.headers["Access-Control-Max-Age"] = "3600"
         response.vary.add("Origin")
         return response
 
 
-def create_api_app(service: PredictionService) -> Flask:
+# Paths answered without an API key: health checks.
+_OPEN_ENDPOINTS = {"health"}
+
+
+def _require_api_key(app: Flask, authenticator: Authenticator, limiter: RateLimiter) -> None:
+    @app.before_request
+    def authenticate():
+        g.api_key_id = None
+        if request.method == "OPTIONS" or request.url_rule is None or request.endpoint in _OPEN_ENDPOINTS:
+            return None  # preflights, health, and unknown paths (404) need no key
+        key = authenticator.authenticate(request.headers.get("X-API-Key"))
+        limiter.take(key)
+        g.api_key_id = key.id
+        return None
+
+
+def create_api_app(service: PredictionService, authenticator: Authenticator | None = None,
+                   limiter: RateLimiter | None = None) -> Flask:
     settings = service.settings
+    if settings.auth_required and authenticator is None:
+        raise ConfigError("AUTH_REQUIRED is true but no API key store was configured")
     app = Flask("prediction_api")
     # Whole-request cap; the per-image limit is checked as each part is read.
     app.config["MAX_CONTENT_LENGTH"] = settings.max_images_per_request * settings.max_image_bytes + (1 << 20)
+    # Behind Google's front end the scheme and host come from X-Forwarded-*. main.py
+    # dispatches through app.wsgi_app, so this runs under functions-framework too.
     app.wsgi_app = ProxyFix(app.wsgi_app, x_proto=1, x_host=1)
     _register_error_handlers(app)
     _apply_cors(app, settings.allowed_origins)
+    if settings.auth_required:
+        _require_api_key(app, authenticator, limiter or RateLimiter())
 
     def status_url(prediction_id: str) -> str:
         base = settings.public_base_url or request.host_url.rstrip("/")
@@ -111,11 +137,15 @@ def create_api_app(service: PredictionService) -> Flask:
         images, callback_url = read_images(
             request, settings.max_image_bytes, settings.max_images_per_request)
         callback_url = service.check_callback_url(callback_url)
-        documents = service.submit(model, images, callback_url)
+        documents, replayed = service.submit_once(
+            model, images, callback_url, g.get("api_key_id"), request.headers.get("Idempotency-Key"))
         accepted = [{"id": d["id"], "status": d["status"], "model": d["model"],
                      "status_url": status_url(d["id"])} for d in documents]
         body = accepted[0] if len(accepted) == 1 else {"predictions": accepted}
-        return jsonify(body), 202
+        response = jsonify(body)
+        if replayed:
+            response.headers["Idempotent-Replayed"] = "true"
+        return response, 202
 
     @app.get("/v1/predictions/<prediction_id>")
     def get_prediction(prediction_id: str):
@@ -126,7 +156,7 @@ def create_api_app(service: PredictionService) -> Flask:
             raise InvalidRequest(f"wait must be a number of seconds, got {raw_wait!r}") from None
         if not 0 <= wait <= settings.max_wait_seconds:
             raise InvalidRequest(f"wait must be between 0 and {settings.max_wait_seconds} seconds")
-        return jsonify(service.get(prediction_id, wait))
+        return jsonify(service.get(prediction_id, wait, g.get("api_key_id")))
 
     @app.get("/v1/models")
     def list_models():

@@ -26,6 +26,15 @@ def _int(env: dict[str, str], name: str, default: int, minimum: int = 1) -> int:
     return value
 
 
+def _bool(env: dict[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw not in ("true", "false"):
+        raise ConfigError(f"{name} must be true or false, got {raw!r}")
+    return raw == "true"
+
+
 def _csv(raw: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in raw.split(",") if item.strip())
 
@@ -40,6 +49,15 @@ class Settings:
     allowed_origins: tuple[str, ...] = ()
     prediction_ttl_days: int = 30
     callback_allow_http: bool = False
+    # Loopback callback hosts (127.0.0.0/8, ::1): only where the receivers run on the
+    # same machine (the local stack, the tests). Every other private range stays refused.
+    callback_allow_loopback: bool = False
+    # API keys (X-API-Key): required unless this is false. Keys live in API_KEYS_FILE
+    # when it is set (the local stack), else in Firestore's api_keys collection.
+    auth_required: bool = True
+    api_keys_file: str | None = None
+    api_key_cache_seconds: int = 30
+    idempotency_window_seconds: int = 24 * 3600
     public_base_url: str | None = None
     max_wait_seconds: int = 30
     # The reconciler (see recovery.py).
@@ -74,7 +92,11 @@ class Settings:
             max_images_per_request=_int(env, "MAX_IMAGES_PER_REQUEST", cls.max_images_per_request),
             allowed_origins=_csv(env.get("ALLOWED_ORIGINS", "")),
             prediction_ttl_days=_int(env, "PREDICTION_TTL_DAYS", cls.prediction_ttl_days),
-            callback_allow_http=env.get("CALLBACK_ALLOW_HTTP", "").strip().lower() == "true",
+            callback_allow_http=_bool(env, "CALLBACK_ALLOW_HTTP", False),
+            callback_allow_loopback=_bool(env, "CALLBACK_ALLOW_LOOPBACK", False),
+            auth_required=_bool(env, "AUTH_REQUIRED", True),
+            api_keys_file=env.get("API_KEYS_FILE", "").strip() or None,
+            api_key_cache_seconds=_int(env, "API_KEY_CACHE_SECONDS", cls.api_key_cache_seconds, minimum=0),
             public_base_url=env.get("PUBLIC_BASE_URL", "").strip().rstrip("/") or None,
             redeliver_after_seconds=_int(env, "REDELIVER_AFTER_SECONDS", cls.redeliver_after_seconds),
             max_prediction_age_seconds=_int(env, "MAX_PREDICTION_AGE_SECONDS",

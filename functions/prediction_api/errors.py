@@ -63,3 +63,28 @@ class BackendUnavailable(ApiError):
     status = 503
     code = "backend_unavailable"
     retry_after = 2
+
+
+class Unauthorized(ApiError):
+    """No API key, or one that is unknown or revoked."""
+
+    status = 401
+    code = "unauthorized"
+
+
+class Conflict(ApiError):
+    """An Idempotency-Key reused with a different request, or while its first use is in progress."""
+
+    status = 409
+    code = "idempotency_conflict"
+
+
+class TooManyRequests(ApiError):
+    """The API key's quota of requests per minute is spent; retry_after says when to retry."""
+
+    status = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, retry_after_seconds: int) -> None:
+        super().__init__(message, retry_after_seconds=retry_after_seconds)
+        self.retry_after = retry_after_seconds

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import re
 import uuid
 from datetime import datetime, timedelta, timezone
 from typing import Callable, Protocol
 from urllib.parse import urlsplit
 
+from .callback_targets import ForbiddenTarget, Resolver, check_host, system_resolver
 from .config import Settings
-from .errors import BackendUnavailable, InvalidRequest, NotFound
+from .errors import BackendUnavailable, Conflict, InvalidRequest, NotFound
 from . import recovery
 from .images import Upload
 
@@ -22,8 +25,9 @@ PUBLIC_FIELDS = (
 
 
 class UploadStore(Protocol):
+    # No delete: the API's account may only create objects (roles/storage.objectCreator);
+    # an image whose prediction could not be recorded is removed by the bucket's lifecycle rule.
     def put(self, object_name: str, data: bytes, content_type: str) -> str: ...
-    def delete(self, object_name: str) -> None: ...
 
 
 class PredictionStore(Protocol):
@@ -36,8 +40,34 @@ class PredictionStore(Protocol):
     def model_versions(self) -> list[dict]: ...
 
 
+class IdempotencyStore(Protocol):
+    def get(self, record_id: str) -> dict | None: ...
+    def create(self, record_id: str, record: dict) -> bool: ...
+    def set(self, record_id: str, record: dict) -> None: ...
+    def delete(self, record_id: str) -> None: ...
+
+
 class Publisher(Protocol):
     def publish(self, model: str, payload: dict, attributes: dict[str, str]) -> str: ...
+
+
+# Ids Firestore accepts and this API issues: no "/", not "." or "..", not __reserved__.
+_VALID_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+_IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+
+
+def valid_prediction_id(prediction_id: str) -> bool:
+    return bool(_VALID_ID.match(prediction_id)) and not (
+        prediction_id.startswith("__") and prediction_id.endswith("__"))
+
+
+def request_fingerprint(model: str, images: list[Upload], callback_url: str | None) -> str:
+    """What makes two submits "the same request" for an Idempotency-Key."""
+    digest = hashlib.sha256()
+    for part in (model, callback_url or "", *(f"{image.content_type}:{hashlib.sha256(image.data).hexdigest()}"
+                                              for image in images)):
+        digest.update(part.encode() + b"\n")
+    return digest.hexdigest()
 
 
 def utcnow() -> datetime:
@@ -62,19 +92,27 @@ def public_view(document: dict) -> dict:
 class PredictionService:
     def __init__(self, settings: Settings, uploads: UploadStore, store: PredictionStore,
                  publisher: Publisher, clock: Callable[[], datetime] = utcnow,
-                 new_id: Callable[[], str] = lambda: uuid.uuid4().hex) -> None:
+                 new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+                 idempotency: IdempotencyStore | None = None,
+                 resolve: Resolver = system_resolver) -> None:
         self.settings = settings
         self._uploads = uploads
         self._store = store
         self._publisher = publisher
         self._clock = clock
         self._new_id = new_id
+        self._idempotency = idempotency
+        self._resolve = resolve
 
     def check_model(self, model: str) -> None:
         if model not in self.settings.models:
             raise NotFound(f"unknown model {model!r}; served models: {', '.join(self.settings.models)}")
 
     def check_callback_url(self, callback_url: str | None) -> str | None:
+        """The callback URL, if its scheme is allowed and its host is, and resolves only to, public addresses.
+
+        The model service checks the address again when it sends (DNS may have changed).
+        """
         if not callback_url:
             return None
         parts = urlsplit(callback_url)
@@ -83,9 +121,65 @@ class PredictionService:
             raise InvalidRequest(
                 f"callback_url must be an absolute {' or '.join(schemes)} URL of at most 2048 characters"
             )
+        if parts.username is not None or parts.password is not None:
+            raise InvalidRequest("callback_url must not carry credentials")
+        try:
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError:
+            raise InvalidRequest("callback_url has an invalid port") from None
+        try:
+            check_host(parts.hostname or "", port, self.settings.callback_allow_loopback, self._resolve)
+        except ForbiddenTarget as exc:
+            raise InvalidRequest(f"callback_url is refused: {exc}") from None
         return callback_url
 
-    def submit(self, model: str, images: list[Upload], callback_url: str | None) -> list[dict]:
+    def submit_once(self, model: str, images: list[Upload], callback_url: str | None,
+                    api_key_id: str | None, idempotency_key: str | None) -> tuple[list[dict], bool]:
+        """submit(), or with an Idempotency-Key the predictions its first use created: (documents, replayed).
+
+        The same key from the same API key within the window returns the original
+        predictions; a different request under it is a Conflict, and so is a retry
+        while the first is still being accepted.
+        """
+        if idempotency_key is None or self._idempotency is None:
+            return self.submit(model, images, callback_url, api_key_id), False
+        if not _IDEMPOTENCY_KEY.match(idempotency_key):
+            raise InvalidRequest("Idempotency-Key must be 1 to 255 printable ASCII characters without spaces")
+        record_id = hashlib.sha256(f"{api_key_id or '-'}\n{idempotency_key}".encode()).hexdigest()
+        fingerprint = request_fingerprint(model, images, callback_url)
+        now = self._clock()
+        window = timedelta(seconds=self.settings.idempotency_window_seconds)
+        pending = {"fingerprint": fingerprint, "state": "pending", "prediction_ids": [],
+                   "api_key_id": api_key_id, "created_at": now, "expire_at": now + window}
+        for _ in range(2):
+            existing = self._idempotency.get(record_id)
+            if existing is not None and existing["created_at"] + window <= now:
+                self._idempotency.delete(record_id)  # expired: the key may be used afresh
+                existing = None
+            if existing is None:
+                if self._idempotency.create(record_id, pending):
+                    break
+                continue  # another request took the key a moment ago: judge against it
+            if existing["fingerprint"] != fingerprint:
+                raise Conflict("this Idempotency-Key was used with a different request in the last "
+                               f"{self.settings.idempotency_window_seconds // 3600} hours")
+            if existing["state"] != "done":
+                raise Conflict("a request with this Idempotency-Key is still being accepted; retry shortly")
+            documents = [self._store.get(prediction_id) for prediction_id in existing["prediction_ids"]]
+            return [d for d in documents if d is not None], True
+        else:
+            raise Conflict("a request with this Idempotency-Key is still being accepted; retry shortly")
+        try:
+            documents = self.submit(model, images, callback_url, api_key_id)
+        except BaseException:
+            self._idempotency.delete(record_id)
+            raise
+        self._idempotency.set(record_id, {**pending, "state": "done",
+                                          "prediction_ids": [d["id"] for d in documents]})
+        return documents, False
+
+    def submit(self, model: str, images: list[Upload], callback_url: str | None,
+               api_key_id: str | None = None) -> list[dict]:
         """Store, record and publish each image. All-or-nothing per image.
 
         Every check on the request has passed before this is called, so a failure
@@ -96,13 +190,14 @@ class PredictionService:
         accepted: list[dict] = []
         for image in images:
             try:
-                accepted.append(self._submit_one(model, image, callback_url))
+                accepted.append(self._submit_one(model, image, callback_url, api_key_id))
             except BackendUnavailable as exc:
                 exc.details["accepted"] = [document["id"] for document in accepted]
                 raise
         return accepted
 
-    def _submit_one(self, model: str, image: Upload, callback_url: str | None) -> dict:
+    def _submit_one(self, model: str, image: Upload, callback_url: str | None,
+                    api_key_id: str | None) -> dict:
         prediction_id = self._new_id()
         object_name = f"uploads/{model}/{prediction_id}"
         now = self._clock()
@@ -124,17 +219,17 @@ class PredictionService:
             "filename": image.filename,
             "callback_url": callback_url,
             "callback": None,
+            # The id of the API key that created it (never the key): only that key reads it.
+            "api_key_id": api_key_id,
             "attempts": 0,
             "redeliveries": 0,
             # Overdue from then on unless a model service claims it first: the
             # reconciler publishes it again (see recovery.py).
             "reconcile_at": now + timedelta(seconds=self.settings.redeliver_after_seconds),
         }
-        try:
-            self._store.create(document)
-        except BackendUnavailable:
-            self._undo(object_name, None)
-            raise
+        # If recording or publishing fails, the stored image is left for the uploads
+        # bucket's lifecycle rule to delete (the API's account cannot delete objects).
+        self._store.create(document)
         try:
             self._publisher.publish(model, *prediction_message(document))
         except BackendUnavailable:
@@ -144,19 +239,24 @@ class PredictionService:
                                               "size_bytes": len(image.data)})
         return document
 
-    def _undo(self, object_name: str, prediction_id: str | None) -> None:
+    def _undo(self, object_name: str, prediction_id: str) -> None:
+        """Forget a prediction that was recorded but never published; its image stays until the lifecycle rule."""
         try:
-            if prediction_id:
-                self._store.delete(prediction_id)
-            self._uploads.delete(object_name)
+            self._store.delete(prediction_id)
         except Exception:  # the original failure matters more; leave a trace of this one
             log.exception("could not undo a partially accepted upload",
                           extra={"object_name": object_name, "prediction_id": prediction_id})
 
-    def get(self, prediction_id: str, wait_seconds: float = 0) -> dict:
+    def get(self, prediction_id: str, wait_seconds: float = 0, api_key_id: str | None = None) -> dict:
+        """The public view of a prediction. With keys on, another key's prediction is not found."""
+        missing = NotFound(f"no prediction with id {prediction_id!r}")
+        if not valid_prediction_id(prediction_id):
+            raise missing  # Firestore would refuse the id; it cannot be one this API issued
         document = self._store.get(prediction_id)
         if document is None:
-            raise NotFound(f"no prediction with id {prediction_id!r}")
+            raise missing
+        if api_key_id is not None and document.get("api_key_id") != api_key_id:
+            raise missing
         if wait_seconds > 0 and document.get("status") not in recovery.FINAL_STATUSES:
             document = self._store.wait_until_final(prediction_id, wait_seconds) or document
         return public_view(document)

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from flask import Flask
 
-from .adapters import FirestorePredictionStore, GcsUploadStore, PubSubPublisher
+from .adapters import (
+    FirestoreIdempotencyStore, FirestoreKeyStore, FirestorePredictionStore, GcsUploadStore, PubSubPublisher,
+)
 from .app import create_api_app, create_dead_letter_app, create_reconcile_app
+from .auth import Authenticator, FileKeyStore
 from .config import Settings
 from .logs import configure_logging
 from .service import PredictionService
@@ -14,21 +17,37 @@ from .service import PredictionService
 def build_service(settings: Settings) -> PredictionService:
     from google.cloud import firestore, pubsub_v1, storage
 
+    firestore_client = firestore.Client(project=settings.project)
     return PredictionService(
         settings,
         uploads=GcsUploadStore(storage.Client(project=settings.project), settings.uploads_bucket),
-        store=FirestorePredictionStore(firestore.Client(project=settings.project)),
+        store=FirestorePredictionStore(firestore_client),
         # Each publish waits for its ack before the request answers, so batching
         # (by default up to 10 ms) only adds latency: send every message at once.
         publisher=PubSubPublisher(
             pubsub_v1.PublisherClient(batch_settings=pubsub_v1.types.BatchSettings(max_messages=1)),
             settings.project),
+        idempotency=FirestoreIdempotencyStore(firestore_client),
     )
+
+
+def build_authenticator(settings: Settings) -> Authenticator | None:
+    """Keys from API_KEYS_FILE (the local stack) or Firestore; None when AUTH_REQUIRED=false."""
+    if not settings.auth_required:
+        return None
+    if settings.api_keys_file:
+        store = FileKeyStore(settings.api_keys_file)
+    else:
+        from google.cloud import firestore
+
+        store = FirestoreKeyStore(firestore.Client(project=settings.project))
+    return Authenticator(store, cache_seconds=settings.api_key_cache_seconds)
 
 
 def build_api_app() -> Flask:
     configure_logging()
-    return create_api_app(build_service(Settings.from_env()))
+    settings = Settings.from_env()
+    return create_api_app(build_service(settings), build_authenticator(settings))
 
 
 def build_dead_letter_app() -> Flask:

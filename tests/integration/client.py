@@ -9,12 +9,16 @@ import time
 import requests
 
 FINAL = ("succeeded", "failed")
+# The key every request to the API carries: the test stack's development key, set by
+# the stack fixture (tests/conftest.py) once the stack is up.
+HEADERS: dict[str, str] = {}
 
 
-def post_images(stack, model: str, *images: tuple[str, bytes, str], **form) -> requests.Response:
+def post_images(stack, model: str, *images: tuple[str, bytes, str], headers: dict | None = None,
+                **form) -> requests.Response:
     files = [("image", image) for image in images]
     return requests.post(f"{stack.api_url}/v1/models/{model}/predictions", files=files,
-                         data=form, timeout=60)
+                         data=form, headers=headers if headers is not None else HEADERS, timeout=60)
 
 
 def wait_final(status_url: str, timeout: float = 60.0) -> dict:
@@ -25,7 +29,8 @@ def wait_final(status_url: str, timeout: float = 60.0) -> dict:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise AssertionError(f"{status_url} not final after {timeout:.0f} s: {body}")
-        response = requests.get(status_url, params={"wait": min(10, max(1, int(remaining)))}, timeout=40)
+        response = requests.get(status_url, params={"wait": min(10, max(1, int(remaining)))},
+                                headers=HEADERS, timeout=40)
         response.raise_for_status()
         body = response.json()
         if body["status"] in FINAL:

@@ -14,7 +14,7 @@ import requests
 from emulators.processes import free_port
 from tests.conftest import ROOT
 from tests.images import CATS, CLASS_IDS, DOGS, all_samples, tabby_bytes
-from tests.integration.client import post_images, push_envelope, wait_final
+from tests.integration.client import HEADERS, post_images, push_envelope, wait_final
 
 pytestmark = pytest.mark.integration
 
@@ -66,7 +66,7 @@ def test_a_new_version_is_served_beside_the_old_and_named_in_results(stack):
         baseline = requests.get(f"{stack.model_urls['tiny-test']}/healthz", timeout=5).json()
         assert baseline["version"] == 1
 
-        models = {m["name"]: m for m in requests.get(f"{stack.api_url}/v1/models", timeout=10).json()["models"]}
+        models = {m["name"]: m for m in requests.get(f"{stack.api_url}/v1/models", headers=HEADERS, timeout=10).json()["models"]}
         assert [v["version"] for v in models["tiny-test"]["versions"]] == [1, 2]
 
         # A prediction delivered to the canary says which version produced it.
@@ -79,11 +79,11 @@ def test_a_new_version_is_served_beside_the_old_and_named_in_results(stack):
         now = datetime.now(timezone.utc)
         firestore.Client(project=stack.config.project).collection("predictions").document(prediction_id).create(
             {"id": prediction_id, "model": "tiny-test", "status": "queued", "created_at": now,
-             "attempts": 0, "callback_url": None})
+             "attempts": 0, "callback_url": None, "api_key_id": stack.api_key_id})
         payload = {"id": prediction_id, "model": "tiny-test", "content_type": "image/jpeg",
                    "image_uri": f"gs://{stack.config.uploads_bucket}/{name}", "callback_url": None}
         assert requests.post(f"{url}/", json=push_envelope(payload), timeout=30).status_code == 204
-        final = requests.get(f"{stack.api_url}/v1/predictions/{prediction_id}", timeout=10).json()
+        final = requests.get(f"{stack.api_url}/v1/predictions/{prediction_id}", headers=HEADERS, timeout=10).json()
         assert final["status"] == "succeeded" and final["model_version"] == 2
     finally:
         canary.stop()

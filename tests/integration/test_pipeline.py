@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from tests.images import converted, corrupt_png, sample, tabby_bytes, truncated_jpeg
-from tests.integration.client import firestore_document, post_images, push_envelope, wait_final
+from tests.integration.client import HEADERS, firestore_document, post_images, push_envelope, wait_final
 
 pytestmark = pytest.mark.integration
 
@@ -49,7 +49,7 @@ def test_several_images_raw_and_multipart(stack):
     assert response.status_code == 202, response.text
     predictions = response.json()["predictions"]
     raw = requests.post(f"{stack.api_url}/v1/models/tiny-test/predictions",
-                        data=converted(tabby_bytes(), "PNG"), headers={"Content-Type": "image/png"},
+                        data=converted(tabby_bytes(), "PNG"), headers={"Content-Type": "image/png", **HEADERS},
                         timeout=30)
     assert raw.status_code == 202, raw.text
     finals = [wait_final(p["status_url"]) for p in [*predictions, raw.json()]]
@@ -179,13 +179,14 @@ REJECTED = [
      lambda s: post_images(s, "tiny-test", ("big.jpg", tabby_bytes() + b"\0" * (10 << 20), "image/jpeg"))),
     ("raw body over the size limit", 413, "payload_too_large",
      lambda s: requests.post(f"{s.api_url}/v1/models/tiny-test/predictions",
-                             data=b"\xff\xd8" + b"\0" * (10 << 20), headers={"Content-Type": "image/jpeg"})),
+                             data=b"\xff\xd8" + b"\0" * (10 << 20),
+                             headers={"Content-Type": "image/jpeg", **HEADERS})),
     ("wrong content type", 415, "unsupported_media_type",
      lambda s: requests.post(f"{s.api_url}/v1/models/tiny-test/predictions",
-                             json={"image": "base64?"}, timeout=30)),
+                             json={"image": "base64?"}, headers=HEADERS, timeout=30)),
     ("unsupported image type", 415, "unsupported_media_type",
      lambda s: requests.post(f"{s.api_url}/v1/models/tiny-test/predictions",
-                             data=b"II*\0", headers={"Content-Type": "image/tiff"}, timeout=30)),
+                             data=b"II*\0", headers={"Content-Type": "image/tiff", **HEADERS}, timeout=30)),
 ]
 
 
@@ -219,9 +220,9 @@ def test_rejected_requests_leave_no_trace(stack):
 
 
 def test_unknown_prediction_is_404_and_models_are_listed(stack):
-    missing = requests.get(f"{stack.api_url}/v1/predictions/does-not-exist", timeout=10)
+    missing = requests.get(f"{stack.api_url}/v1/predictions/does-not-exist", headers=HEADERS, timeout=10)
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
-    models = {m["name"]: m for m in requests.get(f"{stack.api_url}/v1/models", timeout=10).json()["models"]}
+    models = {m["name"]: m for m in requests.get(f"{stack.api_url}/v1/models", headers=HEADERS, timeout=10).json()["models"]}
     assert set(models) == set(stack.config.models)
     assert models["efficientnet-lite0"]["kind"] == "classifier"
     assert models["cat"]["kind"] == "detector" and models["dog"]["kind"] == "detector"

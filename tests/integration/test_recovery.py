@@ -22,7 +22,8 @@ pytestmark = pytest.mark.integration
 def test_worker_killed_twice_mid_run_loses_nothing_and_calls_back_once_each(stack):
     model = "efficientnet-lite0"
     port = int(stack.model_urls[model].rsplit(":", 1)[1])
-    report = fault_injection.run(stack.api_url, model, port, images=100, kills=2, interval=3.0, timeout=180)
+    report = fault_injection.run(stack.api_url, model, port, images=100, kills=2, interval=3.0, timeout=180,
+                                 headers=stack.headers())
     assert report["kills"] == 2
     assert report["statuses"] == {"succeeded": 100}, report
     assert report["callbacks_missing"] == 0 and report["callbacks_distinct"] == 100, report
@@ -63,7 +64,7 @@ def _upload():
 
 
 def test_a_message_never_published_is_finished_by_the_reconciler(stack):
-    document = _service_without_publishing(stack).submit("cat", [_upload()], None)[0]
+    document = _service_without_publishing(stack).submit("cat", [_upload()], None, stack.api_key_id)[0]
     final = wait_final(f"{stack.api_url}/v1/predictions/{document['id']}", timeout=60)
     assert final["status"] == "succeeded" and final["result"]["match"] is True, final
     stored = firestore_document(stack, document["id"])
@@ -74,7 +75,7 @@ def test_a_message_never_published_is_finished_by_the_reconciler(stack):
 def test_a_prediction_older_than_the_maximum_age_ends_timed_out(stack):
     two_hours_ago = datetime.now(timezone.utc) - timedelta(hours=2)
     document = _service_without_publishing(stack, clock=lambda: two_hours_ago).submit(
-        "cat", [_upload()], None)[0]
+        "cat", [_upload()], None, stack.api_key_id)[0]
     final = wait_final(f"{stack.api_url}/v1/predictions/{document['id']}", timeout=30)
     assert final["status"] == "failed" and final["error"]["code"] == "timed_out", final
     assert final["result"] is None
@@ -98,7 +99,8 @@ def test_a_killed_model_service_is_restarted_and_serves_again(stack):
     said = [line for line in stack_reports[before:] if line.startswith(f"{model} model service exited")]
     assert len(said) == 1 and "code -9; restarting in" in said[0], stack_reports[before:]
     response = requests.post(f"{stack.api_url}/v1/models/{model}/predictions",
-                             files=[("image", ("tabby.jpg", tabby_bytes(), "image/jpeg"))], timeout=60)
+                             files=[("image", ("tabby.jpg", tabby_bytes(), "image/jpeg"))],
+                             headers=stack.headers(), timeout=60)
     assert response.status_code == 202, response.text
     final = wait_final(response.json()["status_url"], timeout=60)
     assert final["status"] == "succeeded" and final["result"]["match"] is True

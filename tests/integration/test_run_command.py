@@ -47,7 +47,7 @@ def test_ctrl_c_stops_every_process(tmp_path):
             "--repository", os.fspath(tmp_path / "models"), "--log-dir", os.fspath(tmp_path / "logs"),
             "--api-port", ports[0], "--dead-letter-port", ports[1], "--web-port", ports[2],
             "--first-model-port", ports[3], "--pubsub-port", ports[4], "--firestore-port", ports[5],
-            "--storage-port", ports[6]]
+            "--storage-port", ports[6], "--state-dir", os.fspath(tmp_path / "state")]
     # Started as a background job of a script would be: with SIGINT ignored.
     stack = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
@@ -62,6 +62,9 @@ def test_ctrl_c_stops_every_process(tmp_path):
         printed = "".join(output)
         assert f"API: http://127.0.0.1:{ports[0]}" in printed
         assert f"model tiny-test ready at http://127.0.0.1:{ports[3]}" in printed
+        # Keys are on, as in the cloud, and the development key is printed and kept in a file.
+        key = (tmp_path / "state" / "api_key").read_text().strip()
+        assert "authentication: on" in printed and f"X-API-Key: {key}" in printed
         started = descendants(stack.pid)
         commands = " ".join(Path(f"/proc/{pid}/cmdline").read_text() for pid in started if alive(pid))
         for expected in ("pubsub-emulator", "cloud-firestore-emulator", "fake-gcs-server",

@@ -155,6 +155,17 @@ def gcloud(argv: list[str]) -> int:
             return 0
     if args[:2] == ["projects", "add-iam-policy-binding"]:
         return 0
+    if args[:1] == ["secrets"]:
+        secrets = _root() / ".secrets"
+        if args[1] == "describe":
+            return 0 if (secrets / args[2]).exists() else 1
+        if args[1] == "create" and options.get("--data-file") == "-":
+            secrets.mkdir(exist_ok=True)
+            if (secrets / args[2]).exists():
+                print(f"ERROR: secret {args[2]} already exists", file=sys.stderr)
+                return 1
+            (secrets / args[2]).write_bytes(sys.stdin.buffer.read())
+            return 0
     print(f"fake gcloud: unsupported {argv}", file=sys.stderr)
     return 2
 

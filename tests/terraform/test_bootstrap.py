@@ -24,6 +24,7 @@ EXPECTED_ROLES = {
     "roles/cloudfunctions.admin",
     "roles/pubsub.admin",
     "roles/cloudscheduler.admin",
+    "roles/secretmanager.admin",
     "roles/logging.logWriter",
 }
 
@@ -59,6 +60,12 @@ def test_bootstrap_prepares_an_empty_project_and_changes_nothing_the_second_time
     assert "roles/editor" not in granted and "roles/owner" not in granted
     assert "--service-account projects/proj-1/serviceAccounts/inference-deployer@proj-1.iam.gserviceaccount.com" in result.stdout
 
+    # The callback signing secret: a Standard Webhooks key, made once, never by Terraform.
+    secret = (tmp_path / "gcs" / ".secrets" / "callback-signing-secret").read_text()
+    from standardwebhooks import Webhook
+
+    assert secret.startswith("whsec_") and len(Webhook(secret)._whsecret) == 32
+
     # A second run keeps the configuration (rollout state included) as it is.
     (config / "models.auto.tfvars.json").write_text('{"models": {}}')
     (tmp_path / "calls.jsonl").unlink()
@@ -66,7 +73,9 @@ def test_bootstrap_prepares_an_empty_project_and_changes_nothing_the_second_time
     assert (config / "models.auto.tfvars.json").read_text() == '{"models": {}}'
     again = fake_cloud.calls(tmp_path / "calls.jsonl", "gcloud")
     assert not any(c[:2] == ["storage", "cp"] and "sample-images" in c[-1] for c in again)
-    assert not any(c[:3] == ["storage", "buckets", "create"] or c[:3] == ["iam", "service-accounts", "create"] for c in again)
+    assert not any(c[:3] == ["storage", "buckets", "create"] or c[:3] == ["iam", "service-accounts", "create"]
+                   or c[:2] == ["secrets", "create"] for c in again)
+    assert (tmp_path / "gcs" / ".secrets" / "callback-signing-secret").read_text() == secret
 
 
 def test_bootstrap_needs_a_project(tmp_path):

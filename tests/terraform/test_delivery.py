@@ -120,6 +120,9 @@ def test_pipeline_steps_run_the_expected_commands():
     assert "rollout.py, save" in _step("save-rollout-state")
     smoke = _step("smoke-test")
     assert "/v1/models/${_SMOKE_MODEL}/predictions" in smoke and "?wait=30" in smoke and "succeeded)" in smoke
+    # API keys are on by default: the smoke test makes its own key and revokes it afterwards.
+    assert "scripts/api_keys.py --firestore" in smoke and '-H "X-API-Key: $$key"' in smoke
+    assert "trap " in smoke and " revoke " in smoke
     canary = _step("canary")
     assert 'if [ -z "${_CANARY_MODEL}" ]' in canary
     assert 'python3 scripts/rollout.py canary "${_CANARY_MODEL}" "${_CANARY_PERCENT}"' in canary

@@ -207,6 +207,7 @@ def test_model_service_account_is_least_privilege():
     assert grants == {
         ("google_storage_bucket_iam_member", "roles/storage.objectViewer"),
         ("google_project_iam_member", "roles/datastore.user"),
+        ("google_secret_manager_secret_iam_member", "roles/secretmanager.secretAccessor"),
     }
     buckets = {body["bucket"] for (rtype, _), body in service.items() if rtype == "google_storage_bucket_iam_member"}
     assert buckets == {"${var.uploads_bucket}", "${var.models_bucket}"}
@@ -496,3 +497,76 @@ def test_model_service_batch_and_lease_settings_reach_the_container():
     for name in ("var.startup_timeout_seconds", "var.container_port", "var.health_path", "local.shared_env", "local.limits"):
         assert name in settings, name
     assert "settings = local.template_settings" in service_locals["revision_names"]
+
+
+# --- security at the edges (issue 10) ---------------------------------------------------------
+
+
+def test_api_keys_are_on_by_default_and_reach_the_functions():
+    root_variables = blocks_by_name(ROOT, "variable")
+    assert root_variables["api_auth_required"]["default"] is True
+    assert root_variables["api_auth_required"]["type"] == "bool"
+    call = blocks_by_name(ROOT, "module")["api_function"]
+    assert call["auth_required"] == "${var.api_auth_required}"
+    environment = only(MODULES["api_function"]["locals"])["environment"]
+    assert re.search(r"\bAUTH_REQUIRED\s*=\s*tostring\(var.auth_required\)", environment)
+    assert re.search(r"\bAPI_KEY_CACHE_SECONDS\s*=", environment)
+
+
+def test_terraform_never_allows_loopback_or_http_callbacks():
+    for path in TERRAFORM_DIR.rglob("*.tf"):
+        code = "\n".join(line for line in path.read_text().splitlines() if not line.strip().startswith("#"))
+        assert "CALLBACK_ALLOW_LOOPBACK" not in code, path
+        assert "CALLBACK_ALLOW_HTTP" not in code, path
+
+
+def test_callbacks_are_signed_with_a_secret_manager_secret_only_the_model_account_reads():
+    service = resources(MODULES["model_service"])
+    container = only(only(_model_service()["template"])["containers"])
+    [signing] = [env for env in container["env"] if env["name"] == "CALLBACK_SIGNING_SECRET"]
+    reference = only(only(signing["value_source"])["secret_key_ref"])
+    assert reference == {"secret": "${var.callback_signing_secret}", "version": "latest"}
+    assert "value" not in signing
+    grant = service[("google_secret_manager_secret_iam_member", "callback_signing")]
+    assert grant["secret_id"] == "${var.callback_signing_secret}"
+    assert grant["role"] == "roles/secretmanager.secretAccessor"
+    assert grant["member"] == "${google_service_account.model.member}"
+    assert "${google_secret_manager_secret_iam_member.callback_signing}" in _model_service()["depends_on"]
+    # A change of secret is a change of template: it must deploy under a new revision name.
+    settings = only(MODULES["model_service"]["locals"])["template_settings"]
+    assert settings["callback_signing_secret"] == "${var.callback_signing_secret}"
+    assert blocks_by_name(ROOT, "module")["model_service"]["callback_signing_secret"] == "${var.callback_signing_secret}"
+    assert "secretmanager.googleapis.com" in blocks_by_name(MODULES["platform"], "variable")["services"]["default"]
+    # No secret value is managed by Terraform (bootstrap.sh makes it), so none is in its state.
+    for module in MODULES.values():
+        assert not resources(module, "google_secret_manager_secret_version")
+
+
+def test_idempotency_records_expire_by_ttl():
+    firestore = resources(MODULES["firestore"])
+    field = firestore[("google_firestore_field", "idempotency_ttl")]
+    assert "ttl_config" in field and field["field"] == "${var.ttl_field}"
+    variables = blocks_by_name(MODULES["firestore"], "variable")
+    assert field["collection"] == "${var.idempotency_collection}"
+    assert variables["idempotency_collection"]["default"] == "idempotency_keys"
+
+
+def test_internal_endpoints_are_invoked_only_by_their_oidc_accounts():
+    """Model services, the dead-letter and reconcile functions: one run.invoker each, a dedicated
+    service account that pushes or calls with an OIDC token; nothing public."""
+    function = resources(MODULES["api_function"])
+    invokers = {name: body for (rtype, name), body in function.items()
+                if rtype.endswith("_iam_member") and body.get("role") == "roles/run.invoker"}
+    targets = {body["name"]: body["member"] for name, body in invokers.items() if name != "api_public"}
+    assert targets == {
+        "${google_cloudfunctions2_function.dead_letter.name}": "${google_service_account.dead_letter_invoker.member}",
+        "${google_cloudfunctions2_function.reconcile.name}": "${google_service_account.reconcile_scheduler.member}",
+    }
+    routing = resources(MODULES["model_routing"])
+    model_invokers = [body for (rtype, _), body in routing.items()
+                      if rtype.endswith("_iam_member") and body.get("role") == "roles/run.invoker"]
+    assert [(b["name"], b["member"]) for b in model_invokers] == [
+        ("${var.service_name}", "${google_service_account.push.member}")]
+    for module in ("model_service",):
+        for (rtype, name), body in resources(MODULES[module]).items():
+            assert not (rtype.endswith("_iam_member") and body.get("role") == "roles/run.invoker"), name

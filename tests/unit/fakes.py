@@ -21,8 +21,60 @@ class FakeUploadStore:
         self.objects[object_name] = (data, content_type)
         return f"gs://fake-uploads/{object_name}"
 
-    def delete(self, object_name: str) -> None:
-        self.objects.pop(object_name, None)
+
+
+class FakeKeyStore:
+    """API key records by id, as FirestoreKeyStore and FileKeyStore hold them."""
+
+    def __init__(self) -> None:
+        self.records: dict[str, dict] = {}
+        self.reads = 0
+
+    def get(self, key_id: str) -> dict | None:
+        self.reads += 1
+        return copy.deepcopy(self.records.get(key_id))
+
+    def put(self, record: dict) -> None:
+        self.records[record["id"]] = copy.deepcopy(record)
+
+    def all(self) -> list[dict]:
+        return copy.deepcopy(list(self.records.values()))
+
+
+class FakeIdempotencyStore:
+    def __init__(self) -> None:
+        self.records: dict[str, dict] = {}
+
+    def get(self, record_id: str) -> dict | None:
+        return copy.deepcopy(self.records.get(record_id))
+
+    def create(self, record_id: str, record: dict) -> bool:
+        if record_id in self.records:
+            return False
+        self.records[record_id] = copy.deepcopy(record)
+        return True
+
+    def set(self, record_id: str, record: dict) -> None:
+        self.records[record_id] = copy.deepcopy(record)
+
+    def delete(self, record_id: str) -> None:
+        self.records.pop(record_id, None)
+
+
+class FakeDns:
+    """A resolver over a fixed table of host -> addresses (no table entry: the name does not resolve)."""
+
+    def __init__(self, table: dict[str, list[str]] | None = None) -> None:
+        self.table = dict(table or {})
+        self.queries: list[str] = []
+
+    def __call__(self, host: str, port: int) -> list[str]:
+        import socket
+
+        self.queries.append(host)
+        if host not in self.table:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return list(self.table[host])
 
 
 class FakeApiStore:

@@ -13,24 +13,29 @@ from prediction_api.app import create_api_app, create_dead_letter_app
 from prediction_api.config import ConfigError, Settings
 from prediction_api.service import PredictionService
 from tests.images import converted, corrupt_png, tabby_bytes, truncated_jpeg
-from tests.unit.fakes import FakeApiStore, FakePublisher, FakeUploadStore
+from tests.unit.fakes import FakeApiStore, FakeDns, FakeIdempotencyStore, FakePublisher, FakeUploadStore
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=timezone.utc)
 
 
 class World:
-    def __init__(self, **overrides) -> None:
+    def __init__(self, authenticator=None, limiter=None, clock=lambda: NOW, **overrides) -> None:
+        overrides.setdefault("auth_required", authenticator is not None)
         settings = Settings(project="p", uploads_bucket="b", models=("resnet50", "cat"),
                             allowed_origins=("http://allowed.example",), **overrides)
         self.uploads, self.store, self.publisher = FakeUploadStore(), FakeApiStore(), FakePublisher()
+        self.idempotency = FakeIdempotencyStore()
+        self.dns = FakeDns({"cb.example": ["93.184.215.14"], "localhost": ["127.0.0.1", "::1"]})
         ids = iter(f"id{i}" for i in range(100))
         self.service = PredictionService(settings, self.uploads, self.store, self.publisher,
-                                         clock=lambda: NOW, new_id=lambda: next(ids))
-        self.client = create_api_app(self.service).test_client()
+                                         clock=clock, new_id=lambda: next(ids),
+                                         idempotency=self.idempotency, resolve=self.dns)
+        self.client = create_api_app(self.service, authenticator, limiter).test_client()
         self.dead_letters = create_dead_letter_app(self.service).test_client()
 
     def nothing_written(self) -> bool:
-        return not (self.uploads.objects or self.store.documents or self.publisher.messages)
+        return not (self.uploads.objects or self.store.documents or self.publisher.messages
+                    or self.idempotency.records)
 
     def post_images(self, *images: bytes, model: str = "resnet50", **form):
         data = {"image": [(io.BytesIO(img), f"photo{i}.jpg") for i, img in enumerate(images)], **form}
@@ -138,7 +143,9 @@ def test_publish_failure_undoes_that_image_and_names_the_accepted_ones(world):
     assert_error(response, 503, "backend_unavailable")
     assert response.get_json()["error"]["accepted"] == ["id0"]
     assert list(world.store.documents) == ["id0"]
-    assert list(world.uploads.objects) == ["uploads/resnet50/id0"]
+    # The API's account cannot delete objects: the unpublished image is left to the
+    # uploads bucket's lifecycle rule, with no prediction pointing at it.
+    assert list(world.uploads.objects) == ["uploads/resnet50/id0", "uploads/resnet50/id1"]
 
 
 def test_storage_failure_is_503_with_nothing_written(world):

@@ -130,3 +130,18 @@ def test_supervisor_restarts_a_dead_process_with_backoff_and_says_so(tmp_path):
     step(0)
     assert "restarting in 1 s (restart 1 in a row" in said[-1]
     assert len(said) == 5
+
+
+def test_the_development_key_is_made_once_kept_private_and_replaced_when_revoked(tmp_path):
+    from prediction_api.auth import Authenticator, FileKeyStore, revoke
+    from scripts.local_stack import development_key
+
+    keys, key_file = tmp_path / "state" / "api_keys.json", tmp_path / "state" / "api_key"
+    first = development_key(keys, key_file, 6000)
+    assert key_file.read_text().strip() == first and key_file.stat().st_mode & 0o777 == 0o600
+    assert first not in keys.read_text()
+    assert Authenticator(FileKeyStore(keys)).authenticate(first).rate_per_minute == 6000
+    assert development_key(keys, key_file, 6000) == first  # a second `make run` keeps it
+    revoke(FileKeyStore(keys), first.split("_")[1])
+    second = development_key(keys, key_file, 6000)
+    assert second != first and key_file.read_text().strip() == second

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import re
 import shutil
 import threading
@@ -43,9 +44,14 @@ def browser() -> Browser:
 class Session:
     """A fresh browser context on the page, recording what the page asked for and complained about."""
 
-    def __init__(self, browser: Browser, stack, width: int = 1280, height: int = 900) -> None:
+    def __init__(self, browser: Browser, stack, width: int = 1280, height: int = 900,
+                 with_key: bool = True) -> None:
         self.stack = stack
         self.context = browser.new_context(viewport={"width": width, "height": height})
+        if with_key and stack.api_key:
+            # As if the user had typed the stack's key into the page earlier in this tab.
+            self.context.add_init_script(
+                f"sessionStorage.setItem('inference.apiKey', {json.dumps(stack.api_key)})")
         self.page: Page = self.context.new_page()
         self.requests: list[str] = []
         self.console_errors: list[str] = []
@@ -69,10 +75,15 @@ class Session:
 
 @pytest.fixture
 def session(browser, stack):
+    KEY_HEADERS.update(stack.headers())
     opened = Session(browser, stack)
     yield opened
     opened.close()
     assert not opened.console_errors, f"the page logged errors: {opened.console_errors}"
+
+
+# Set by the session fixture: the stack's development key, for the checks made outside the browser.
+KEY_HEADERS: dict[str, str] = {}
 
 
 def card(page: Page, name: str) -> Locator:
@@ -100,7 +111,7 @@ def top_labels(located: Locator) -> list[str]:
 def api_result(located: Locator) -> dict:
     """The result the API holds for the prediction behind a card, from the card's status link."""
     href = located.locator(".status-link").get_attribute("href")
-    return requests.get(href, timeout=10).json()["result"]
+    return requests.get(href, headers=KEY_HEADERS, timeout=10).json()["result"]
 
 
 def verdict(located: Locator) -> str:
@@ -138,7 +149,7 @@ def test_classifier_results_for_two_photos(session):
     expect(links).to_have_count(2)
     for href in [links.nth(i).get_attribute("href") for i in range(2)]:
         assert href.startswith(f"{session.stack.api_url}/v1/predictions/")
-        assert requests.get(href, timeout=10).json()["status"] == "succeeded"
+        assert requests.get(href, headers=session.stack.headers(), timeout=10).json()["status"] == "succeeded"
     expect(page.locator("#history .history-status")).to_have_text(["succeeded", "succeeded"])
     screenshot(page, "web-results.png")
 
@@ -177,7 +188,8 @@ def test_api_error_is_shown_next_to_its_image(session, tmp_path):
     # What the API itself says about this file, to compare with what the page shows.
     with not_an_image.open("rb") as file:
         answer = requests.post(f"{session.stack.api_url}/v1/models/tiny-test/predictions",
-                               files={"image": (not_an_image.name, file, "image/jpeg")}, timeout=10)
+                               files={"image": (not_an_image.name, file, "image/jpeg")},
+                               headers=session.stack.headers(), timeout=10)
     assert answer.status_code == 400
     message = answer.json()["error"]["message"]
     assert "not an image" in message
@@ -242,7 +254,8 @@ def test_cors_granted_only_to_configured_origins(browser, stack, foreign_site):
 
 
 def test_model_list_tells_detectors_from_classifiers(session):
-    listing = requests.get(f"{session.stack.api_url}/v1/models", timeout=10).json()["models"]
+    listing = requests.get(f"{session.stack.api_url}/v1/models", headers=session.stack.headers(),
+                           timeout=10).json()["models"]
     page = session.open_ready()
     group_of = dict(page.eval_on_selector_all(
         "#model option", "options => options.map(o => [o.value, o.parentElement.dataset.kind])"))
@@ -309,3 +322,25 @@ def test_phone_width_and_keyboard_only(browser, stack, tmp_path):
         assert not phone.console_errors, phone.console_errors
     finally:
         phone.close()
+
+
+def test_the_page_asks_for_an_api_key_and_keeps_it_in_session_storage_only(browser, stack):
+    assert stack.api_key, "the local stack serves with API keys on"
+    keyless = Session(browser, stack, with_key=False)
+    try:
+        page = keyless.open()
+        expect(page.locator("#model-info")).to_contain_text("API key", timeout=15_000)
+        expect(page.locator("#model")).to_be_disabled()
+        page.fill("#api-key", stack.api_key)
+        page.dispatch_event("#api-key", "change")
+        expect(page.locator("#model")).to_be_enabled(timeout=15_000)
+        assert page.evaluate("sessionStorage.getItem('inference.apiKey')") == stack.api_key
+        assert page.evaluate("JSON.stringify(localStorage)") == "{}"
+        # Reloaded in the same tab, the key is still there.
+        page.reload()
+        expect(page.locator("#model")).to_be_enabled(timeout=15_000)
+        assert page.input_value("#api-key") == stack.api_key
+    finally:
+        keyless.close()
+    # The refused model list is the only error the page logged.
+    assert [e for e in keyless.console_errors if "401" not in e] == [], keyless.console_errors

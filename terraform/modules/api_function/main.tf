@@ -15,6 +15,10 @@ locals {
       MAX_PREDICTION_AGE_SECONDS = tostring(var.max_prediction_age_seconds)
       MAX_DELIVERY_ATTEMPTS      = tostring(var.max_delivery_attempts)
       CALLBACK_RETRY_SECONDS     = tostring(var.callback_retry_seconds)
+      # API keys, hashed in Firestore's api_keys collection. CALLBACK_ALLOW_LOOPBACK
+      # is never set here: loopback callbacks exist only on a developer's machine.
+      AUTH_REQUIRED         = tostring(var.auth_required)
+      API_KEY_CACHE_SECONDS = tostring(var.api_key_cache_seconds)
     },
     var.public_base_url == null ? {} : { PUBLIC_BASE_URL = var.public_base_url },
   )
@@ -29,6 +33,8 @@ resource "google_service_account" "api" {
   description  = "Runs ${var.api_function_name}, ${var.dead_letter_function_name} and ${var.reconcile_function_name}."
 }
 
+# Create only: no read, no delete. An image whose prediction could not be recorded
+# is not deleted by the API; the uploads bucket's lifecycle rule removes it.
 resource "google_storage_bucket_iam_member" "write_uploads" {
   bucket = var.uploads_bucket
   role   = "roles/storage.objectCreator"

@@ -194,3 +194,20 @@ variable "reconcile_attempt_deadline_seconds" {
     error_message = "reconcile_attempt_deadline_seconds must be between 15 and 1800."
   }
 }
+
+variable "auth_required" {
+  description = "Require an API key (X-API-Key) on the API (AUTH_REQUIRED); keys are in Firestore's api_keys collection."
+  type        = bool
+  default     = true
+}
+
+variable "api_key_cache_seconds" {
+  description = "How long an API instance trusts a key it has looked up (API_KEY_CACHE_SECONDS)."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.api_key_cache_seconds >= 0 && var.api_key_cache_seconds <= 3600
+    error_message = "api_key_cache_seconds must be between 0 and 3600."
+  }
+}

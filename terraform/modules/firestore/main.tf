@@ -44,3 +44,16 @@ resource "google_firestore_field" "reconcile_at" {
   # Field resources of one database are applied one at a time.
   depends_on = [google_firestore_field.prediction_ttl]
 }
+
+# Idempotency-Key records (the API's idempotency_keys collection) last 24 hours;
+# Firestore's TTL policy deletes them once expire_at has passed.
+resource "google_firestore_field" "idempotency_ttl" {
+  project    = var.project_id
+  database   = google_firestore_database.default.name
+  collection = var.idempotency_collection
+  field      = var.ttl_field
+
+  ttl_config {}
+
+  depends_on = [google_firestore_field.reconcile_at]
+}

@@ -35,3 +35,9 @@ variable "reconcile_field" {
     error_message = "reconcile_field must differ from ttl_field: one google_firestore_field resource per field."
   }
 }
+
+variable "idempotency_collection" {
+  description = "Collection of the API's Idempotency-Key records, whose expire_at gets a TTL policy."
+  type        = string
+  default     = "idempotency_keys"
+}

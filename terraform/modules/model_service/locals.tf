@@ -52,6 +52,7 @@ locals {
     container_port                = var.container_port
     health_path                   = var.health_path
     shared_env                    = local.shared_env
+    callback_signing_secret       = var.callback_signing_secret
   }
   revision_names = {
     for key, rev in var.model.revisions : key => format(

@@ -79,6 +79,18 @@ resource "google_cloud_run_v2_service" "model" {
         }
       }
 
+      # Callbacks are signed with this (Standard Webhooks); read from Secret Manager
+      # when a revision starts, never stored in the template or Terraform state.
+      env {
+        name = "CALLBACK_SIGNING_SECRET"
+        value_source {
+          secret_key_ref {
+            secret  = var.callback_signing_secret
+            version = "latest"
+          }
+        }
+      }
+
       # The service exits non-zero, with one ERROR line naming the missing
       # model, when its model version is not in the repository; cloudbuild.yaml
       # and scripts/rollout.py check the repository before any apply.
@@ -126,5 +138,14 @@ resource "google_cloud_run_v2_service" "model" {
     google_storage_bucket_iam_member.read_uploads,
     google_storage_bucket_iam_member.read_models,
     google_project_iam_member.firestore,
+    google_secret_manager_secret_iam_member.callback_signing,
   ]
+}
+
+# The signing secret is readable by the model services' own accounts only.
+resource "google_secret_manager_secret_iam_member" "callback_signing" {
+  project   = var.project_id
+  secret_id = var.callback_signing_secret
+  role      = "roles/secretmanager.secretAccessor"
+  member    = google_service_account.model.member
 }

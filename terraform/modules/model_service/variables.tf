@@ -118,3 +118,14 @@ variable "health_path" {
     error_message = "health_path must start with /."
   }
 }
+
+variable "callback_signing_secret" {
+  description = "Secret Manager secret id whose latest version is the Standard Webhooks signing secret (CALLBACK_SIGNING_SECRET)."
+  type        = string
+  default     = "callback-signing-secret"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_-]{1,255}$", var.callback_signing_secret))
+    error_message = "callback_signing_secret must be a Secret Manager secret id."
+  }
+}
