@@ -6,8 +6,13 @@ import functools
 
 import flask
 import functions_framework
+from werkzeug.exceptions import HTTPException
 
+from prediction_api.app import framework_error
 from prediction_api.wiring import build_api_app, build_dead_letter_app, build_reconcile_app
+
+# The framework routes before our apps do; its own 404s answer in our JSON too.
+functions_framework.errorhandler(HTTPException)(framework_error)
 
 # Built on first use, once per instance, so a cold start pays for one app only.
 _api_app = functools.cache(build_api_app)

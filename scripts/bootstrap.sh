@@ -46,6 +46,8 @@ DEPLOYER_ROLES=(
   roles/cloudscheduler.admin             # the reconciler's schedule
   roles/secretmanager.admin              # IAM on the callback signing secret
   roles/logging.logWriter                # build logs (CLOUD_LOGGING_ONLY)
+  roles/logging.configWriter             # log-based metrics (modules/monitoring)
+  roles/monitoring.editor                # the dashboard and alert policies (modules/monitoring)
 )
 
 gcloud services enable --project "$project" \
@@ -89,7 +91,7 @@ if ! gcloud storage ls "${config}/models.auto.tfvars.json" > /dev/null 2>&1; the
 fi
 # The test suite's ImageNet sample photos are not in the repository: Cloud
 # Build's test step fetches them from here.
-samples="${repo_root}/../shared/images"
+samples="${SAMPLE_IMAGES_DIR:-${repo_root}/../shared/images}"
 if ! gcloud storage ls "${config}/sample-images/" > /dev/null 2>&1; then
   if compgen -G "${samples}/*.JPEG" > /dev/null; then
     gcloud storage cp "${samples}"/*.JPEG "${config}/sample-images/"

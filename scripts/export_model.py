@@ -21,6 +21,7 @@ bfloat16 on this CPU (scripts/model_builders/precision.py) on the sample photos
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import shutil
@@ -119,6 +120,14 @@ class GcsRepository:
         for version in self._folders(model):
             (staging / model / str(version)).mkdir(parents=True, exist_ok=True)
 
+    def read_text(self, model: str, version: int, name: str) -> str:
+        from google.api_core import exceptions as gexc
+
+        try:
+            return self.bucket.blob(f"{self._model_prefix(model)}{version}/{name}").download_as_text()
+        except gexc.NotFound:
+            raise LookupError(f"{self.uri}/{model}/{version}/{name} does not exist") from None
+
     def upload(self, folder: Path, model: str, version: int) -> str:
         target = f"{self._model_prefix(model)}{version}/"
         files = sorted((p for p in folder.rglob("*") if p.is_file()), key=lambda p: (p.name == self.MARKER, str(p)))
@@ -130,10 +139,27 @@ class GcsRepository:
 
 
 def has_version(repository, model: str) -> bool:
+    """Whether the model has a version that `--if-missing` may keep. A detector whose
+    latest version was exported before the top-1 rule (its model.json lacks
+    detector.scores) does not count, so `make run` and Cloud Build export it again."""
     if isinstance(repository, GcsRepository):
-        return bool(repository.versions(model))
-    folder = Path(repository) / model
-    return folder.is_dir() and any(p.name.isdigit() for p in folder.iterdir())
+        versions = repository.versions(model)
+    else:
+        folder = Path(repository) / model
+        versions = [int(p.name) for p in folder.iterdir() if p.name.isdigit()] if folder.is_dir() else []
+    if not versions:
+        return False
+    if model not in DETECTORS:
+        return True
+    try:
+        if isinstance(repository, GcsRepository):
+            text = repository.read_text(model, max(versions), "model.json")
+        else:
+            text = (Path(repository) / model / str(max(versions)) / "model.json").read_text()
+        meta = json.loads(text)
+    except (OSError, ValueError, LookupError):
+        return True  # not ours to judge; the model service reports an unreadable version
+    return (meta.get("detector") or {}).get("scores") == "probabilities"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -162,6 +188,8 @@ def _export(args, repository, remote, local_root: Path) -> int:
     photos = sample_photos() if args.precision == "auto" else []
     for model in todo:
         started = time.monotonic()
+        # Said before the work, so whoever waits (make run) sees which model takes the time.
+        log.info("%s: exporting…", model)
         try:
             built, base = builder.build(model)
         except WeightsUnavailable as exc:

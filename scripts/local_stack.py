@@ -225,6 +225,8 @@ class LocalStack:
                # A long poll holds a thread (cheap: one shared Firestore listener
                # wakes them all); leave room for many.
                "THREADS": "256",
+               # GET /metrics on each function (Prometheus text), like the model services'.
+               "EXPOSE_METRICS": "true",
                # The dead-letter handler and the reconciler fail a prediction after as
                # many real attempts as the subscription allows deliveries.
                "MAX_DELIVERY_ATTEMPTS": str(self.config.delivery.max_delivery_attempts),
@@ -303,19 +305,27 @@ def development_key(keys_file: Path, key_file: Path, rate_per_minute: int) -> st
     return plaintext
 
 
-def export_missing_models(models: tuple[str, ...], repository: Path) -> None:
-    """Export each model that has no version yet, so a second run starts at once."""
+def export_missing_models(models: tuple[str, ...], repository: Path, report=print) -> None:
+    """Export each model that has no version yet, so a second run starts at once.
+
+    The exporter's lines about each model ("cat: exporting…", "cat: exported version
+    1 … in 9.8 s") are printed as they come, so a first run is not silent for the
+    half-minute the exports take; TensorFlow's chatter is kept for an error message.
+    """
     weights = os.environ.get("RESNET50_WEIGHTS")
     resnet50 = ["--weights", weights] if weights else ["--allow-random-weights"]
-    result = subprocess.run(
+    process = subprocess.Popen(
         [sys.executable, os.fspath(ROOT / "scripts" / "export_model.py"), *models,
          "--repository", os.fspath(repository), "--if-missing", *resnet50],
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, capture_output=True, text=True)
-    lines = [line for line in result.stderr.splitlines()
-             if line.split(":", 1)[0] in models or line.startswith("error")]
-    if result.returncode != 0:
-        raise StackError(f"exporting models failed:\n{(result.stderr or result.stdout).strip()[-2000:]}")
-    print("\n".join(lines))
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    output: list[str] = []
+    for line in process.stderr:
+        output.append(line)
+        if line.split(":", 1)[0] in models or line.startswith("error"):
+            report(line.rstrip("\n"))
+    if process.wait() != 0:
+        raise StackError(f"exporting models failed:\n{''.join(output).strip()[-2000:]}")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -368,7 +378,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signum, request_stop)
     try:
         stack.check_prerequisites()
-        export_missing_models(models, args.repository)
+        export_missing_models(models, args.repository, lambda line: print(line, flush=True))
         stack.start()
         print(f"API: {stack.api_url}   (logs: {stack.config.log_dir})", flush=True)
         if stack.api_key:

@@ -133,3 +133,17 @@ module "website" {
 
   depends_on = [module.platform]
 }
+
+# Log-based metrics, the dashboard "Inference service" and the dead-letter and
+# queue-age alert policies (the figures the local stack serves at /metrics).
+module "monitoring" {
+  source = "./modules/monitoring"
+
+  project_id                  = var.project_id
+  model_names                 = sort(keys(var.models))
+  notification_channels       = var.alert_notification_channels
+  dead_letter_alert_threshold = var.dead_letter_alert_threshold
+  oldest_queued_alert_seconds = var.oldest_queued_alert_seconds
+
+  depends_on = [module.platform]
+}

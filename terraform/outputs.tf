@@ -54,3 +54,8 @@ output "reconcile_url" {
   description = "URL of the reconcile function, which Cloud Scheduler calls with an OIDC token (not public)."
   value       = module.api_function.reconcile_uri
 }
+
+output "monitoring_dashboard_id" {
+  description = "ID of the Cloud Monitoring dashboard \"Inference service\" (Console: Monitoring > Dashboards)."
+  value       = module.monitoring.dashboard_id
+}

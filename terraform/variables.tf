@@ -464,3 +464,36 @@ variable "callback_signing_secret" {
     error_message = "callback_signing_secret must be a Secret Manager secret id: 1-255 letters, digits, hyphens or underscores."
   }
 }
+
+variable "alert_notification_channels" {
+  description = "Cloud Monitoring notification channel IDs (projects/<p>/notificationChannels/<id>) that the dead-letter and queue-age alerts notify; empty: incidents show in the console only."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for channel in var.alert_notification_channels : can(regex("^projects/[^/]+/notificationChannels/[^/]+$", channel))])
+    error_message = "Each alert_notification_channels entry must be projects/<project>/notificationChannels/<id>."
+  }
+}
+
+variable "dead_letter_alert_threshold" {
+  description = "Dead-lettered messages in 5 minutes, summed over all models, above which the dead-letter alert opens (0: any)."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.dead_letter_alert_threshold >= 0 && floor(var.dead_letter_alert_threshold) == var.dead_letter_alert_threshold
+    error_message = "dead_letter_alert_threshold must be a whole number >= 0."
+  }
+}
+
+variable "oldest_queued_alert_seconds" {
+  description = "Age in seconds of the oldest queued prediction above which the queue-age alert opens."
+  type        = number
+  default     = 300
+
+  validation {
+    condition     = var.oldest_queued_alert_seconds >= 60
+    error_message = "oldest_queued_alert_seconds must be at least 60: the reconciler measures once a minute."
+  }
+}

@@ -410,6 +410,8 @@
   async function pollOnce(statusUrl, wait) {
     const url = new URL(statusUrl);
     url.searchParams.set("wait", String(wait));
+    // Answered as soon as the status moves (queued -> running), so "Running" is shown.
+    url.searchParams.set("until", "change");
     let response;
     try {
       response = await fetch(url, {
@@ -471,6 +473,11 @@
       verdict.append(element("span", "verdict-word", result.match ? "Yes" : "No"),
         element("span", "verdict-label", result.match ? `a ${result.label}` : `not a ${result.label}`));
       box.append(verdict, element("p", "verdict-score", `score ${decimal(result.score)}`));
+      if (result.top_class) {
+        const why = result.rule === "top1" ? ", which is why it says yes"
+          : result.rule === "threshold" ? "; yes because the score reached the threshold" : "";
+        box.append(element("p", "verdict-rule", `top-1 class: ${result.top_class.label}${why}`));
+      }
     } else if (Array.isArray(result.top_k)) {
       const list = element("ol", "top-k");
       list.setAttribute("aria-label", `Top ${result.top_k.length} labels for ${item.file.name}`);
@@ -488,6 +495,12 @@
       box.append(element("pre", "raw-result", JSON.stringify(result, null, 2)));
     }
     if (result.weights) box.append(element("p", "hint", `Weights: ${result.weights}`));
+    const timings = prediction.timings;
+    if (timings && timings.model_ms != null) {
+      const parts = [`queue ${Math.round(timings.queue_ms ?? 0)} ms`, `model ${Math.round(timings.model_ms)} ms`];
+      if (timings.batch_size) parts.push(`batch of ${timings.batch_size}`);
+      box.append(element("p", "hint timings", parts.join(" · ")));
+    }
   }
 
   // ---- history of this session's requests -----------------------------------------

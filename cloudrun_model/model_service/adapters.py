@@ -226,7 +226,7 @@ class HttpCallbackNotifier:
     def notify(self, url: str, document: dict) -> CallbackResult:
         body = json.dumps(document, separators=(",", ":"))
         headers = self.headers(document, body, datetime.now(timezone.utc))
-        context = {"prediction_id": document["id"]}
+        context = {"prediction_id": document["id"], "host": urlsplit(url).hostname}
         try:
             response = self._session.post(url, data=body.encode(), headers=headers, timeout=self._timeout,
                                           allow_redirects=False)

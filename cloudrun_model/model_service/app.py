@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify, request
+from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from .errors import ServiceError
@@ -14,7 +14,7 @@ from .push import parse_envelope
 log = logging.getLogger(__name__)
 
 
-def create_app(handler: PredictionHandler, model) -> Flask:
+def create_app(handler: PredictionHandler, model, metrics=None) -> Flask:
     app = Flask("model_service")
 
     @app.errorhandler(ServiceError)
@@ -44,5 +44,12 @@ def create_app(handler: PredictionHandler, model) -> Flask:
         if not model.ready:
             return jsonify({"status": "loading"}), 503
         return jsonify({"status": "ready", **model.info.describe()})
+
+    @app.get("/metrics")
+    def prometheus_metrics():
+        # Prometheus text format, as model servers commonly offer (see metrics.py).
+        if metrics is None:
+            return jsonify({"error": {"code": "not_found", "message": "metrics are off"}}), 404
+        return Response(metrics.render(), mimetype=metrics.content_type)
 
     return app

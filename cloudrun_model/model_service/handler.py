@@ -10,6 +10,7 @@ import uuid
 from datetime import datetime, timezone
 from typing import Callable, Protocol
 
+from .batcher import Inference
 from .errors import (
     InvalidEnvelope, ModelNotReady, PredictionFailure, UnknownPrediction,
 )
@@ -19,7 +20,7 @@ from .transitions import Claim, callback_pending
 log = logging.getLogger(__name__)
 
 PUBLIC_FIELDS = ("id", "model", "model_version", "status", "result", "error",
-                 "created_at", "started_at", "completed_at")
+                 "created_at", "started_at", "completed_at", "timings")
 
 
 class Model(Protocol):
@@ -53,6 +54,28 @@ class CallbackNotifier(Protocol):
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def _ms(later: datetime | None, earlier: datetime | None) -> float | None:
+    if not later or not earlier:
+        return None
+    return round((later - earlier).total_seconds() * 1000, 1)
+
+
+def timings(document: dict, inference: Inference | None, completed_at: datetime) -> dict:
+    """Where a prediction's time went: `queue_ms` (accepted by the API until a model
+    service claimed it), `model_ms` (the model call of its batch), `batch_size`
+    (images in that call), `total_ms` (accepted until final)."""
+    return {
+        "queue_ms": _ms(document.get("started_at"), document.get("created_at")),
+        "model_ms": round(inference.model_seconds * 1000, 1) if inference else None,
+        "batch_size": inference.batch_size if inference else None,
+        "total_ms": _ms(completed_at, document.get("created_at")),
+    }
+
+
+class _Observer(Protocol):
+    def observe_prediction(self, model: str, status: str, timings: dict) -> None: ...
 
 
 def public_document(document: dict) -> dict:
@@ -114,7 +137,8 @@ class PredictionHandler:
     def __init__(self, model_name: str, model: Model, predict_one: Callable[[bytes], object],
                  store: PredictionStore, reader: ImageReader, notifier: CallbackNotifier,
                  lease_seconds: float, model_ready_wait_seconds: float = 0.0,
-                 clock: Callable[[], datetime] = utcnow, leases: LeaseKeeper | None = None) -> None:
+                 clock: Callable[[], datetime] = utcnow, leases: LeaseKeeper | None = None,
+                 metrics: _Observer | None = None) -> None:
         self._model_name = model_name
         self._model = model
         self._predict_one = predict_one
@@ -125,6 +149,7 @@ class PredictionHandler:
         self._model_ready_wait = model_ready_wait_seconds
         self._clock = clock
         self.leases = leases or LeaseKeeper(store, lease_seconds, clock)
+        self._metrics = metrics
 
     def _release(self, prediction_id: str, lease_token: str, context: dict) -> None:
         try:
@@ -153,9 +178,16 @@ class PredictionHandler:
             return "unknown"
         if not claimed.run:
             return self._redelivered_final(request, context)
+        inference: Inference | None = None
         with self.leases.hold(request.prediction_id, lease_token):
             try:
-                outcome = self._predict_one(self._reader.read(request.image_uri))
+                image = self._reader.read(request.image_uri)
+                started = time.monotonic()
+                outcome = self._predict_one(image)
+                if isinstance(outcome, Inference):
+                    inference, outcome = outcome, outcome.result
+                else:  # a predict_one without a batcher: a batch of one
+                    inference = Inference(outcome, 1, time.monotonic() - started, 0.0)
             except PredictionFailure as failure:
                 outcome = failure
             except Exception:
@@ -166,10 +198,16 @@ class PredictionHandler:
             update = {"status": "failed", "error": {"code": outcome.code, "message": outcome.message}}
         else:
             update = {"status": "succeeded", "result": outcome, "error": None}
+        now = self._clock()
+        update["timings"] = timings(claimed.document, inference, now)
         wrote, final = self._store.finish(request.prediction_id, {**update, "model_version": version},
-                                          self._lease_seconds, self._clock())
-        log.info("prediction finished", extra={**context, "status": final["status"],
-                                               "model_version": version})
+                                          self._lease_seconds, now)
+        if wrote:
+            # One line per prediction; Cloud Logging's log-based metrics read queue_ms and total_ms.
+            log.info("prediction finished", extra={**context, "status": final["status"],
+                                                   "model_version": version, **update["timings"]})
+            if self._metrics:
+                self._metrics.observe_prediction(self._model_name, final["status"], update["timings"])
         if wrote and callback_pending(final):
             self._call_back(final, context)
         return final["status"]

@@ -34,6 +34,9 @@ class ModelInfo:
     top_k: int = 5
     detector_label: str | None = None
     threshold: float = 0.5
+    # A detector exported with full class probabilities ("scores": [batch, 1000]) and the
+    # classes it looks for; an older one returns only their summed probability.
+    detector_class_ids: tuple[int, ...] = ()
     precision: str = "float32"  # what this process runs, after the check in ImageModel.load
 
     @classmethod
@@ -50,6 +53,8 @@ class ModelInfo:
             top_k=int(meta.get("top_k", 5)), detector_label=detector.get("label"),
             threshold=float(detector.get("threshold", 0.5)),
             precision=meta.get("precision", "float32"),
+            detector_class_ids=tuple(int(i) for i in detector.get("class_ids", ()))
+            if detector.get("scores") == "probabilities" else (),
         )
 
     def describe(self) -> dict:
@@ -134,9 +139,7 @@ class ImageModel:
     def _result(self, scores: np.ndarray) -> dict:
         info = self.info
         if info.kind == "detector":
-            score = float(scores[0])
-            return {"label": info.detector_label, "match": score >= info.threshold,
-                    "score": round(score, 6), "weights": info.weights, "precision": info.precision}
+            return {**detect(info, scores), "precision": info.precision}
         top = np.argsort(scores)[::-1][: info.top_k]
         return {
             "top_k": [{"class_id": int(i), "label": info.labels[i], "score": round(float(scores[i]), 6)}
@@ -144,3 +147,27 @@ class ImageModel:
             "weights": info.weights,
             "precision": info.precision,
         }
+
+
+def detect(info: ModelInfo, scores: np.ndarray) -> dict:
+    """Yes when the top-1 class is one of the detector's classes, or when their summed
+    probability reaches the threshold. `rule` says which fired ("top1" first, then
+    "threshold"; null for no) and `top_class` is the image's top-1 ImageNet class.
+
+    A detector exported before the top-1 rule returns only the summed score: it
+    answers by the threshold alone and has no top class.
+    """
+    if not info.detector_class_ids:  # an older export: scores is [summed probability]
+        score = float(scores[0])
+        match = score >= info.threshold
+        return {"label": info.detector_label, "match": match, "score": round(score, 6),
+                "rule": "threshold" if match else None, "top_class": None, "weights": info.weights}
+    score = float(np.sum(scores[list(info.detector_class_ids)]))
+    top = int(np.argmax(scores))
+    rule = ("top1" if top in info.detector_class_ids
+            else "threshold" if score >= info.threshold else None)
+    return {"label": info.detector_label, "match": rule is not None, "score": round(score, 6),
+            "rule": rule,
+            "top_class": {"class_id": top, "label": info.labels[top] if top < len(info.labels) else str(top),
+                          "score": round(float(scores[top]), 6)},
+            "weights": info.weights}

@@ -11,7 +11,10 @@ some a value for the caller. Fields this module owns on the document:
   short lease is enough and a dead worker's prediction is retaken within it.
 - `reconcile_at`: when the reconciler should look at the document next if
   nothing else happens to it (None: nothing left to do).
-- `callback`: {"state": "pending" | "delivered" | "failed", "attempts", ...}.
+- `callback`: {"state": "pending" | "delivered" | "failed", "attempts",
+  "sending_until" (a delivery is sending it until then), "next_attempt_at" (a
+  failed one is not tried again before), ...}. These are the callback's own
+  times, apart from `reconcile_at`, which only says when the reconciler looks.
 """
 
 from __future__ import annotations
@@ -77,8 +80,9 @@ def finish(document: dict | None, now: datetime, *, prediction_id: str, outcome:
            lease: timedelta) -> tuple[dict | None, dict]:
     """Write a final status unless one is there already. Returns (update, final document).
 
-    A callback to send is marked pending, with `reconcile_at` one lease ahead:
-    if this process dies before recording the callback, the reconciler finds it.
+    A callback to send is marked pending and being sent by this delivery for one
+    lease; `reconcile_at` is one lease ahead too: if this process dies before
+    recording the callback, the reconciler finds it then.
     """
     if document is None:
         raise UnknownPrediction(f"no prediction document {prediction_id}")
@@ -86,7 +90,8 @@ def finish(document: dict | None, now: datetime, *, prediction_id: str, outcome:
         return None, document
     update = {**outcome, "completed_at": now, "lease_token": None, "lease_expires_at": None}
     if document.get("callback_url"):
-        update.update(callback={"state": "pending", "attempts": 0}, reconcile_at=now + lease)
+        update.update(callback={"state": "pending", "attempts": 0, "sending_until": now + lease},
+                      reconcile_at=now + lease)
     else:
         update["reconcile_at"] = None
     return update, {**document, **update}
@@ -97,17 +102,19 @@ def callback_pending(document: dict) -> bool:
 
 
 def claim_callback(document: dict | None, now: datetime, *, lease: timedelta) -> dict | None:
-    """Take the right to send a pending callback, unless another delivery is sending it.
+    """Take the right to send a pending callback, unless another delivery is sending it
+    or its retry is not due yet.
 
     Finishing a prediction takes it for one lease, so a redelivery that arrives
     while the first delivery is still calling back does not send it twice.
     """
     if not document or document["status"] not in FINAL_STATUSES or not callback_pending(document):
         return None
-    due = document.get("reconcile_at")
-    if due and now < due:
-        return None
-    return {"reconcile_at": now + lease}
+    callback = document["callback"]
+    for not_before in (callback.get("sending_until"), callback.get("next_attempt_at")):
+        if not_before and now < not_before:
+            return None
+    return {"callback": {**callback, "sending_until": now + lease}}
 
 
 def record_callback(document: dict | None, now: datetime, *, delivered: bool,
@@ -121,7 +128,7 @@ def record_callback(document: dict | None, now: datetime, *, delivered: bool,
                 "reconcile_at": None}
     delay = min(CALLBACK_FIRST_RETRY * 2 ** (attempts - 1), CALLBACK_MAX_RETRY)
     return {"callback": {"state": "pending", "attempts": attempts, "last_error": error,
-                         "last_attempt_at": now},
+                         "last_attempt_at": now, "next_attempt_at": now + delay},
             "reconcile_at": now + delay}
 
 

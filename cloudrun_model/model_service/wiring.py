@@ -15,6 +15,7 @@ from .config import Settings
 from .handler import PredictionHandler, utcnow
 from .errors import ModelLoadError
 from .logs import configure_logging
+from .metrics import ServiceMetrics
 from .model import ImageModel
 from .repository import ModelRepository
 
@@ -30,17 +31,20 @@ def build_app() -> Flask:
     store = FirestoreRunStore(firestore.Client(project=settings.project))
     model = ImageModel(ModelRepository(settings.model_repository, storage_client),
                        settings.model_name, settings.model_version)
-    batcher = MicroBatcher(model.predict, settings.max_batch_size, settings.max_batch_delay_ms / 1000)
+    metrics = ServiceMetrics()
+    batcher = MicroBatcher(model.predict, settings.max_batch_size, settings.max_batch_delay_ms / 1000,
+                           settings.model_name,
+                           on_batch=lambda size, seconds: metrics.observe_batch(settings.model_name, size, seconds))
     handler = PredictionHandler(
-        settings.model_name, model, batcher.predict, store,
+        settings.model_name, model, batcher.predict_timed, store,
         GcsImageReader(storage_client, settings.storage_timeout_seconds),
         HttpCallbackNotifier(settings.callback_timeout_seconds, settings.callback_signing_secret,
                              settings.callback_allow_loopback), settings.run_lease_seconds,
-        settings.model_ready_wait_seconds)
+        settings.model_ready_wait_seconds, metrics=metrics)
     threading.Thread(target=_load, args=(model, store, settings), name="model-loader",
                      daemon=True).start()
     threading.Thread(target=handler.leases.run_forever, name="lease-keeper", daemon=True).start()
-    return create_app(handler, model)
+    return create_app(handler, model, metrics)
 
 
 def _load(model: ImageModel, store: FirestoreRunStore, settings: Settings) -> None:

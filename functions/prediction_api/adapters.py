@@ -149,13 +149,45 @@ class FirestorePredictionStore:
     def get(self, prediction_id: str) -> dict | None:
         try:
             snapshot = self._predictions.document(prediction_id).get()
+        except (gexc.InvalidArgument, ValueError):
+            # An id Firestore cannot hold (`__name__`, `..`, over 1500 bytes) names no prediction.
+            return None
         except (gexc.GoogleAPIError, OSError) as exc:
             raise _unavailable("Firestore", exc) from exc
         return snapshot.to_dict() if snapshot.exists else None
 
-    def wait_until_final(self, prediction_id: str, timeout: float) -> dict | None:
-        """Block until the document is final or time is up; one shared listener serves every waiter."""
-        return self._completions.wait(prediction_id, timeout, lambda: self.get(prediction_id))
+    def wait_until_final(self, prediction_id: str, timeout: float,
+                         changed_from: str | None = None) -> dict | None:
+        """Block until the document is final (or its status is no longer changed_from,
+        when given) or time is up.
+
+        Waiting for a final status, the common case, costs no listener of its own: one
+        shared listener wakes every such waiter. Waiting for any change (the web page's
+        until=change) needs to see `running`, which that listener does not carry, so it
+        listens to its document.
+        """
+        if changed_from is None:
+            return self._completions.wait(prediction_id, timeout, lambda: self.get(prediction_id))
+        changed = threading.Event()
+        latest: dict[str, dict] = {}
+
+        def on_snapshot(snapshots, _changes, _read_time) -> None:
+            for snapshot in snapshots:
+                if snapshot.exists:
+                    latest["document"] = snapshot.to_dict()
+                    status = latest["document"].get("status")
+                    if status in FINAL_STATUSES or status != changed_from:
+                        changed.set()
+
+        try:
+            watch = self._predictions.document(prediction_id).on_snapshot(on_snapshot)
+        except (gexc.GoogleAPIError, OSError) as exc:
+            raise _unavailable("Firestore", exc) from exc
+        try:
+            changed.wait(timeout)
+        finally:
+            watch.unsubscribe()
+        return latest.get("document") or self.get(prediction_id)
 
     def transact(self, prediction_id: str, decide) -> str:
         """Run decide(document or None) -> (update or None, action) in a transaction; return action."""
@@ -182,6 +214,15 @@ class FirestorePredictionStore:
             query = (self._predictions.where(filter=FieldFilter("reconcile_at", "<=", now))
                      .order_by("reconcile_at").limit(limit))
             return [snapshot.to_dict() for snapshot in query.stream()]
+        except (gexc.GoogleAPIError, OSError) as exc:
+            raise _unavailable("Firestore", exc) from exc
+
+    def oldest_queued(self) -> dict | None:
+        """The queued prediction accepted first (composite index status, created_at)."""
+        try:
+            query = (self._predictions.where(filter=FieldFilter("status", "==", "queued"))
+                     .order_by("created_at").limit(1))
+            return next((snapshot.to_dict() for snapshot in query.stream()), None)
         except (gexc.GoogleAPIError, OSError) as exc:
             raise _unavailable("Firestore", exc) from exc
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+import time
 
-from flask import Flask, Request, g, jsonify, request
+from flask import Flask, Request, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -15,6 +16,8 @@ from .errors import (
     TooManyImages, UnsupportedMediaType,
 )
 from .images import SUPPORTED_CONTENT_TYPES, Upload, validate_image
+from .metrics import ApiMetrics
+from .openapi import openapi_document
 from .push import parse_dead_letter
 from .service import PredictionService
 
@@ -23,13 +26,24 @@ log = logging.getLogger(__name__)
 _HTTP_ERRORS = {404: NotFound, 405: MethodNotAllowed, 413: PayloadTooLarge}
 
 
+def framework_error(error: HTTPException):
+    """An HTTP error raised by functions-framework's own router, before any of our apps
+    sees the request (/favicon.ico, a path its rule cannot match such as one with a
+    newline): the same JSON error body as every other answer."""
+    typed = _HTTP_ERRORS.get(error.code or 500)
+    code = typed.code if typed else (error.name or "error").lower().replace(" ", "_")
+    return jsonify({"error": {"code": code, "message": error.description}}), error.code
+
+
 def _register_error_handlers(app: Flask) -> None:
     """The one place where errors become HTTP responses."""
 
     @app.errorhandler(ApiError)
     def api_error(error: ApiError):
-        headers = {"Retry-After": str(error.retry_after)} if error.retry_after else {}
-        return jsonify(error.to_json()), error.status, headers
+        response = jsonify(error.to_json())
+        if error.retry_after:
+            response.headers["Retry-After"] = str(error.retry_after)
+        return response, error.status
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
@@ -37,7 +51,10 @@ def _register_error_handlers(app: Flask) -> None:
             return api_error(PayloadTooLarge("the request body is larger than this API accepts"))
         typed = _HTTP_ERRORS.get(error.code or 500)
         if typed:
-            return api_error(typed(error.description or typed.code))
+            response, status = api_error(typed(error.description or typed.code))
+            if getattr(error, "valid_methods", None):  # a 405 names what is allowed (RFC 9110)
+                response.headers["Allow"] = ", ".join(error.valid_methods)
+            return response, status
         body = {"error": {"code": (error.name or "error").lower().replace(" ", "_"),
                           "message": error.description}}
         return jsonify(body), error.code
@@ -59,7 +76,8 @@ def read_images(req: Request, max_bytes: int, max_images: int) -> tuple[list[Upl
             raise TooManyImages(f"{len(parts)} images sent; at most {max_images} per request")
         images = [validate_image(part.read(max_bytes + 1), max_bytes, part.filename or None)
                   for part in parts]
-        return images, req.form.get("callback_url") or None
+        # An empty field is no callback; the query string is read too, as for a raw body.
+        return images, req.form.get("callback_url") or req.args.get("callback_url") or None
     if mimetype.startswith("image/"):
         if mimetype not in SUPPORTED_CONTENT_TYPES:
             raise UnsupportedMediaType(
@@ -95,8 +113,9 @@ def _apply_cors(app: Flask, allowed_origins: tuple[str, ...]) -> None:
         return response
 
 
-# Paths answered without an API key: health checks.
-_OPEN_ENDPOINTS = {"health"}
+# Paths answered without an API key: health checks, the API's own description, and
+# the local /metrics (a Prometheus scraper sends no key).
+_OPEN_ENDPOINTS = {"health", "openapi", "prometheus_metrics"}
 
 
 def _require_api_key(app: Flask, authenticator: Authenticator, limiter: RateLimiter) -> None:
@@ -111,8 +130,37 @@ def _require_api_key(app: Flask, authenticator: Authenticator, limiter: RateLimi
         return None
 
 
+def _instrument(app: Flask, metrics: ApiMetrics | None) -> None:
+    """Count every answer by route and status, and serve GET /metrics (Prometheus text)."""
+    if metrics is None:
+        return
+
+    @app.before_request
+    def start_timer():
+        g.started = time.monotonic()
+
+    @app.after_request
+    def count(response):
+        route = request.url_rule.rule if request.url_rule else "unmatched"
+        metrics.requests.labels(request.method, route, str(response.status_code)).inc()
+        if "started" in g:
+            metrics.request_seconds.labels(request.method, route).observe(time.monotonic() - g.started)
+        return response
+
+    @app.get("/metrics")
+    def prometheus_metrics():
+        return Response(metrics.render(), mimetype=metrics.content_type)
+
+
+def _metrics(service: PredictionService, metrics: ApiMetrics | None) -> ApiMetrics | None:
+    return metrics or (ApiMetrics() if service.settings.expose_metrics else None)
+
+
+WAIT_UNTIL = ("final", "change")
+
+
 def create_api_app(service: PredictionService, authenticator: Authenticator | None = None,
-                   limiter: RateLimiter | None = None) -> Flask:
+                   limiter: RateLimiter | None = None, metrics: ApiMetrics | None = None) -> Flask:
     settings = service.settings
     if settings.auth_required and authenticator is None:
         raise ConfigError("AUTH_REQUIRED is true but no API key store was configured")
@@ -124,6 +172,8 @@ def create_api_app(service: PredictionService, authenticator: Authenticator | No
     app.wsgi_app = ProxyFix(app.wsgi_app, x_proto=1, x_host=1)
     _register_error_handlers(app)
     _apply_cors(app, settings.allowed_origins)
+    metrics = _metrics(service, metrics)
+    _instrument(app, metrics)
     if settings.auth_required:
         _require_api_key(app, authenticator, limiter or RateLimiter())
 
@@ -137,8 +187,12 @@ def create_api_app(service: PredictionService, authenticator: Authenticator | No
         images, callback_url = read_images(
             request, settings.max_image_bytes, settings.max_images_per_request)
         callback_url = service.check_callback_url(callback_url)
+        # A bad ?callback_url= is refused even when a form field names another.
+        service.check_callback_url(request.args.get("callback_url") or None)
         documents, replayed = service.submit_once(
             model, images, callback_url, g.get("api_key_id"), request.headers.get("Idempotency-Key"))
+        if metrics and not replayed:
+            metrics.accepted.labels(model).inc(len(documents))
         accepted = [{"id": d["id"], "status": d["status"], "model": d["model"],
                      "status_url": status_url(d["id"])} for d in documents]
         body = accepted[0] if len(accepted) == 1 else {"predictions": accepted}
@@ -156,7 +210,16 @@ def create_api_app(service: PredictionService, authenticator: Authenticator | No
             raise InvalidRequest(f"wait must be a number of seconds, got {raw_wait!r}") from None
         if not 0 <= wait <= settings.max_wait_seconds:
             raise InvalidRequest(f"wait must be between 0 and {settings.max_wait_seconds} seconds")
-        return jsonify(service.get(prediction_id, wait, g.get("api_key_id")))
+        # until=change: answer as soon as the status moves (queued -> running), not only when final.
+        until = request.args.get("until", "final")
+        if until not in WAIT_UNTIL:
+            raise InvalidRequest(f"until must be one of {', '.join(WAIT_UNTIL)}, got {until!r}")
+        return jsonify(service.get(prediction_id, wait, g.get("api_key_id"), until))
+
+    @app.get("/v1/openapi.json")
+    def openapi():
+        base = settings.public_base_url or request.host_url.rstrip("/")
+        return jsonify(openapi_document(settings, base))
 
     @app.get("/v1/models")
     def list_models():
@@ -171,29 +234,41 @@ def create_api_app(service: PredictionService, authenticator: Authenticator | No
     return app
 
 
-def create_dead_letter_app(service: PredictionService) -> Flask:
+def create_dead_letter_app(service: PredictionService, metrics: ApiMetrics | None = None) -> Flask:
     app = Flask("dead_letter")
     _register_error_handlers(app)
+    metrics = _metrics(service, metrics)
+    _instrument(app, metrics)
 
     @app.post("/")
     def dead_letter():
         letter = parse_dead_letter(request.get_json(silent=True))
-        service.fail_undelivered(letter.prediction_id, letter.model, letter.delivery_attempts)
+        action = service.fail_undelivered(letter.prediction_id, letter.model, letter.delivery_attempts)
+        if metrics:
+            metrics.dead_letters.labels(letter.model, action).inc()
         return "", 204
 
     return app
 
 
-def create_reconcile_app(service: PredictionService) -> Flask:
+def create_reconcile_app(service: PredictionService, metrics: ApiMetrics | None = None) -> Flask:
     """The reconciler's endpoint: Cloud Scheduler (locally, the stack) POSTs here every minute.
 
     It is not public: in the cloud only the scheduler's service account may invoke it.
     """
     app = Flask("reconcile")
     _register_error_handlers(app)
+    metrics = _metrics(service, metrics)
+    _instrument(app, metrics)
 
     @app.post("/")
     def reconcile():
-        return jsonify({"actions": service.reconcile()})
+        actions = service.reconcile()
+        oldest = service.oldest_queued_age()
+        if metrics:
+            for action, count in actions.items():
+                metrics.reconcile_actions.labels(action).inc(count)
+            metrics.oldest_queued.set(oldest)
+        return jsonify({"actions": actions, "oldest_queued_age_seconds": round(oldest, 3)})
 
     return app

@@ -52,6 +52,9 @@ class Settings:
     # Loopback callback hosts (127.0.0.0/8, ::1): only where the receivers run on the
     # same machine (the local stack, the tests). Every other private range stays refused.
     callback_allow_loopback: bool = False
+    # Empty: any host the SSRF rules allow. Otherwise only these hosts (the test
+    # stack's fuzzing uses it, so that no made-up callback host is ever contacted).
+    callback_allowed_hosts: tuple[str, ...] = ()
     # API keys (X-API-Key): required unless this is false. Keys live in API_KEYS_FILE
     # when it is set (the local stack), else in Firestore's api_keys collection.
     auth_required: bool = True
@@ -66,6 +69,9 @@ class Settings:
     max_delivery_attempts: int = 5
     callback_retry_seconds: int = 3600
     reconcile_batch_size: int = 500
+    # GET /metrics (Prometheus text) on each function; off in the cloud, where the
+    # figures come from Cloud Monitoring, on in the local stack.
+    expose_metrics: bool = False
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
@@ -94,6 +100,7 @@ class Settings:
             prediction_ttl_days=_int(env, "PREDICTION_TTL_DAYS", cls.prediction_ttl_days),
             callback_allow_http=_bool(env, "CALLBACK_ALLOW_HTTP", False),
             callback_allow_loopback=_bool(env, "CALLBACK_ALLOW_LOOPBACK", False),
+            callback_allowed_hosts=tuple(h.lower() for h in _csv(env.get("CALLBACK_ALLOWED_HOSTS", ""))),
             auth_required=_bool(env, "AUTH_REQUIRED", True),
             api_keys_file=env.get("API_KEYS_FILE", "").strip() or None,
             api_key_cache_seconds=_int(env, "API_KEY_CACHE_SECONDS", cls.api_key_cache_seconds, minimum=0),
@@ -104,6 +111,7 @@ class Settings:
             max_delivery_attempts=_int(env, "MAX_DELIVERY_ATTEMPTS", cls.max_delivery_attempts),
             callback_retry_seconds=_int(env, "CALLBACK_RETRY_SECONDS", cls.callback_retry_seconds),
             reconcile_batch_size=_int(env, "RECONCILE_BATCH_SIZE", cls.reconcile_batch_size),
+            expose_metrics=env.get("EXPOSE_METRICS", "").strip().lower() == "true",
         )
 
     @property

@@ -62,7 +62,7 @@ class BackendUnavailable(ApiError):
 
     status = 503
     code = "backend_unavailable"
-    retry_after = 2
+    retry_after = 1  # the backend's fault is usually brief
 
 
 class Unauthorized(ApiError):

@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 PUBLIC_FIELDS = (
     "id", "model", "model_version", "status", "result", "error",
-    "created_at", "started_at", "completed_at",
+    "created_at", "started_at", "completed_at", "timings",
 )
 
 
@@ -34,9 +34,13 @@ class PredictionStore(Protocol):
     def create(self, document: dict) -> None: ...
     def delete(self, prediction_id: str) -> None: ...
     def get(self, prediction_id: str) -> dict | None: ...
-    def wait_until_final(self, prediction_id: str, timeout: float) -> dict | None: ...
+    def wait_until_final(self, prediction_id: str, timeout: float,
+                         changed_from: str | None = None) -> dict | None:
+        """Block until the document is final (or, given changed_from, until its status
+        differs from it) or timeout seconds pass; the latest document."""
     def transact(self, prediction_id: str, decide: Callable[[dict | None], tuple[dict | None, str]]) -> str: ...
     def overdue(self, now: datetime, limit: int) -> list[dict]: ...
+    def oldest_queued(self) -> dict | None: ...
     def model_versions(self) -> list[dict]: ...
 
 
@@ -127,6 +131,9 @@ class PredictionService:
             port = parts.port or (443 if parts.scheme == "https" else 80)
         except ValueError:
             raise InvalidRequest("callback_url has an invalid port") from None
+        allowed = self.settings.callback_allowed_hosts
+        if allowed and (parts.hostname or "").lower() not in allowed:
+            raise InvalidRequest(f"callback_url is refused: this deployment calls back only to {', '.join(allowed)}")
         try:
             check_host(parts.hostname or "", port, self.settings.callback_allow_loopback, self._resolve)
         except ForbiddenTarget as exc:
@@ -247,8 +254,12 @@ class PredictionService:
             log.exception("could not undo a partially accepted upload",
                           extra={"object_name": object_name, "prediction_id": prediction_id})
 
-    def get(self, prediction_id: str, wait_seconds: float = 0, api_key_id: str | None = None) -> dict:
-        """The public view of a prediction. With keys on, another key's prediction is not found."""
+    def get(self, prediction_id: str, wait_seconds: float = 0, api_key_id: str | None = None,
+            until: str = "final") -> dict:
+        """The public view of a prediction. With keys on, another key's prediction is not found.
+
+        With wait_seconds, held until it is final (until="final") or its status is no
+        longer the one it had on arrival (until="change")."""
         missing = NotFound(f"no prediction with id {prediction_id!r}")
         if not valid_prediction_id(prediction_id):
             raise missing  # Firestore would refuse the id; it cannot be one this API issued
@@ -258,7 +269,9 @@ class PredictionService:
         if api_key_id is not None and document.get("api_key_id") != api_key_id:
             raise missing
         if wait_seconds > 0 and document.get("status") not in recovery.FINAL_STATUSES:
-            document = self._store.wait_until_final(prediction_id, wait_seconds) or document
+            changed_from = document.get("status") if until == "change" else None
+            document = self._store.wait_until_final(prediction_id, wait_seconds,
+                                                    changed_from=changed_from) or document
         return public_view(document)
 
     def fail_undelivered(self, prediction_id: str, model: str, delivery_attempts: int | None) -> str:
@@ -294,6 +307,15 @@ class PredictionService:
                     "status": document.get("status"), "attempts": document.get("attempts"),
                     "redeliveries": document.get("redeliveries")})
         return counts
+
+    def oldest_queued_age(self) -> float:
+        """Seconds since the oldest still-queued prediction was accepted (0 when none), logged
+        for Cloud Logging's log-based metric and the local /metrics."""
+        document = self._store.oldest_queued()
+        age = max(0.0, (self._clock() - document["created_at"]).total_seconds()) if document else 0.0
+        log.info("queue age", extra={"oldest_queued_age_seconds": round(age, 3),
+                                     "prediction_id": document["id"] if document else None})
+        return age
 
     def models(self) -> list[dict]:
         """The configured models, with the versions their services reported when loaded."""

@@ -50,9 +50,8 @@ def serving_function(model: keras.Model, pre: Preprocessing, head: Head):
                           fn_output_signature=tf.TensorSpec([size, size, 3], tf.float32))
         outputs = model(batch, training=False)
         probabilities = tf.nn.softmax(outputs, axis=-1) if head.outputs == "logits" else outputs
-        if head.detector_class_ids:
-            picked = tf.gather(probabilities, list(head.detector_class_ids), axis=-1)
-            return {"scores": tf.reduce_sum(picked, axis=-1, keepdims=True)}
+        # A detector returns every class's probability too: the service answers yes on
+        # its classes' top-1 as well as on their summed probability (model.json says which).
         return {"scores": probabilities}
 
     return serve
@@ -87,8 +86,7 @@ def export_version(repository: Path, name: str, model: keras.Model, pre: Preproc
         (staging / "savedmodel").rmdir()
         measured = (measure_precision(staging, list(photos)) if precision == "auto"
                     else {"precision": precision, "reason": "set by --precision"})
-        (staging / "labels.txt").write_text(
-            "\n".join([head.detector_label] if head.kind == "detector" else labels) + "\n")
+        (staging / "labels.txt").write_text("\n".join(labels) + "\n")
         metadata = {
             "name": name, "kind": head.kind, "weights": weights, "pretrained": pretrained,
             "preprocessing": asdict(pre), "outputs": head.outputs, "top_k": 5,
@@ -96,8 +94,11 @@ def export_version(repository: Path, name: str, model: keras.Model, pre: Preproc
             "precision": measured["precision"], "precision_measurement": measured,
         }
         if head.kind == "detector":
+            # "scores": "probabilities": the signature returns all classes, and the
+            # service applies the rule (top-1 in class_ids, or their sum >= threshold).
             metadata["detector"] = {"label": head.detector_label, "threshold": head.threshold,
-                                    "class_ids": list(head.detector_class_ids)}
+                                    "class_ids": list(head.detector_class_ids),
+                                    "scores": "probabilities", "rule": "top1_or_threshold"}
         (staging / "model.json").write_text(json.dumps(metadata, indent=2) + "\n")
         while True:  # another export may take the same number; retry with the next one
             version = next_version(model_folder)

@@ -37,6 +37,11 @@ def test_detectors_answer_cat_and_dog_on_sample_photos(stack):
         assert dog[wnid]["result"]["match"] is (wnid in DOGS), (wnid, dog[wnid]["result"])
         assert cat[wnid]["result"]["label"] == "cat" and dog[wnid]["result"]["label"] == "dog"
         assert cat[wnid]["result"]["weights"].startswith("imagenet")
+        # Each answer names its top-1 class and, for a yes, the rule that gave it.
+        top = cat[wnid]["result"]["top_class"]["class_id"]
+        assert top == dog[wnid]["result"]["top_class"]["class_id"]
+        assert cat[wnid]["result"]["rule"] == ("top1" if top in range(281, 286) else
+                                               "threshold" if cat[wnid]["result"]["score"] >= 0.5 else None)
 
 
 def test_classifier_top1_matches_file_names(stack):

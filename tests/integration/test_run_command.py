@@ -42,12 +42,12 @@ def alive(pid: int) -> bool:
 
 
 def test_ctrl_c_stops_every_process(tmp_path):
-    ports = [str(free_port()) for _ in range(7)]
+    ports = [str(free_port()) for _ in range(8)]
     argv = [sys.executable, os.fspath(ROOT / "scripts" / "local_stack.py"), "--models", "tiny-test",
             "--repository", os.fspath(tmp_path / "models"), "--log-dir", os.fspath(tmp_path / "logs"),
             "--api-port", ports[0], "--dead-letter-port", ports[1], "--web-port", ports[2],
             "--first-model-port", ports[3], "--pubsub-port", ports[4], "--firestore-port", ports[5],
-            "--storage-port", ports[6], "--state-dir", os.fspath(tmp_path / "state")]
+            "--storage-port", ports[6], "--reconcile-port", ports[7], "--state-dir", os.fspath(tmp_path / "state")]
     # Started as a background job of a script would be: with SIGINT ignored.
     stack = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
@@ -60,6 +60,9 @@ def test_ctrl_c_stops_every_process(tmp_path):
             assert line and time.monotonic() < deadline, "".join(output)
             output.append(line)
         printed = "".join(output)
+        # Each export is announced as it starts and when it is done, before the services start.
+        assert printed.index("tiny-test: exporting") < printed.index("tiny-test: exported version 1") \
+            < printed.index("API: ")
         assert f"API: http://127.0.0.1:{ports[0]}" in printed
         assert f"model tiny-test ready at http://127.0.0.1:{ports[3]}" in printed
         # Keys are on, as in the cloud, and the development key is printed and kept in a file.

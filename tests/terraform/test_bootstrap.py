@@ -26,6 +26,8 @@ EXPECTED_ROLES = {
     "roles/cloudscheduler.admin",
     "roles/secretmanager.admin",
     "roles/logging.logWriter",
+    "roles/logging.configWriter",
+    "roles/monitoring.editor",
 }
 
 

@@ -95,3 +95,15 @@ def test_the_marker_is_uploaded_last_and_nothing_is_overwritten(tmp_path):
     repository.prefix, repository.bucket = "models", Bucket()
     repository.upload(_version_folder(tmp_path), "cat", 1)
     assert uploaded[-1] == "models/cat/1/saved_model.pb" and len(uploaded) == 3
+
+
+def test_a_detector_exported_before_the_top1_rule_counts_as_missing(storage):
+    repository = export_model.GcsRepository("gs://proj-1-models/models")
+    storage.blob("models/cat/1/saved_model.pb").upload_from_string(b"graph")
+    storage.blob("models/cat/1/model.json").upload_from_string(
+        '{"kind": "detector", "detector": {"label": "cat", "class_ids": [281], "threshold": 0.5}}')
+    assert not export_model.has_version(repository, "cat"), "a threshold-only detector is exported again"
+    storage.blob("models/cat/2/model.json").upload_from_string(
+        '{"kind": "detector", "detector": {"label": "cat", "class_ids": [281], "scores": "probabilities"}}')
+    storage.blob("models/cat/2/saved_model.pb").upload_from_string(b"graph")
+    assert export_model.has_version(repository, "cat")

@@ -82,6 +82,7 @@ class FakeApiStore:
         self.documents: dict[str, dict] = {}
         self.versions: list[dict] = []
         self.waited: list[tuple[str, float]] = []
+        self.waited_changed_from: list[str | None] = []
         # Applied when wait_until_final is called, standing in for a model service.
         self.on_wait: dict | None = None
 
@@ -95,8 +96,10 @@ class FakeApiStore:
     def get(self, prediction_id: str) -> dict | None:
         return copy.deepcopy(self.documents.get(prediction_id))
 
-    def wait_until_final(self, prediction_id: str, timeout: float) -> dict | None:
+    def wait_until_final(self, prediction_id: str, timeout: float,
+                         changed_from: str | None = None) -> dict | None:
         self.waited.append((prediction_id, timeout))
+        self.waited_changed_from.append(changed_from)
         if self.on_wait and prediction_id in self.documents:
             self.documents[prediction_id].update(self.on_wait)
         return self.get(prediction_id)
@@ -111,6 +114,10 @@ class FakeApiStore:
     def overdue(self, now, limit: int) -> list[dict]:
         due = [d for d in self.documents.values() if d.get("reconcile_at") and d["reconcile_at"] <= now]
         return copy.deepcopy(sorted(due, key=lambda d: d["reconcile_at"])[:limit])
+
+    def oldest_queued(self) -> dict | None:
+        queued = [d for d in self.documents.values() if d.get("status") == "queued"]
+        return copy.deepcopy(min(queued, key=lambda d: d["created_at"])) if queued else None
 
     def model_versions(self) -> list[dict]:
         return copy.deepcopy(self.versions)

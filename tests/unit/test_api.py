@@ -152,7 +152,7 @@ def test_storage_failure_is_503_with_nothing_written(world):
     world.uploads.fail = True
     response = world.post_images(tabby_bytes())
     assert_error(response, 503, "backend_unavailable")
-    assert response.headers["Retry-After"] == "2"  # the client is told when to come back
+    assert response.headers["Retry-After"] == "1"  # the client is told when to come back
     assert world.nothing_written()
 
 
@@ -161,7 +161,7 @@ def test_get_prediction_and_long_poll(world):
     body = world.client.get("/v1/predictions/id0").get_json()
     assert body["status"] == "queued" and body["created_at"] == NOW.isoformat()
     assert set(body) == {"id", "model", "model_version", "status", "result", "error",
-                         "created_at", "started_at", "completed_at"}
+                         "created_at", "started_at", "completed_at", "timings"}
     assert world.store.waited == []
     world.store.on_wait = {"status": "succeeded", "result": {"top_k": []}, "model_version": 3}
     body = world.client.get("/v1/predictions/id0?wait=7").get_json()
@@ -172,7 +172,18 @@ def test_get_prediction_and_long_poll(world):
     assert len(world.store.waited) == 1
 
 
-@pytest.mark.parametrize("query", ["wait=31", "wait=-1", "wait=soon"])
+def test_wait_until_change_returns_on_any_status_change(world):
+    world.post_images(tabby_bytes())
+    world.store.on_wait = {"status": "running"}
+    body = world.client.get("/v1/predictions/id0?wait=5&until=change").get_json()
+    assert body["status"] == "running"
+    assert world.store.waited_changed_from == ["queued"]
+    # The default waits for a final status.
+    world.client.get("/v1/predictions/id0?wait=5")
+    assert world.store.waited_changed_from == ["queued", None]
+
+
+@pytest.mark.parametrize("query", ["wait=31", "wait=-1", "wait=soon", "wait=1&until=never"])
 def test_wait_out_of_range_is_400(world, query):
     world.post_images(tabby_bytes())
     assert_error(world.client.get(f"/v1/predictions/id0?{query}"), 400, "invalid_request")
@@ -181,7 +192,9 @@ def test_wait_out_of_range_is_400(world, query):
 def test_unknown_prediction_and_route_are_404(world):
     assert_error(world.client.get("/v1/predictions/missing"), 404, "not_found")
     assert_error(world.client.get("/v2/whatever"), 404, "not_found")
-    assert_error(world.client.delete("/v1/predictions/x"), 405, "method_not_allowed")
+    not_allowed = world.client.delete("/v1/predictions/x")
+    assert_error(not_allowed, 405, "method_not_allowed")
+    assert set(not_allowed.headers["Allow"].split(", ")) >= {"GET"}  # RFC 9110; Schemathesis checks it
 
 
 def test_models_list_versions_reported_by_services(world):
@@ -258,3 +271,56 @@ def test_settings_from_env():
     with pytest.raises(ConfigError, match="MAX_IMAGE_BYTES"):
         Settings.from_env({"GOOGLE_CLOUD_PROJECT": "p", "UPLOADS_BUCKET": "b", "MODELS": "m",
                            "MAX_IMAGE_BYTES": "ten"})
+
+
+def test_metrics_are_off_unless_expose_metrics(world):
+    assert_error(world.client.get("/metrics"), 404, "not_found")
+    assert Settings.from_env({"GOOGLE_CLOUD_PROJECT": "p", "UPLOADS_BUCKET": "b", "MODELS": "m",
+                              "EXPOSE_METRICS": "true"}).expose_metrics is True
+
+
+def test_metrics_count_requests_images_dead_letters_and_the_oldest_queued_age():
+    from datetime import timedelta
+
+    from prediction_api.app import create_reconcile_app
+
+    world = World(expose_metrics=True)
+    world.post_images(tabby_bytes(), tabby_bytes())
+    world.client.get("/v1/predictions/nope")
+    text = world.client.get("/metrics").get_data(as_text=True)
+    assert 'inference_images_accepted_total{model="resnet50"} 2.0' in text
+    assert ('inference_api_requests_total{method="POST",route="/v1/models/<model>/predictions",'
+            'status="202"} 1.0') in text
+    assert 'inference_api_requests_total{method="GET",route="/v1/predictions/<prediction_id>",status="404"} 1.0' in text
+
+    world.store.documents["id0"]["created_at"] = NOW - timedelta(seconds=90)
+    world.store.documents["id1"]["status"] = "running"
+    world.store.documents["id1"]["created_at"] = NOW - timedelta(seconds=300)  # running: not queued
+    reconciler = create_reconcile_app(world.service).test_client()
+    body = reconciler.post("/").get_json()
+    assert body["oldest_queued_age_seconds"] == 90.0
+    assert "inference_oldest_queued_age_seconds 90.0" in reconciler.get("/metrics").get_data(as_text=True)
+
+    world.store.documents["id0"]["attempts"] = 5
+    letter = envelope({"id": "id0", "model": "resnet50"}, {"CloudPubSubDeadLetterSourceDeliveryCount": "5"})
+    world.dead_letters.post("/", json=letter)
+    assert 'inference_dead_letters_total{action="delivery_failed",model="resnet50"} 1.0' in \
+        world.dead_letters.get("/metrics").get_data(as_text=True)
+
+
+def test_a_bad_query_callback_url_is_refused_beside_a_good_form_field(world):
+    response = world.client.post("/v1/models/resnet50/predictions?callback_url=not-a-url",
+                                 data={"image": [(io.BytesIO(tabby_bytes()), "p.jpg")],
+                                       "callback_url": "https://client.example/done"},
+                                 content_type="multipart/form-data")
+    assert_error(response, 400, "invalid_request")
+    assert world.nothing_written()
+
+
+def test_a_deployment_can_allow_callbacks_to_listed_hosts_only():
+    world = World(callback_allowed_hosts=("127.0.0.1",), callback_allow_http=True, callback_allow_loopback=True)
+    refused = world.post_images(tabby_bytes(), callback_url="https://8.8.8.8/hook")
+    assert_error(refused, 400, "invalid_request")
+    assert "calls back only to 127.0.0.1" in refused.get_json()["error"]["message"]
+    assert world.nothing_written()
+    assert world.post_images(tabby_bytes(), callback_url="http://127.0.0.1:9/hook").status_code == 202

@@ -61,3 +61,27 @@ def test_with_no_delay_it_takes_what_is_queued_while_a_batch_runs():
         assert first.result() == b"first" and [f.result() for f in rest] == [f"img{i}".encode() for i in range(8)]
     # Nobody waited for the first to fill; the eight queued behind it ran as one batch.
     assert batches == [1, 8]
+
+
+def test_each_result_carries_its_batch_and_each_batch_logs_one_line(caplog):
+    seen: list[tuple[int, float]] = []
+    release = threading.Event()
+
+    def predict_batch(images):
+        release.wait(5)
+        return [image.upper() for image in images]
+
+    batcher = MicroBatcher(predict_batch, max_batch_size=3, max_delay_seconds=0.05, model_name="m",
+                           on_batch=lambda size, seconds: seen.append((size, seconds)))
+    with caplog.at_level("INFO", logger="model_service.batcher"), ThreadPoolExecutor(3) as pool:
+        futures = [pool.submit(batcher.predict_timed, f"i{i}".encode(), 10) for i in range(3)]
+        threading.Timer(0.3, release.set).start()
+        inferences = [future.result() for future in futures]
+    assert [i.result for i in inferences] == [b"I0", b"I1", b"I2"]
+    sizes = sorted(i.batch_size for i in inferences)
+    assert sum(size for size, _ in seen) == 3 and sizes[-1] == max(size for size, _ in seen)
+    assert all(i.model_seconds > 0 for i in inferences)
+    lines = [r for r in caplog.records if r.getMessage() == "batch"]
+    assert len(lines) == len(seen)
+    assert {r.model for r in lines} == {"m"} and sum(r.batch_size for r in lines) == 3
+    assert all(r.model_ms > 0 and r.failed is False for r in lines)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from model_service.errors import InvalidImage, ModelLoadError
-from model_service.model import ImageModel
+from model_service.model import ImageModel, ModelInfo, detect
 from model_service.repository import ModelRepository
 from scripts.model_builders.catalog import (
     WeightsUnavailable, as_detector, build_resnet50, build_tiny_test, imagenet_labels,
@@ -70,15 +71,59 @@ def test_classifier_reads_every_format_and_isolates_a_bad_image(tiny_repository)
         assert result["top_k"][0]["label"] == info.labels[result["top_k"][0]["class_id"]]
 
 
-def test_detector_sums_its_classes(tiny_repository):
+def test_detector_sums_its_classes_and_names_the_top_class(tiny_repository):
     classifier = ImageModel(ModelRepository(str(tiny_repository)), "tiny", "1")
     classifier.load()
     detector = ImageModel(ModelRepository(str(tiny_repository)), "tiny-cat")
     assert detector.load().kind == "detector"
     probabilities = classifier._scores([tabby_bytes()])[0]
     [result] = detector.predict([tabby_bytes()])
-    assert result["label"] == "cat" and result["match"] is False
+    top = int(np.argmax(probabilities))
+    assert result["label"] == "cat"
     assert result["score"] == pytest.approx(float(probabilities[281:286].sum()), abs=1e-5)
+    assert result["top_class"]["class_id"] == top and result["top_class"]["label"] == imagenet_labels()[top]
+    assert result["match"] is (top in range(281, 286) or result["score"] >= 0.5)
+
+
+def _detector_info(**changes) -> ModelInfo:
+    labels = tuple(f"class {i}" for i in range(10))
+    return ModelInfo(**{"name": "cat", "version": 1, "kind": "detector", "weights": "w", "pretrained": True,
+                        "labels": labels, "detector_label": "cat", "threshold": 0.5,
+                        "detector_class_ids": (2, 3, 4), **changes})
+
+
+def _scores(**by_class: float) -> np.ndarray:
+    scores = np.zeros(10, dtype=np.float32)
+    for class_id, score in by_class.items():
+        scores[int(class_id.removeprefix("c"))] = score
+    return scores
+
+
+def test_top1_in_the_detector_classes_answers_yes_under_the_threshold():
+    # The tiger-cat case: top-1 is a cat class, but the cat classes sum to 0.445.
+    result = detect(_detector_info(), _scores(c2=0.30, c3=0.145, c7=0.25, c8=0.20))
+    assert result["match"] is True and result["rule"] == "top1"
+    assert result["score"] == pytest.approx(0.445, abs=1e-6)
+    assert result["top_class"] == {"class_id": 2, "label": "class 2", "score": pytest.approx(0.3)}
+
+
+def test_summed_score_over_the_threshold_answers_yes_when_top1_is_elsewhere():
+    result = detect(_detector_info(), _scores(c2=0.2, c3=0.2, c4=0.15, c7=0.45))
+    assert result["match"] is True and result["rule"] == "threshold"
+    assert result["top_class"]["class_id"] == 7
+
+
+def test_neither_rule_answers_no():
+    result = detect(_detector_info(), _scores(c2=0.2, c7=0.5, c8=0.3))
+    assert result["match"] is False and result["rule"] is None and result["top_class"]["class_id"] == 7
+
+
+def test_a_detector_exported_before_the_top1_rule_answers_by_the_threshold():
+    old = _detector_info(detector_class_ids=(), labels=("cat",))
+    assert detect(old, np.array([0.445], dtype=np.float32)) == {
+        "label": "cat", "match": False, "score": pytest.approx(0.445), "rule": None, "top_class": None,
+        "weights": "w"}
+    assert detect(old, np.array([0.6], dtype=np.float32))["rule"] == "threshold"
 
 
 def test_resnet50_refuses_to_call_missing_weights_pretrained(tmp_path):
@@ -87,3 +132,16 @@ def test_resnet50_refuses_to_call_missing_weights_pretrained(tmp_path):
     # A file that is named but absent is an error even when random weights are allowed.
     with pytest.raises(WeightsUnavailable, match="does not exist"):
         build_resnet50(tmp_path / "missing.h5", allow_random=True)
+
+
+def test_if_missing_exports_a_detector_again_when_it_predates_the_top1_rule(tmp_path):
+    from scripts import export_model
+
+    version = tmp_path / "cat" / "1"
+    version.mkdir(parents=True)
+    (version / "model.json").write_text(json.dumps({"kind": "detector", "detector": {"label": "cat"}}))
+    assert not export_model.has_version(tmp_path, "cat")
+    (version / "model.json").write_text(json.dumps({"kind": "detector", "detector": {"scores": "probabilities"}}))
+    assert export_model.has_version(tmp_path, "cat")
+    (tmp_path / "tiny-test" / "1").mkdir(parents=True)
+    assert export_model.has_version(tmp_path, "tiny-test") and not export_model.has_version(tmp_path, "dog")

@@ -211,3 +211,58 @@ def test_a_callback_being_sent_is_not_sent_again_by_a_concurrent_redelivery(worl
     # Finished a moment ago by another delivery, which is calling back now.
     assert world.push().status_code == 204
     assert world.notifier.sent == []
+
+
+def test_result_records_queue_and_model_times_and_batch_size(world):
+    world.store.documents["p1"]["created_at"] = NOW - timedelta(seconds=3)
+    world.clock[0] = NOW
+    assert world.push().status_code == 204
+    timings = world.store.documents["p1"]["timings"]
+    assert timings["queue_ms"] == 3000.0 and timings["total_ms"] == 3000.0
+    assert timings["batch_size"] == 1 and timings["model_ms"] >= 0
+
+
+def test_metrics_endpoint_counts_predictions_and_batches():
+    from model_service.batcher import MicroBatcher
+    from model_service.metrics import ServiceMetrics
+
+    metrics = ServiceMetrics()
+    model, reader, store = FakeModel(), FakeImageReader(), FakeServiceStore()
+    batcher = MicroBatcher(model.predict, 4, 0.01, "resnet50",
+                           on_batch=lambda size, seconds: metrics.observe_batch("resnet50", size, seconds))
+    handler = PredictionHandler("resnet50", model, batcher.predict_timed, store, reader, FakeNotifier(),
+                                lease_seconds=60, clock=lambda: NOW, metrics=metrics)
+    client = create_app(handler, model, metrics).test_client()
+    reader.images[URI] = b"jpeg bytes"
+    store.documents["p1"] = {"id": "p1", "model": "resnet50", "status": "queued", "callback_url": None,
+                             "created_at": NOW - timedelta(seconds=2), "attempts": 0}
+    payload = {"id": "p1", "model": "resnet50", "image_uri": URI, "content_type": "image/jpeg",
+               "callback_url": None}
+    data = base64.b64encode(json.dumps(payload).encode()).decode()
+    assert client.post("/", json={"message": {"data": data, "messageId": "m1"}}).status_code == 204
+    assert store.documents["p1"]["timings"]["batch_size"] == 1
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'inference_predictions_total{model="resnet50",status="succeeded"} 1.0' in text
+    assert 'inference_batch_size_count{model="resnet50"} 1.0' in text
+    assert 'inference_queue_seconds_sum{model="resnet50"} 2.0' in text
+    assert 'inference_model_seconds_count{model="resnet50"} 1.0' in text
+
+
+def test_a_callback_lost_in_a_crash_is_sent_when_the_reconciler_publishes_it_again(world):
+    """Finished, then the worker died before calling back; the reconciler's pass and the
+    redelivery it causes must send the callback, once."""
+    from prediction_api.recovery import CALLBACK, RecoveryPolicy, reconcile
+
+    world.store.documents["p1"]["callback_url"] = "http://client.example/done"
+    world.store.finish("p1", {"status": "succeeded", "result": {}, "error": None}, 60, NOW)
+    assert world.notifier.sent == []  # the process died here
+    later = NOW + timedelta(seconds=61)
+    document = world.store.documents["p1"]
+    update, action = reconcile(document, later, RecoveryPolicy())
+    assert action == CALLBACK
+    document.update(update)  # what the reconciler writes as it publishes the message again
+    world.clock[0] = later + timedelta(seconds=1)
+    assert world.push().status_code == 204
+    assert len(world.notifier.sent) == 1
+    assert world.store.documents["p1"]["callback"]["state"] == "delivered"
+    assert world.push().status_code == 204 and len(world.notifier.sent) == 1

@@ -344,3 +344,30 @@ def test_the_page_asks_for_an_api_key_and_keeps_it_in_session_storage_only(brows
         keyless.close()
     # The refused model list is the only error the page logged.
     assert [e for e in keyless.console_errors if "401" not in e] == [], keyless.console_errors
+
+
+def test_running_is_shown_and_each_result_has_its_times(session):
+    """The page long-polls with until=change, so a prediction's `running` is shown when it
+    happens; here the first status answer is held at `running` to see it every time."""
+    page = session.open_ready()
+    answered: list[str] = []
+
+    def first_running(route):
+        response = route.fetch()
+        body = response.json()
+        if not answered:
+            body = {**body, "status": "running", "result": None, "completed_at": None}
+        answered.append(body["status"])
+        route.fulfill(response=response, json=body)
+
+    page.route(re.compile(r".*/v1/predictions/[0-9a-f]+\?.*"), first_running)
+    tabby = sample("tabby")
+    upload(page, "cat", [tabby])
+    located = card(page, tabby.name)
+    expect(located).to_have_attribute("data-state", "running", timeout=RESULT_TIMEOUT_MS)
+    expect(located.locator(".state-badge")).to_have_text("Running")
+    located = wait_final(page, tabby.name)
+    polls = [url for url in session.requests if "/v1/predictions/" in url]
+    assert polls and all("until=change" in url for url in polls), polls
+    expect(located.locator(".timings")).to_have_text(re.compile(r"^queue \d+ ms · model \d+ ms · batch of \d+$"))
+    expect(located.locator(".verdict-rule")).to_have_text(re.compile(r"^top-1 class: .*cat, which is why it says yes$"))

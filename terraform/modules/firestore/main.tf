@@ -57,3 +57,21 @@ resource "google_firestore_field" "idempotency_ttl" {
 
   depends_on = [google_firestore_field.reconcile_at]
 }
+
+# The reconciler's queue-age measurement, `predictions where status == "queued"
+# order by created_at limit 1`, needs this composite index.
+resource "google_firestore_index" "oldest_queued" {
+  project    = var.project_id
+  database   = google_firestore_database.default.name
+  collection = var.predictions_collection
+
+  fields {
+    field_path = "status"
+    order      = "ASCENDING"
+  }
+
+  fields {
+    field_path = "created_at"
+    order      = "ASCENDING"
+  }
+}

@@ -1,0 +1,1 @@
+"""`inference`: the command-line client of the inference API."""
