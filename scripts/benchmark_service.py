@@ -39,14 +39,23 @@ from pathlib import Path
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
-if os.fspath(ROOT) not in sys.path:
-    sys.path.insert(0, os.fspath(ROOT))
+for path in (ROOT, ROOT / "functions"):
+    if os.fspath(path) not in sys.path:
+        sys.path.insert(0, os.fspath(path))
 
 from emulators.processes import free_port, gunicorn_worker_pid, process_cpu_seconds  # noqa: E402
 from scripts.local_stack import LocalStack, StackConfig  # noqa: E402
 
 BARE_BATCHES = (1, 8, 16, 32)
 IN_FLIGHT = (1, 8, 32, 64)
+
+
+def api_key_id(headers: dict) -> str | None:
+    """The id part of the X-API-Key the benchmark sends (what the API records as the owner)."""
+    from prediction_api.auth import KEY_PATTERN
+
+    match = KEY_PATTERN.match(headers.get("X-API-Key", ""))
+    return match.group(1) if match else None
 
 
 def sample_photos() -> list[bytes]:
@@ -95,9 +104,11 @@ def bare_model(repository: Path, model: str, photos: list[bytes], images: int) -
 class Seeder:
     """Prediction documents and images in the emulators, as the API would write them."""
 
-    def __init__(self, project: str, bucket: str, photos: list[bytes], model: str) -> None:
+    def __init__(self, project: str, bucket: str, photos: list[bytes], model: str,
+                 api_key_id: str | None = None) -> None:
         from google.cloud import firestore, storage
 
+        self._api_key_id = api_key_id  # with keys on, only the creating key may read a prediction
         self._firestore = firestore.Client(project=project)
         self._predictions = self._firestore.collection("predictions")
         self._model = model
@@ -117,7 +128,8 @@ class Seeder:
             uri = self.uris[i % len(self.uris)]
             batch.create(self._predictions.document(prediction_id), {
                 "id": prediction_id, "model": self._model, "status": "queued", "created_at": now,
-                "attempts": 0, "callback_url": None, "image_uri": uri, "reconcile_at": None})
+                "attempts": 0, "callback_url": None, "image_uri": uri, "reconcile_at": None,
+                "api_key_id": self._api_key_id})
             payload = {"id": prediction_id, "model": self._model, "image_uri": uri,
                        "content_type": "image/jpeg", "callback_url": None}
             envelopes.append({"message": {"data": base64.b64encode(json.dumps(payload).encode()).decode(),
@@ -252,7 +264,7 @@ def benchmark(model: str, stack: LocalStack, api_url: str, photos: list[bytes], 
               one_at_a_time: int, headers: dict, long_polls: int, long_poll_seconds: int) -> dict:
     bare = bare_model(stack.config.model_repository, model, photos, images)
     best_batch = max(bare, key=lambda b: bare[b]["images_per_s"])
-    seeder = Seeder(stack.config.project, stack.config.uploads_bucket, photos, model)
+    seeder = Seeder(stack.config.project, stack.config.uploads_bucket, photos, model, api_key_id(headers))
     service = service_at_push_endpoint(stack, model, seeder, images, IN_FLIGHT, {}, f"{model}-benchmark")
     start_to_ready = service.pop("start_to_ready_s")
     unbatched = service_at_push_endpoint(stack, model, seeder, images, (32,), {"MAX_BATCH_SIZE": "1"},
@@ -315,8 +327,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--long-polls", type=int, default=200, help="long polls held open while a POST is timed")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
+    from scripts.api_keys import client_headers
+
+    # The key from INFERENCE_API_KEY, or else the one `make run` wrote to .local/api_key.
     reports = run(args.models.split(","), args.api_url, args.repository, args.project, args.uploads_bucket,
-                  args.images, args.one_at_a_time, long_polls=args.long_polls)
+                  args.images, args.one_at_a_time, headers=client_headers(), long_polls=args.long_polls)
     for report in reports:
         print_report(report)
     if args.json:

@@ -27,6 +27,8 @@ from pathlib import Path
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
+if os.fspath(ROOT) not in sys.path:
+    sys.path.insert(0, os.fspath(ROOT))
 
 
 def run_locust(host: str, users: int, seconds: int, out: Path, accepted_log: Path, model: str) -> dict:
@@ -99,7 +101,13 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     accepted_log = args.out / "accepted.txt"
     accepted_log.write_text("")
-    headers = {"X-API-Key": os.environ["INFERENCE_API_KEY"]} if os.environ.get("INFERENCE_API_KEY") else {}
+    from scripts.api_keys import client_headers
+
+    # The key from INFERENCE_API_KEY, or else the one `make run` wrote to .local/api_key;
+    # the Locust processes get it through INFERENCE_API_KEY.
+    headers = client_headers()
+    if headers:
+        os.environ["INFERENCE_API_KEY"] = headers["X-API-Key"]
     levels = [args.step_users * n for n in range(1, args.steps + 1)]
     steps = []
     for users in levels:

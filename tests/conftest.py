@@ -48,6 +48,8 @@ def stack(tmp_path_factory):
     from scripts.local_stack import LocalStack, StackConfig
 
     base = tmp_path_factory.mktemp("stack")
+    # Logs of this session only: tests read them, and a previous run's lines would mislead.
+    shutil.rmtree(ROOT / "test-artifacts" / "logs", ignore_errors=True)
     repository = base / "model_repository"
     export_test_models(repository)
     models = (*TEST_MODELS, BROKEN_MODEL)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from scripts import benchmark_service, load_test
+from tests.integration.client import HEADERS
 
 pytestmark = pytest.mark.integration
 
@@ -12,7 +13,7 @@ pytestmark = pytest.mark.integration
 def test_benchmark_service_runs_and_reports_every_figure(stack):
     reports = benchmark_service.run(["tiny-test"], stack.api_url, stack.config.model_repository,
                                     stack.config.project, stack.config.uploads_bucket, images=16,
-                                    one_at_a_time=3, emulator_env=stack.emulator_env, long_polls=20,
+                                    one_at_a_time=3, emulator_env=stack.emulator_env, headers=HEADERS, long_polls=20,
                                     long_poll_seconds=5)
     report = reports[0]
     assert set(report["bare"]) == {1, 8, 16, 32} and set(report["service"]) == {1, 8, 32, 64}
@@ -31,7 +32,8 @@ def test_benchmark_service_runs_and_reports_every_figure(stack):
     benchmark_service.print_report(report)
 
 
-def test_load_test_runs_checks_and_plots(stack, tmp_path):
+def test_load_test_runs_checks_and_plots(stack, tmp_path, monkeypatch):
+    monkeypatch.setenv("INFERENCE_API_KEY", HEADERS["X-API-Key"])
     plot = tmp_path / "load.png"
     assert load_test.main(["--host", stack.api_url, "--model", "tiny-test", "--steps", "2", "--step-users", "2",
                            "--step-seconds", "4", "--settle", "60", "--out", str(tmp_path / "out"),
