@@ -67,8 +67,10 @@ def test_a_message_never_published_is_finished_by_the_reconciler(stack):
     document = _service_without_publishing(stack).submit("cat", [_upload()], None, stack.api_key_id)[0]
     final = wait_final(f"{stack.api_url}/v1/predictions/{document['id']}", timeout=60)
     assert final["status"] == "succeeded" and final["result"]["match"] is True, final
+    # Nothing but the reconciler published it. (Its redeliveries counter may stay 0: the
+    # model service can claim the prediction before the reconciler records the republish.)
     stored = firestore_document(stack, document["id"])
-    assert stored["redeliveries"] >= 1 and stored["attempts"] == 1
+    assert stored["attempts"] == 1
     assert stored["reconcile_at"] is None  # nothing left to watch
 
 
