@@ -40,10 +40,11 @@ FINAL = ("succeeded", "failed")
 
 
 class CallbackReceiver:
-    """Records every callback: its webhook-id header and the body's id and status."""
+    """Records every callback: its webhook-id header, the body's id and status, and the body."""
 
     def __init__(self) -> None:
         self.received: list[dict] = []
+        self.arrived = threading.Event()
         self._lock = threading.Lock()
         receiver = self
 
@@ -52,7 +53,9 @@ class CallbackReceiver:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 with receiver._lock:
                     receiver.received.append({"webhook_id": self.headers.get("webhook-id"),
-                                              "id": body.get("id"), "status": body.get("status")})
+                                              "id": body.get("id"), "status": body.get("status"),
+                                              "body": body})
+                receiver.arrived.set()
                 self.send_response(204)
                 self.end_headers()
 

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
 
+from scripts.fault_injection import CallbackReceiver
 from tests.images import converted, corrupt_png, sample, tabby_bytes, truncated_jpeg
 from tests.integration.client import HEADERS, firestore_document, post_images, push_envelope, wait_final
 
@@ -56,35 +55,13 @@ def test_several_images_raw_and_multipart(stack):
     assert [f["status"] for f in finals] == ["succeeded"] * 4
 
 
-class CallbackReceiver:
-    def __init__(self) -> None:
-        self.received: list[dict] = []
-        self.arrived = threading.Event()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.received.append(json.loads(body))
-                receiver.arrived.set()
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_port}/done"
-
-
 def test_callback_receives_the_final_document(stack):
     receiver = CallbackReceiver()
     try:
         response = post_images(stack, "tiny-test", tabby(), callback_url=receiver.url)
         assert response.status_code == 202, response.text
         assert receiver.arrived.wait(60), "no callback arrived"
-        document = receiver.received[0]
+        document = receiver.received[0]["body"]
         assert document["id"] == response.json()["id"]
         assert document["status"] == "succeeded" and len(document["result"]["top_k"]) == 5
     finally:
