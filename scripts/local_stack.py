@@ -222,8 +222,8 @@ class LocalStack:
                # revocation with scripts/api_keys.py takes effect at once here.
                "API_KEY_CACHE_SECONDS": "0",
                "ALLOWED_ORIGINS": ",".join(self.allowed_origins()),
-               # A long poll holds a thread (cheap: one shared Firestore listener
-               # wakes them all); leave room for many.
+               # A long poll holds a thread (and a listener to its document) while it
+               # waits; leave room for many.
                "THREADS": "256",
                # GET /metrics on each function (Prometheus text), like the model services'.
                "EXPOSE_METRICS": "true",

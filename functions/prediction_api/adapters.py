@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
-from datetime import datetime, timedelta, timezone
-from typing import Callable
 
 from google.api_core import exceptions as gexc
 from google.cloud.firestore_v1.base_query import FieldFilter
@@ -40,93 +37,6 @@ class GcsUploadStore:
 
 
 
-class CompletionWatcher:
-    """One Firestore listener per process that wakes every `?wait=` long poll.
-
-    A listener per waiter costs a gRPC stream and a consumer thread each; here
-    one query listener (predictions completed since shortly before it started)
-    serves all waiters of the process. It starts with the first waiter, is
-    renewed every RENEW_AFTER (the listener keeps the documents it matched in
-    memory), and stops once nobody has waited for IDLE_AFTER.
-    """
-
-    RENEW_AFTER = 600.0
-    IDLE_AFTER = 60.0
-    # Completions this much older than the listener's start are still delivered,
-    # so a clock difference between this process and Firestore loses nothing.
-    OVERLAP = timedelta(seconds=30)
-
-    def __init__(self, predictions) -> None:
-        self._predictions = predictions
-        self._lock = threading.Lock()
-        self._waiters: dict[str, list[tuple[threading.Event, dict]]] = {}
-        self._watch = None
-        self._started = 0.0
-        self._last_waiter = 0.0
-        self._stopper_running = False
-
-    def wait(self, prediction_id: str, timeout: float, read: Callable[[], dict | None]) -> dict | None:
-        event, box = threading.Event(), {}
-        with self._lock:
-            self._waiters.setdefault(prediction_id, []).append((event, box))
-            self._ensure_listening()
-        try:
-            # Read once more after registering: a completion delivered just before is not missed.
-            document = read()
-            if document is None or document.get("status") in FINAL_STATUSES:
-                return document
-            event.wait(timeout)
-            return box.get("document") or read()
-        finally:
-            with self._lock:
-                waiters = self._waiters.get(prediction_id, [])
-                if (event, box) in waiters:
-                    waiters.remove((event, box))
-                if not waiters:
-                    self._waiters.pop(prediction_id, None)
-                self._last_waiter = time.monotonic()
-
-    def _ensure_listening(self) -> None:
-        now = time.monotonic()
-        if self._watch is not None and now - self._started < self.RENEW_AFTER:
-            return
-        old = self._watch
-        since = datetime.now(timezone.utc) - self.OVERLAP
-        try:
-            self._watch = self._predictions.where(filter=FieldFilter("completed_at", ">=", since)) \
-                .on_snapshot(self._on_snapshot)
-        except (gexc.GoogleAPIError, OSError) as exc:
-            raise _unavailable("Firestore", exc) from exc
-        self._started = now
-        if old is not None:  # the new one covers from before the old one's end
-            threading.Thread(target=old.unsubscribe, daemon=True).start()
-        if not self._stopper_running:
-            self._stopper_running = True
-            threading.Thread(target=self._stop_when_idle, name="completion-watcher-idle", daemon=True).start()
-
-    def _on_snapshot(self, _snapshots, changes, _read_time) -> None:
-        for change in changes:
-            document = change.document.to_dict() or {}
-            if document.get("status") not in FINAL_STATUSES:
-                continue
-            with self._lock:
-                for event, box in self._waiters.get(change.document.id, []):
-                    box["document"] = document
-                    event.set()
-
-    def _stop_when_idle(self) -> None:
-        while True:
-            time.sleep(self.IDLE_AFTER / 4)
-            with self._lock:
-                if self._waiters or time.monotonic() - self._last_waiter < self.IDLE_AFTER:
-                    continue
-                watch, self._watch = self._watch, None
-                self._stopper_running = False
-            if watch is not None:
-                watch.unsubscribe()
-            return
-
-
 class FirestorePredictionStore:
     """Prediction documents, and the model versions the model services report."""
 
@@ -135,7 +45,6 @@ class FirestorePredictionStore:
         self._client = client
         self._predictions = client.collection(collection)
         self._versions = client.collection(versions_collection)
-        self._completions = CompletionWatcher(self._predictions)
 
     def create(self, document: dict) -> None:
         try:
@@ -158,16 +67,13 @@ class FirestorePredictionStore:
 
     def wait_until_final(self, prediction_id: str, timeout: float,
                          changed_from: str | None = None) -> dict | None:
-        """Block until the document is final (or its status is no longer changed_from,
-        when given) or time is up.
+        """Block on a listener to the document until it is final (or its status is no
+        longer changed_from, when given) or time is up.
 
-        Waiting for a final status, the common case, costs no listener of its own: one
-        shared listener wakes every such waiter. Waiting for any change (the web page's
-        until=change) needs to see `running`, which that listener does not carry, so it
-        listens to its document.
+        One listener per waiter: a shared query listener (completed since it started)
+        made the Firestore emulator run out of direct memory under the benchmark's
+        load, re-sending the growing result set, so it was taken out.
         """
-        if changed_from is None:
-            return self._completions.wait(prediction_id, timeout, lambda: self.get(prediction_id))
         changed = threading.Event()
         latest: dict[str, dict] = {}
 
@@ -176,7 +82,7 @@ class FirestorePredictionStore:
                 if snapshot.exists:
                     latest["document"] = snapshot.to_dict()
                     status = latest["document"].get("status")
-                    if status in FINAL_STATUSES or status != changed_from:
+                    if status in FINAL_STATUSES or (changed_from is not None and status != changed_from):
                         changed.set()
 
         try:
