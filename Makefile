@@ -18,7 +18,7 @@ $(CHECKOV):
 $(INSTALLED): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet ".[build,test]"
+	$(PY) -m pip install --quiet --editable ".[build,test]"
 	touch $(INSTALLED)
 
 venv: $(INSTALLED)
@@ -27,8 +27,9 @@ venv: $(INSTALLED)
 run: $(INSTALLED)
 	$(PY) scripts/local_stack.py
 
-## Run every test: unit, integration on the emulators, Terraform checks, browser.
+## Run every test: the linter, then unit, integration on the emulators, Terraform checks, browser.
 test: $(INSTALLED) $(CHECKOV) chromium
+	$(VENV)/bin/ruff check
 	CHECKOV=$(CURDIR)/$(CHECKOV) $(PY) -m pytest
 
 # The browser tests use Debian's Chromium (Playwright's own download can't work offline).

@@ -14,8 +14,8 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 
 class StackError(RuntimeError):
@@ -91,7 +91,7 @@ class ManagedProcess:
         self.log_path = log_path
         self.process: subprocess.Popen | None = None
 
-    def start(self) -> "ManagedProcess":
+    def start(self) -> ManagedProcess:
         output = self.log_path.open("ab") if self.log_path else subprocess.DEVNULL
         try:
             self.process = subprocess.Popen(
@@ -151,7 +151,7 @@ class ManagedProcess:
         except (ProcessLookupError, PermissionError):
             pass
 
-    def restart(self) -> "ManagedProcess":
+    def restart(self) -> ManagedProcess:
         self.stop()
         return self.start()
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from google.api_core import exceptions as gexc
-
-
-def topic_name(model: str) -> str:
-    return f"predictions-{model}"
+from inference_contract.naming import (
+    dead_letter_subscription_name,
+    dead_letter_topic_name,
+    push_subscription_name,
+    topic_name,
+)
 
 
 @dataclass(frozen=True)
@@ -52,11 +54,11 @@ def create_routes(project: str, routes: list[Route], policy: DeliveryPolicy = De
 
     for route in routes:
         topic = publisher.topic_path(project, topic_name(route.model))
-        dead_letter_topic = publisher.topic_path(project, f"{topic_name(route.model)}-dead-letter")
+        dead_letter_topic = publisher.topic_path(project, dead_letter_topic_name(route.model))
         ensure(publisher.create_topic, name=topic)
         ensure(publisher.create_topic, name=dead_letter_topic)
         ensure(subscriber.create_subscription,
-               name=subscriber.subscription_path(project, f"{topic_name(route.model)}-push"),
+               name=subscriber.subscription_path(project, push_subscription_name(route.model)),
                topic=topic,
                push_config={"push_endpoint": route.push_endpoint},
                ack_deadline_seconds=policy.ack_deadline_seconds,
@@ -66,7 +68,7 @@ def create_routes(project: str, routes: list[Route], policy: DeliveryPolicy = De
                    "minimum_backoff": duration_pb2.Duration(seconds=policy.minimum_backoff_seconds),
                    "maximum_backoff": duration_pb2.Duration(seconds=policy.maximum_backoff_seconds)})
         ensure(subscriber.create_subscription,
-               name=subscriber.subscription_path(project, f"{topic_name(route.model)}-dead-letter-push"),
+               name=subscriber.subscription_path(project, dead_letter_subscription_name(route.model)),
                topic=dead_letter_topic,
                push_config={"push_endpoint": route.dead_letter_endpoint},
                ack_deadline_seconds=30,

@@ -6,10 +6,9 @@ import functools
 
 import flask
 import functions_framework
-from werkzeug.exceptions import HTTPException
-
 from prediction_api.app import framework_error
 from prediction_api.wiring import build_api_app, build_dead_letter_app, build_reconcile_app
+from werkzeug.exceptions import HTTPException
 
 # The framework routes before our apps do; its own 404s answer in our JSON too.
 functions_framework.errorhandler(HTTPException)(framework_error)

@@ -23,10 +23,9 @@ import os
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, os.fspath(ROOT / "functions"))
+from prediction_api.auth import DEFAULT_RATE_PER_MINUTE, FileKeyStore, new_key, revoke
 
-from prediction_api.auth import DEFAULT_RATE_PER_MINUTE, FileKeyStore, new_key, revoke  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 DEFAULT_KEYS_FILE = ROOT / ".local" / "api_keys.json"
 DEFAULT_KEY_FILE = ROOT / ".local" / "api_key"
@@ -51,7 +50,6 @@ def client_headers(key_file: Path = DEFAULT_KEY_FILE) -> dict[str, str]:
 def open_store(args: argparse.Namespace):
     if args.firestore:
         from google.cloud import firestore
-
         from prediction_api.adapters import FirestoreKeyStore
 
         return FirestoreKeyStore(firestore.Client(project=args.project))
@@ -59,8 +57,10 @@ def open_store(args: argparse.Namespace):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--file", type=Path, default=DEFAULT_KEYS_FILE, help="local key file (default: %(default)s)")
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--file", type=Path, default=DEFAULT_KEYS_FILE,
+                        help="local key file (default: %(default)s)")
     parser.add_argument("--firestore", action="store_true", help="use Firestore's api_keys collection")
     parser.add_argument("--project", help="Google Cloud project (with --firestore)")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -80,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
         plaintext, record = new_key(args.name, args.rate)
         store.put(record)
         print(plaintext)
-        print(f"id {record['id']}, {args.rate} requests per minute; the key is shown only now", file=sys.stderr)
+        print(f"id {record['id']}, {args.rate} requests per minute; the key is shown only now",
+              file=sys.stderr)
     elif args.command == "list":
         for record in sorted(store.all(), key=lambda r: r.get("created_at") or ""):
             print(json.dumps({field: record.get(field) for field in

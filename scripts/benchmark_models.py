@@ -4,7 +4,7 @@
     python scripts/benchmark_models.py efficientnet-lite0 cat --rounds 5
 
 Times include the in-graph JPEG decoding and resizing, as in serving. Accuracy is
-over the ImageNet sample photos in ../shared/images (classifiers: top-1/top-5;
+over the ImageNet sample photos (scripts/sample_photos.py; classifiers: top-1/top-5;
 detectors: right yes/no answers).
 """
 
@@ -17,17 +17,16 @@ import sys
 import time
 from pathlib import Path
 
+from model_service.model import ImageModel
+from model_service.repository import ModelRepository
+
+from scripts.sample_photos import CATS, CLASS_IDS, DOGS, all_samples
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [os.fspath(ROOT), os.fspath(ROOT / "cloudrun_model")]
+# Before TensorFlow is imported (ImageModel.load() imports it).
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from model_service.model import ImageModel  # noqa: E402
-from model_service.repository import ModelRepository  # noqa: E402
-
-SAMPLES = ROOT.parent / "shared" / "images"
-CLASS_IDS = {"n01443537": 1, "n02088364": 162, "n02099601": 207, "n02110958": 254, "n02123045": 281,
-             "n02123394": 283, "n02123597": 284, "n04285008": 817, "n07753592": 954, "n07873807": 963}
-DETECTED = {"cat": {"n02123045", "n02123394", "n02123597"}, "dog": {"n02088364", "n02099601", "n02110958"}}
+DETECTED = {"cat": CATS, "dog": DOGS}
 
 
 def accuracy(model: ImageModel, photos: list[Path], images: list[bytes]) -> str:
@@ -35,15 +34,17 @@ def accuracy(model: ImageModel, photos: list[Path], images: list[bytes]) -> str:
     wnids = [photo.name.split("_")[0] for photo in photos]
     if model.info.kind == "detector":
         expected = DETECTED.get(model.info.detector_label, set())
-        right = sum(r["match"] == (w in expected) for w, r in zip(wnids, results))
+        right = sum(r["match"] == (w in expected) for w, r in zip(wnids, results, strict=True))
         return f"{right}/{len(photos)} yes/no right"
-    top1 = sum(r["top_k"][0]["class_id"] == CLASS_IDS.get(w) for w, r in zip(wnids, results))
-    top5 = sum(CLASS_IDS.get(w) in [c["class_id"] for c in r["top_k"]] for w, r in zip(wnids, results))
+    top1 = sum(r["top_k"][0]["class_id"] == CLASS_IDS.get(w) for w, r in zip(wnids, results, strict=True))
+    top5 = sum(CLASS_IDS.get(w) in [c["class_id"] for c in r["top_k"]]
+               for w, r in zip(wnids, results, strict=True))
     return f"top-1 {top1}/{len(photos)}, top-5 {top5}/{len(photos)}"
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("models", nargs="*")
     parser.add_argument("--repository", default=os.fspath(ROOT / ".local" / "model_repository"))
     parser.add_argument("--rounds", type=int, default=3, help="timed passes per measurement")
@@ -51,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     repository = ModelRepository(args.repository)
     names = args.models or sorted(p.name for p in Path(args.repository).iterdir() if p.is_dir())
-    photos = sorted(SAMPLES.glob("*.JPEG"))
+    photos = all_samples()
     images = [p.read_bytes() for p in photos]
     batch = [images[i % len(images)] for i in range(args.batch)]
     print(f"{'model':<20} {'v':>3} {'load s':>7} {'batch 1 ms (median)':>20} "

@@ -33,18 +33,16 @@ import time
 import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import requests
 
-ROOT = Path(__file__).resolve().parent.parent
-for path in (ROOT, ROOT / "functions"):
-    if os.fspath(path) not in sys.path:
-        sys.path.insert(0, os.fspath(path))
+from emulators.processes import free_port, gunicorn_worker_pid, process_cpu_seconds
+from scripts.local_stack import LocalStack, StackConfig
+from scripts.sample_photos import all_samples
 
-from emulators.processes import free_port, gunicorn_worker_pid, process_cpu_seconds  # noqa: E402
-from scripts.local_stack import LocalStack, StackConfig  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 BARE_BATCHES = (1, 8, 16, 32)
 IN_FLIGHT = (1, 8, 32, 64)
@@ -56,14 +54,6 @@ def api_key_id(headers: dict) -> str | None:
 
     match = KEY_PATTERN.match(headers.get("X-API-Key", ""))
     return match.group(1) if match else None
-
-
-def sample_photos() -> list[bytes]:
-    folder = Path(os.environ.get("SAMPLE_IMAGES_DIR") or ROOT.parent / "shared" / "images")
-    photos = [p.read_bytes() for p in sorted(folder.glob("*.JPEG"))]
-    if not photos:
-        raise SystemExit(f"no sample photos in {folder}")
-    return photos
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -82,7 +72,8 @@ def bare_model(repository: Path, model: str, photos: list[bytes], images: int) -
     if not versions:
         raise SystemExit(f"no exported version of {model} under {repository}: run `make run` first")
     # The newest version, as the services load it by default.
-    serve = tf.saved_model.load(os.fspath(repository / model / str(versions[0]))).signatures["serving_default"]
+    serve = tf.saved_model.load(
+        os.fspath(repository / model / str(versions[0]))).signatures["serving_default"]
     figures = {}
     for batch in BARE_BATCHES:
         inputs = tf.constant([photos[i % len(photos)] for i in range(batch)])
@@ -120,7 +111,7 @@ class Seeder:
             self.uris.append(f"gs://{bucket}/{name}")
 
     def envelopes(self, count: int) -> list[dict]:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         batch = self._firestore.batch()
         envelopes = []
         for i in range(count):
@@ -248,7 +239,8 @@ def with_long_polls(api_url: str, seeder: Seeder, model: str, photos: list[bytes
         timings = {}
         for name, call in (
                 ("post_ms", lambda: session.post(f"{api_url}/v1/models/{model}/predictions", headers=headers,
-                                                 files=[("image", ("x.jpg", photos[0], "image/jpeg"))], timeout=60)),
+                                                 files=[("image", ("x.jpg", photos[0], "image/jpeg"))],
+                                                 timeout=60)),
                 ("models_ms", lambda: session.get(f"{api_url}/v1/models", headers=headers, timeout=60))):
             started = time.perf_counter()
             call().raise_for_status()
@@ -278,8 +270,10 @@ def benchmark(model: str, stack: LocalStack, api_url: str, photos: list[bytes], 
         "service_start_to_ready_s": start_to_ready,
         "service_max_batch_1_at_32": unbatched, "api": api,
         "ratios": {
-            "service_32_vs_bare_best_throughput": round(at_32["images_per_s"] / bare[best_batch]["images_per_s"], 2),
-            "service_cpu_per_image_vs_bare_best": round(at_32["cpu_ms_per_image"] / bare[best_batch]["cpu_ms_per_image"], 2),
+            "service_32_vs_bare_best_throughput":
+                round(at_32["images_per_s"] / bare[best_batch]["images_per_s"], 2),
+            "service_cpu_per_image_vs_bare_best":
+                round(at_32["cpu_ms_per_image"] / bare[best_batch]["cpu_ms_per_image"], 2),
             "batching_vs_max_batch_1_at_32": round(at_32["images_per_s"] / unbatched["images_per_s"], 2),
             "api_p50_minus_bare_batch_1_ms": round(api["total_ms"]["p50"] - bare[1]["ms_per_batch"], 1),
         },
@@ -290,12 +284,17 @@ def print_report(report: dict) -> None:
     model, bare, service = report["model"], report["bare"], report["service"]
     print(f"\n== {model}")
     print("bare SavedModel (this process)        " + "  ".join(f"batch {b:>2}" for b in bare))
-    print("  images/s                            " + "  ".join(f"{v['images_per_s']:>8}" for v in bare.values()))
-    print("  CPU ms per image                    " + "  ".join(f"{v['cpu_ms_per_image']:>8}" for v in bare.values()))
+    print("  images/s                            "
+          + "  ".join(f"{v['images_per_s']:>8}" for v in bare.values()))
+    print("  CPU ms per image                    "
+          + "  ".join(f"{v['cpu_ms_per_image']:>8}" for v in bare.values()))
     print("model service at its push endpoint    " + "  ".join(f"{n:>3} in flight" for n in service))
-    print("  images/s                            " + "  ".join(f"{v['images_per_s']:>12}" for v in service.values()))
-    print("  worker CPU ms per image             " + "  ".join(f"{v['cpu_ms_per_image']:>12}" for v in service.values()))
-    print("  mean batch size                     " + "  ".join(f"{v['mean_batch']:>12}" for v in service.values()))
+    print("  images/s                            "
+          + "  ".join(f"{v['images_per_s']:>12}" for v in service.values()))
+    print("  worker CPU ms per image             "
+          + "  ".join(f"{v['cpu_ms_per_image']:>12}" for v in service.values()))
+    print("  mean batch size                     "
+          + "  ".join(f"{v['mean_batch']:>12}" for v in service.values()))
     for n, v in service.items():
         print(f"  batch sizes at {n:>2} in flight: {v['batch_sizes']}  answers: {v['statuses']}")
     print(f"  process start to ready: {report['service_start_to_ready_s']} s")
@@ -316,7 +315,8 @@ def print_report(report: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", default="efficientnet-lite0,resnet50")
     parser.add_argument("--api-url", default="http://127.0.0.1:8080")
     parser.add_argument("--repository", type=Path, default=StackConfig.model_repository)
@@ -324,7 +324,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--uploads-bucket", default=StackConfig.uploads_bucket)
     parser.add_argument("--images", type=int, default=192, help="images per measured level")
     parser.add_argument("--one-at-a-time", type=int, default=50, help="sequential requests through the API")
-    parser.add_argument("--long-polls", type=int, default=200, help="long polls held open while a POST is timed")
+    parser.add_argument("--long-polls", type=int, default=200,
+                        help="long polls held open while a POST is timed")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     from scripts.api_keys import client_headers
@@ -354,7 +355,7 @@ def run(models: list[str], api_url: str, repository: Path, project: str, uploads
     stack = LocalStack(StackConfig(project=project, uploads_bucket=uploads_bucket,
                                    model_repository=repository, log_dir=logs))
     stack.emulator_env = emulator_env
-    photos = sample_photos()
+    photos = [photo.read_bytes() for photo in all_samples()]
     return [benchmark(model, stack, api_url, photos, images, one_at_a_time, headers or {}, long_polls,
                       long_poll_seconds) for model in models]
 

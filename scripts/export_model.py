@@ -30,21 +30,27 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, os.fspath(Path(__file__).resolve().parent.parent))
-
-from scripts.model_builders.catalog import (  # noqa: E402
-    CLASSIFIERS, DETECTORS, WeightsUnavailable, as_detector, build_resnet50, imagenet_labels,
+from scripts.model_builders.catalog import (
+    CLASSIFIERS,
+    DETECTORS,
+    WeightsUnavailable,
+    as_detector,
+    build_resnet50,
+    imagenet_labels,
 )
+from scripts.sample_photos import PHOTOS_DIR
 
 log = logging.getLogger("export_model")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("models", nargs="+", metavar="model", choices=sorted([*CLASSIFIERS, *DETECTORS]),
                         help="one or more of: %(choices)s")
     parser.add_argument("--repository", default=".local/model_repository",
-                        help="model repository root: a local folder or gs://bucket/prefix (default: %(default)s)")
+                        help="model repository root: a local folder or gs://bucket/prefix "
+                             "(default: %(default)s)")
     parser.add_argument("--weights", type=Path, help="resnet50: Keras ImageNet weights file (.h5)")
     parser.add_argument("--allow-random-weights", action="store_true",
                         help="resnet50: export untrained weights when no pretrained ones can be had")
@@ -58,9 +64,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def sample_photos() -> list[bytes]:
-    folder = Path(os.environ.get("SAMPLE_IMAGES_DIR")
-                  or Path(__file__).resolve().parent.parent.parent / "shared" / "images")
-    return [p.read_bytes() for p in sorted(folder.glob("*.JPEG"))] if folder.is_dir() else []
+    return [p.read_bytes() for p in sorted(PHOTOS_DIR.glob("*.JPEG"))]
 
 
 class Builder:
@@ -130,7 +134,8 @@ class GcsRepository:
 
     def upload(self, folder: Path, model: str, version: int) -> str:
         target = f"{self._model_prefix(model)}{version}/"
-        files = sorted((p for p in folder.rglob("*") if p.is_file()), key=lambda p: (p.name == self.MARKER, str(p)))
+        files = sorted((p for p in folder.rglob("*") if p.is_file()),
+                       key=lambda p: (p.name == self.MARKER, str(p)))
         for path in files:
             blob = self.bucket.blob(target + path.relative_to(folder).as_posix())
             # if_generation_match=0: never overwrite a version another export wrote.

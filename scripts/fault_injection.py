@@ -31,11 +31,10 @@ from pathlib import Path
 
 import requests
 
-ROOT = Path(__file__).resolve().parent.parent
-if os.fspath(ROOT) not in sys.path:
-    sys.path.insert(0, os.fspath(ROOT))
+from emulators.processes import gunicorn_worker_pid
+from scripts.sample_photos import all_samples
 
-from emulators.processes import gunicorn_worker_pid  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 FINAL = ("succeeded", "failed")
 
 
@@ -83,11 +82,7 @@ def kill_worker(port: int, timeout: float = 60.0) -> float:
 
 
 def sample_photos() -> list[tuple[str, bytes]]:
-    folder = Path(os.environ.get("SAMPLE_IMAGES_DIR") or ROOT.parent / "shared" / "images")
-    photos = sorted(folder.glob("*.JPEG"))
-    if not photos:
-        raise SystemExit(f"no sample photos in {folder}")
-    return [(photo.name, photo.read_bytes()) for photo in photos]
+    return [(photo.name, photo.read_bytes()) for photo in all_samples()]
 
 
 def wait_all_final(api_url: str, ids: list[str], deadline: float, headers: dict) -> dict[str, dict]:
@@ -97,7 +92,8 @@ def wait_all_final(api_url: str, ids: list[str], deadline: float, headers: dict)
         for prediction_id in ids:
             if prediction_id in finals:
                 continue
-            body = session.get(f"{api_url}/v1/predictions/{prediction_id}", headers=headers, timeout=30).json()
+            body = session.get(f"{api_url}/v1/predictions/{prediction_id}", headers=headers,
+                               timeout=30).json()
             if body.get("status") in FINAL:
                 finals[prediction_id] = body
         if len(finals) < len(ids):
@@ -195,7 +191,8 @@ def run(api_url: str, model: str, model_port: int, images: int = 300, kills: int
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--api-url", default="http://127.0.0.1:8080")
     parser.add_argument("--model", default="efficientnet-lite0")
     parser.add_argument("--model-port", type=int, default=8101,
@@ -206,11 +203,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=300.0)
     args = parser.parse_args(argv)
     # The key from INFERENCE_API_KEY, or else the one `make run` wrote to .local/api_key.
-    sys.path.insert(0, os.fspath(ROOT))
     from scripts.api_keys import client_headers
 
-    report = run(args.api_url, args.model, args.model_port, args.images, args.kills, args.interval, args.timeout,
-                 headers=client_headers())
+    report = run(args.api_url, args.model, args.model_port, args.images, args.kills, args.interval,
+                 args.timeout, headers=client_headers())
     report.pop("ids")
     print(json.dumps(report, indent=1))
     ok = (report["statuses"] == {"succeeded": args.images} and report["callbacks_missing"] == 0

@@ -27,9 +27,6 @@ from pathlib import Path
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
-if os.fspath(ROOT) not in sys.path:
-    sys.path.insert(0, os.fspath(ROOT))
-
 
 def run_locust(host: str, users: int, seconds: int, out: Path, accepted_log: Path, model: str) -> dict:
     """One step: `users` users for `seconds` s; the flow's figures from Locust's CSV."""
@@ -43,13 +40,15 @@ def run_locust(host: str, users: int, seconds: int, out: Path, accepted_log: Pat
                    stderr=open(f"{prefix}.log", "w"))  # Locust's own summary tables
     rows = {row["Name"]: row for row in csv.DictReader(open(f"{prefix}_stats.csv"))}
     flow, post = rows.get("submit and wait", {}), rows.get("POST /v1/models/{model}/predictions", {})
-    failures = {row["Name"]: int(row["Failure Count"]) for row in rows.values() if row["Name"] != "Aggregated"}
+    failures = {row["Name"]: int(row["Failure Count"]) for row in rows.values()
+                if row["Name"] != "Aggregated"}
     return {
         "users": users,
         "flows_per_s": round(float(flow.get("Request Count", 0)) / seconds, 2),
         "flow_p50_ms": float(flow.get("50%", 0) or 0), "flow_p95_ms": float(flow.get("95%", 0) or 0),
         "post_p95_ms": float(post.get("95%", 0) or 0),
-        "requests": sum(int(row["Request Count"]) for n, row in rows.items() if n not in ("Aggregated", "submit and wait")),
+        "requests": sum(int(row["Request Count"]) for n, row in rows.items()
+                        if n not in ("Aggregated", "submit and wait")),
         "failures": failures,
     }
 
@@ -58,8 +57,9 @@ def unfinished(api_url: str, ids: list[str], settle: float, headers: dict) -> li
     deadline = time.monotonic() + settle
     pending = list(ids)
     while pending and time.monotonic() < deadline:
-        pending = [i for i in pending if requests.get(f"{api_url}/v1/predictions/{i}", headers=headers,
-                                                      timeout=30).json()["status"] not in ("succeeded", "failed")]
+        pending = [i for i in pending
+                   if requests.get(f"{api_url}/v1/predictions/{i}", headers=headers,
+                                   timeout=30).json()["status"] not in ("succeeded", "failed")]
         if pending:
             time.sleep(2)
     return pending
@@ -88,13 +88,15 @@ def plot(steps: list[dict], path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--host", default="http://127.0.0.1:8080")
     parser.add_argument("--model", default="efficientnet-lite0")
     parser.add_argument("--step-users", type=int, default=2, help="users added per step")
     parser.add_argument("--steps", type=int, default=16, help="highest user count is steps x step-users")
     parser.add_argument("--step-seconds", type=int, default=20)
-    parser.add_argument("--settle", type=float, default=180, help="seconds accepted predictions may take to end")
+    parser.add_argument("--settle", type=float, default=180,
+                        help="seconds accepted predictions may take to end")
     parser.add_argument("--out", type=Path, default=ROOT / "test-artifacts" / "load-test")
     parser.add_argument("--plot", type=Path, default=ROOT / "docs" / "load-test.png")
     args = parser.parse_args(argv)

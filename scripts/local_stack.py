@@ -24,14 +24,19 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, os.fspath(ROOT))
-
-from emulators.processes import (  # noqa: E402
-    ManagedProcess, ProcessGroup, StackError, Supervisor, require_commands, require_free_port,
+from emulators.processes import (
+    ManagedProcess,
+    ProcessGroup,
+    StackError,
+    Supervisor,
+    require_commands,
+    require_free_port,
 )
-from emulators.provision import DeliveryPolicy, Route, create_bucket, create_routes  # noqa: E402
-from emulators.suite import EmulatorPorts, start_emulators  # noqa: E402
+from emulators.provision import DeliveryPolicy, Route, create_bucket, create_routes
+from emulators.suite import EmulatorPorts, start_emulators
+from scripts.package_units import assemble
+
+ROOT = Path(__file__).resolve().parent.parent
 
 # efficientnet-lite0, cat and dog carry ImageNet weights converted offline;
 # resnet50 is untrained unless RESNET50_WEIGHTS names Keras's ImageNet weights file.
@@ -71,6 +76,12 @@ class StackConfig:
     dev_key_rate_per_minute: int = 6000
     # The Standard Webhooks secret the model services sign callbacks with.
     callback_secret_file: Path = ROOT / ".local" / "callback_signing_secret"
+    # Each unit's build context, assembled as Cloud Build assembles it (scripts/package_units.py):
+    # the services run from these copies, contract package included.
+    units_dir: Path = ROOT / ".local" / "units"
+    # Export the models that have no version in model_repository yet (make run), once the
+    # prerequisites are checked and before any service starts.
+    export_missing: bool = False
 
 
 class LocalStack:
@@ -97,6 +108,13 @@ class LocalStack:
             for i, model in enumerate(config.models)}
         self.api_key: str | None = None
         self.callback_secret: str | None = None
+        self._unit_contexts: dict[str, Path] = {}
+
+    def unit_context(self, unit: str) -> Path:
+        """The build context a unit runs from, assembled on first use."""
+        if unit not in self._unit_contexts:
+            self._unit_contexts[unit] = assemble(unit, self.config.units_dir / unit)
+        return self._unit_contexts[unit]
 
     def _prepare_secrets(self) -> None:
         """The development API key (reused while it is valid) and the callback signing secret."""
@@ -137,10 +155,12 @@ class LocalStack:
         return {**os.environ, **self.emulator_env, "GOOGLE_CLOUD_PROJECT": self.config.project,
                 "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
 
-    def start(self) -> "LocalStack":
+    def start(self) -> LocalStack:
         config = self.config
         config.log_dir.mkdir(parents=True, exist_ok=True)
         self.check_prerequisites()
+        if config.export_missing:
+            export_missing_models(config.models, config.model_repository, self._report)
         self._prepare_secrets()
         try:
             endpoints = start_emulators(self.group, config.project, config.emulator_ports, config.log_dir)
@@ -209,7 +229,8 @@ class LocalStack:
             f"{label} model service",
             [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py",
              "--bind", f"127.0.0.1:{port}", "main:app"],
-            env=env, cwd=ROOT / "cloudrun_model", log_path=self.config.log_dir / f"model-{label}.log"))
+            env=env, cwd=self.unit_context("model-service"),
+            log_path=self.config.log_dir / f"model-{label}.log"))
 
     def _start_functions(self) -> None:
         env = {**self._base_env(), "UPLOADS_BUCKET": self.config.uploads_bucket,
@@ -239,7 +260,8 @@ class LocalStack:
                 f"{target} function",
                 [sys.executable, "-m", "functions_framework", "--source", "main.py",
                  "--target", target, "--host", "127.0.0.1", "--port", str(port)],
-                env=env, cwd=ROOT / "functions", log_path=self.config.log_dir / f"function-{target}.log"))
+                env=env, cwd=self.unit_context("function"),
+                log_path=self.config.log_dir / f"function-{target}.log"))
         self.function_processes["api"].wait_http(f"{self.api_url}/healthz", 60)
 
     def allowed_origins(self) -> tuple[str, ...]:
@@ -287,7 +309,6 @@ def _write_private(path: Path, text: str) -> None:
 
 def development_key(keys_file: Path, key_file: Path, rate_per_minute: int) -> str:
     """The key in key_file if the key store still accepts it, else a new one written there."""
-    sys.path.insert(0, os.fspath(ROOT / "functions"))
     from prediction_api.auth import Authenticator, FileKeyStore, new_key
     from prediction_api.errors import Unauthorized
 
@@ -329,7 +350,8 @@ def export_missing_models(models: tuple[str, ...], repository: Path, report=prin
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", default=",".join(DEFAULT_MODELS),
                         help="comma-separated models to serve (default: %(default)s)")
     parser.add_argument("--api-port", type=int, default=8080)
@@ -346,8 +368,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--repository", type=Path, default=StackConfig.model_repository)
     parser.add_argument("--log-dir", type=Path, default=StackConfig.log_dir)
     parser.add_argument("--state-dir", type=Path, default=ROOT / ".local",
-                        help="where the API keys, the development key and the callback secret are kept "
-                             "(default: %(default)s)")
+                        help="where the API keys, the development key, the callback secret and the units' "
+                             "build contexts are kept (default: %(default)s)")
     parser.add_argument("--no-auth", action="store_true",
                         help="serve without API keys (they are required by default, as in the cloud)")
     return parser.parse_args(argv)
@@ -368,7 +390,8 @@ def main(argv: list[str] | None = None) -> int:
                                    auth_required=not args.no_auth,
                                    api_keys_file=args.state_dir / "api_keys.json",
                                    api_key_file=args.state_dir / "api_key",
-                                   callback_secret_file=args.state_dir / "callback_signing_secret"))
+                                   callback_secret_file=args.state_dir / "callback_signing_secret",
+                                   units_dir=args.state_dir / "units", export_missing=True))
     def request_stop(_signum, _frame) -> None:
         # kill, a closed terminal and Ctrl-C all stop the stack the same way.
         raise KeyboardInterrupt
@@ -377,8 +400,6 @@ def main(argv: list[str] | None = None) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, request_stop)
     try:
-        stack.check_prerequisites()
-        export_missing_models(models, args.repository, lambda line: print(line, flush=True))
         stack.start()
         print(f"API: {stack.api_url}   (logs: {stack.config.log_dir})", flush=True)
         if stack.api_key:

@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
 
 from locust import HttpUser, between, events, task
 
-ROOT = Path(__file__).resolve().parent.parent
+from scripts.sample_photos import all_samples
+
 MODEL = os.environ.get("LOAD_MODEL", "efficientnet-lite0")
-PHOTOS = [(p.name, p.read_bytes()) for p in sorted(
-    Path(os.environ.get("SAMPLE_IMAGES_DIR") or ROOT.parent / "shared" / "images").glob("*.JPEG"))]
+PHOTOS = [(p.name, p.read_bytes()) for p in all_samples()]
 ACCEPTED_LOG = os.environ.get("LOAD_ACCEPTED_LOG")
 API_KEY = os.environ.get("INFERENCE_API_KEY")
 
@@ -39,7 +38,8 @@ class ApiClient(HttpUser):
         name, data = PHOTOS[self.sent % len(PHOTOS)]
         self.sent += 1
         started = time.perf_counter()
-        with self.client.post(f"/v1/models/{MODEL}/predictions", files=[("image", (name, data, "image/jpeg"))],
+        with self.client.post(f"/v1/models/{MODEL}/predictions",
+                              files=[("image", (name, data, "image/jpeg"))],
                               name="POST /v1/models/{model}/predictions", catch_response=True) as response:
             if response.status_code in (429, 503):
                 # Shed or unavailable: the answer must say when to come back.
@@ -58,13 +58,15 @@ class ApiClient(HttpUser):
                 log.write(accepted["id"] + "\n")
         status = accepted["status"]
         while status not in ("succeeded", "failed"):
-            with self.client.get(accepted["status_url"], params={"wait": 25}, name="GET /v1/predictions/{id}?wait=25",
+            with self.client.get(accepted["status_url"], params={"wait": 25},
+                                 name="GET /v1/predictions/{id}?wait=25",
                                  catch_response=True) as response:
                 if response.status_code != 200:
                     response.failure(f"{response.status_code}: {response.text[:200]}")
                     return
                 status = response.json()["status"]
         # The flow a person waits for, upload to result, as one entry in the statistics.
-        events.request.fire(request_type="FLOW", name="submit and wait", response_time=(time.perf_counter() - started) * 1000,
-                            response_length=0, exception=None if status == "succeeded" else RuntimeError(status),
+        events.request.fire(request_type="FLOW", name="submit and wait",
+                            response_time=(time.perf_counter() - started) * 1000, response_length=0,
+                            exception=None if status == "succeeded" else RuntimeError(status),
                             context={})

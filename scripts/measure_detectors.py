@@ -18,19 +18,21 @@ import os
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [os.fspath(ROOT), os.fspath(ROOT / "cloudrun_model")]
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+from model_service.model import ImageModel
+from model_service.repository import ModelRepository
 
-from model_service.model import ImageModel  # noqa: E402
-from model_service.repository import ModelRepository  # noqa: E402
-from tests.images import CATS, DOGS, all_samples  # noqa: E402
+from scripts.sample_photos import CATS, DOGS, all_samples
+
+ROOT = Path(__file__).resolve().parent.parent
+# Before TensorFlow is imported (ImageModel.load() imports it).
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 TRUTH = {"cat": CATS, "dog": DOGS}
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("detectors", nargs="*", default=["cat", "dog"])
     parser.add_argument("--repository", default=os.fspath(ROOT / ".local" / "model_repository"))
     args = parser.parse_args(argv)
@@ -44,10 +46,11 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         expected = TRUTH[name]
         results = model.predict(images)
-        print(f"\n{name} v{info.version} (threshold {info.threshold}, {len(info.detector_class_ids)} classes)")
+        print(f"\n{name} v{info.version} (threshold {info.threshold}, "
+              f"{len(info.detector_class_ids)} classes)")
         print(f"{'photo':<38} {'top-1 class':<22} {'sum':>6}  {'sum rule':<8} {'top1 or sum':<12}")
         counts = {"sum": [0, 0], "top1 or sum": [0, 0]}  # [yes on positives, yes on negatives]
-        for photo, result in zip(photos, results):
+        for photo, result in zip(photos, results, strict=True):
             positive = photo.name.split("_")[0] in expected
             old = result["score"] >= info.threshold
             new = result["match"]

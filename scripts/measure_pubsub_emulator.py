@@ -27,11 +27,9 @@ from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-if os.fspath(ROOT) not in sys.path:
-    sys.path.insert(0, os.fspath(ROOT))
+from emulators.processes import ManagedProcess, ProcessGroup, free_port
 
-from emulators.processes import ManagedProcess, ProcessGroup, free_port  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 
 class PushServer:

@@ -150,7 +150,9 @@ def validate_model(name: str, model: dict) -> None:
         fail(f"accelerator must be one of {', '.join(ACCELERATORS)}, not {m['accelerator']!r}")
     if m["cpu"] not in CPUS:
         fail(f"cpu must be one of {', '.join(CPUS)} (a string), not {m['cpu']!r}")
-    if not (isinstance(m["memory"], str) and MEMORY_RE.match(m["memory"]) and 1 <= int(m["memory"][:-2]) <= 32):
+    if not (
+        isinstance(m["memory"], str) and MEMORY_RE.match(m["memory"]) and 1 <= int(m["memory"][:-2]) <= 32
+    ):
         fail(f"memory must be whole gibibytes between 1Gi and 32Gi, not {m['memory']!r}")
     if not (_is_whole(m["min_instances"], 0, 1000) and _is_whole(m["max_instances"], 1, 1000)):
         fail("min_instances and max_instances must be whole numbers, max_instances at least 1")
@@ -160,7 +162,10 @@ def validate_model(name: str, model: dict) -> None:
         if not _is_whole(m[attribute], minimum, maximum):
             fail(f"{attribute} must be a whole number between {minimum} and {maximum}, not {m[attribute]!r}")
     if m["concurrency"] < m["max_batch_size"]:
-        fail("concurrency (its gunicorn threads) must be at least max_batch_size, or a full batch can never form")
+        fail(
+            "concurrency (its gunicorn threads) must be at least max_batch_size, "
+            "or a full batch can never form"
+        )
 
     revisions = m.get("revisions")
     if not isinstance(revisions, dict) or not revisions:
@@ -203,7 +208,10 @@ def check_pinned(models: dict) -> None:
     for name, model in sorted(models.items()):
         for key, rev in sorted(model.get("revisions", {}).items()):
             if rev.get("image") == BUILD_IMAGE:
-                raise RolloutError(f"{name}: revision {key} still has image {BUILD_IMAGE} (run `rollout.py pin --image IMAGE`)")
+                raise RolloutError(
+                    f"{name}: revision {key} still has image {BUILD_IMAGE} "
+                    "(run `rollout.py pin --image IMAGE`)"
+                )
 
 
 # --- traffic operations (pure: they return a new models dict) ----------------
@@ -255,7 +263,9 @@ def canary(
         raise RolloutError(f"{name}: version must be a positive whole number, not {version!r}")
     _check_percent(percent)
     if not isinstance(image, str) or "/" not in image:
-        raise RolloutError(f"{name}: image must be a full image reference such as REGION-docker.pkg.dev/P/R/I@sha256:...")
+        raise RolloutError(
+            f"{name}: image must be a full image reference such as REGION-docker.pkg.dev/P/R/I@sha256:..."
+        )
     revisions = model.setdefault("revisions", {})
     traffic = model.setdefault("traffic", {})
     key = revision or next_revision_key(revisions, version)
@@ -274,10 +284,18 @@ def canary(
                 f"{name}: new revision {key} (version {version}) must be newer than "
                 f"{current} (version {revisions[current]['model_version']})"
             )
-        if revision is None and serving and revisions[serving[0]] == {"model_version": version, "image": image}:
-            raise RolloutError(f"{name}: {serving[0]} already serves version {version} with that image; nothing to canary")
+        if (
+            revision is None
+            and serving
+            and revisions[serving[0]] == {"model_version": version, "image": image}
+        ):
+            raise RolloutError(
+                f"{name}: {serving[0]} already serves version {version} with that image; nothing to canary"
+            )
     if not serving and percent != 100:
-        raise RolloutError(f"{name}: no serving revision to keep {100 - percent}% of the traffic; use percent 100")
+        raise RolloutError(
+            f"{name}: no serving revision to keep {100 - percent}% of the traffic; use percent 100"
+        )
 
     stable = serving[0] if serving else None
     # Revisions without traffic are dropped: they are older than the new one,
@@ -303,7 +321,9 @@ def set_split(models: dict, name: str, percent: int) -> dict:
     newest = newest_revision(model.get("revisions", {}))
     stable = _stable_revision(model, newest)
     if stable is None and percent != 100:
-        raise RolloutError(f"{name}: {newest} is the only revision; nothing can take the other {100 - percent}%")
+        raise RolloutError(
+            f"{name}: {newest} is the only revision; nothing can take the other {100 - percent}%"
+        )
     model["traffic"] = {newest: percent}
     if stable is not None and percent < 100:
         model["traffic"][stable] = 100 - percent
@@ -352,7 +372,9 @@ def pin_images(models: dict, image: str, gpu_image: str | None = None) -> tuple[
     """
     for candidate in (image, gpu_image or image):
         if not isinstance(candidate, str) or "/" not in candidate:
-            raise RolloutError("images must be full references such as REGION-docker.pkg.dev/P/R/I@sha256:...")
+            raise RolloutError(
+                "images must be full references such as REGION-docker.pkg.dev/P/R/I@sha256:..."
+            )
     models = copy.deepcopy(models)
     pinned = []
     for name, model in sorted(models.items()):
@@ -402,7 +424,9 @@ class StateBucket:
     def __init__(self, bucket: str, terraform_dir: Path):
         self.bucket = bucket.removeprefix("gs://").strip("/")
         self.record = Path(terraform_dir) / GENERATIONS_FILE
-        self.generations: dict[str, str] = json.loads(self.record.read_text()) if self.record.is_file() else {}
+        self.generations: dict[str, str] = (
+            json.loads(self.record.read_text()) if self.record.is_file() else {}
+        )
 
     def url(self, name: str) -> str:
         return f"gs://{self.bucket}/{CONFIG_PREFIX}/{name}"
@@ -424,7 +448,9 @@ class StateBucket:
         precondition = [f"--if-generation-match={self.generations[name]}"] if name in self.generations else []
         copied = _gcloud("storage", "cp", str(source), url, *precondition)
         if copied.returncode != 0:
-            raise RolloutError(f"cannot save {url}: {_last_line(copied)} (changed by someone else? fetch and retry)")
+            raise RolloutError(
+                f"cannot save {url}: {_last_line(copied)} (changed by someone else? fetch and retry)"
+            )
         described = _gcloud("storage", "objects", "describe", url, "--format=value(generation)")
         if described.returncode == 0:
             self.generations[name] = described.stdout.strip()
@@ -439,7 +465,9 @@ def model_versions(repository: str, model: str) -> list[int]:
         if "matched no objects" in (listed.stderr + listed.stdout):
             return []
         raise RolloutError(f"cannot list {repository}/{model}/: {_last_line(listed)}")
-    found = re.findall(rf"/{re.escape(model)}/(\d+)/{re.escape(MODEL_MARKER)}$", listed.stdout, flags=re.MULTILINE)
+    found = re.findall(
+        rf"/{re.escape(model)}/(\d+)/{re.escape(MODEL_MARKER)}$", listed.stdout, flags=re.MULTILINE
+    )
     return sorted({int(v) for v in found})
 
 
@@ -469,7 +497,9 @@ def check_models(models: dict, repository: str) -> None:
 def terraform_commands(terraform_dir: Path, state_bucket: str, model: str, apply: bool) -> list[list[str]]:
     """init, then a plan or an apply targeted at one model's Cloud Run service."""
     chdir = f"-chdir={terraform_dir}"
-    init = ["terraform", chdir, "init", "-input=false", "-reconfigure", f"-backend-config=bucket={state_bucket}"]
+    init = [
+        "terraform", chdir, "init", "-input=false", "-reconfigure", f"-backend-config=bucket={state_bucket}"
+    ]
     if (Path(terraform_dir) / ".terraform.lock.hcl").is_file():
         init.append("-lockfile=readonly")
     # Targeting the service keeps the functions (and their source archive) out
@@ -525,13 +555,19 @@ TRAFFIC_COMMANDS = ("canary", "set", "promote", "rollback")
 
 def build_parser() -> argparse.ArgumentParser:
     location = argparse.ArgumentParser(add_help=False)
-    location.add_argument("--terraform-dir", type=Path, default=DEFAULT_TERRAFORM_DIR, help="root module (default: %(default)s)")
+    location.add_argument(
+        "--terraform-dir", type=Path, default=DEFAULT_TERRAFORM_DIR, help="root module (default: %(default)s)"
+    )
     location.add_argument(
         "--state-bucket",
         default=os.environ.get("TF_STATE_BUCKET"),
         help="Terraform state bucket holding config/ (default: $TF_STATE_BUCKET, else PROJECT-tfstate)",
     )
-    location.add_argument("--project", default=os.environ.get("GOOGLE_CLOUD_PROJECT"), help="project ID (default: $GOOGLE_CLOUD_PROJECT, else gcloud's)")
+    location.add_argument(
+        "--project",
+        default=os.environ.get("GOOGLE_CLOUD_PROJECT"),
+        help="project ID (default: $GOOGLE_CLOUD_PROJECT, else gcloud's)",
+    )
     location.add_argument("--repository", help="model repository (default: gs://PROJECT-models/models)")
 
     traffic = argparse.ArgumentParser(add_help=False, parents=[location])
@@ -542,30 +578,50 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="rollout.py", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    p = commands.add_parser("canary", parents=[traffic], help="add a new revision with a share of the traffic")
+    p = commands.add_parser(
+        "canary", parents=[traffic], help="add a new revision with a share of the traffic"
+    )
     p.add_argument("model")
     p.add_argument("percent", type=_percent, help="traffic share of the new revision")
-    p.add_argument("--version", type=_positive_int, help="model version (default: the newest in the model repository)")
+    p.add_argument(
+        "--version", type=_positive_int, help="model version (default: the newest in the model repository)"
+    )
     p.add_argument("--image", help="model-service image (default: the current newest revision's)")
-    p.add_argument("--revision", help="revision key (default: v<version>, or v<version>-2... for a new image)")
-    p.add_argument("--tag", default=DEFAULT_CANARY_TAG, help="tag URL name of the new revision (default: %(default)s)")
+    p.add_argument(
+        "--revision", help="revision key (default: v<version>, or v<version>-2... for a new image)"
+    )
+    p.add_argument(
+        "--tag", default=DEFAULT_CANARY_TAG, help="tag URL name of the new revision (default: %(default)s)"
+    )
     p.add_argument("--no-tag", action="store_true", help="give the new revision no tag URL")
 
     p = commands.add_parser("set", parents=[traffic], help="set the newest revision's traffic share")
     p.add_argument("model")
     p.add_argument("percent", type=_percent)
 
-    p = commands.add_parser("promote", parents=[traffic], help="send 100%% to the newest revision, drop the others")
+    p = commands.add_parser(
+        "promote", parents=[traffic], help="send 100%% to the newest revision, drop the others"
+    )
     p.add_argument("model")
 
-    p = commands.add_parser("rollback", parents=[traffic], help="send 100%% back to the previous revision, drop the canary")
+    p = commands.add_parser(
+        "rollback", parents=[traffic], help="send 100%% back to the previous revision, drop the canary"
+    )
     p.add_argument("model")
 
-    commands.add_parser("fetch", parents=[location], help="download config/ from the state bucket into terraform/")
-    commands.add_parser("save", parents=[location], help="upload terraform/models.auto.tfvars.json to the state bucket")
-    commands.add_parser("check-models", parents=[location], help="fail unless every model version named is in the repository")
+    commands.add_parser(
+        "fetch", parents=[location], help="download config/ from the state bucket into terraform/"
+    )
+    commands.add_parser(
+        "save", parents=[location], help="upload terraform/models.auto.tfvars.json to the state bucket"
+    )
+    commands.add_parser(
+        "check-models", parents=[location], help="fail unless every model version named is in the repository"
+    )
 
-    p = commands.add_parser("pin", parents=[location], help=f"replace {BUILD_IMAGE} placeholders with an image")
+    p = commands.add_parser(
+        "pin", parents=[location], help=f"replace {BUILD_IMAGE} placeholders with an image"
+    )
     p.add_argument("--image", required=True, help="image for cpu models (and gpu models without --gpu-image)")
     p.add_argument("--gpu-image", help="image for gpu models, built with ACCELERATOR=gpu")
     return parser
@@ -611,9 +667,14 @@ def _edit(args, models: dict) -> dict:
         if version is None:
             available = model_versions(_repository(args), args.model)
             if not available:
-                raise RolloutError(f"{args.model}: no exported versions under {_repository(args)}; pass --version")
+                raise RolloutError(
+                    f"{args.model}: no exported versions under {_repository(args)}; pass --version"
+                )
             version = available[-1]
-        return canary(models, args.model, version, image, args.percent, args.revision, None if args.no_tag else args.tag)
+        return canary(
+            models, args.model, version, image, args.percent, args.revision,
+            None if args.no_tag else args.tag,
+        )
     if args.command == "set":
         return set_split(models, args.model, args.percent)
     if args.command == "promote":
@@ -662,7 +723,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.local:
         return 0
     try:
-        code = run_terraform(terraform_commands(args.terraform_dir, state.bucket, args.model, apply=not args.plan))
+        code = run_terraform(
+            terraform_commands(args.terraform_dir, state.bucket, args.model, apply=not args.plan)
+        )
         if not args.plan:
             # Saved even when the apply failed: Terraform's state may already
             # hold the new revision, and a rollback must start from it.
@@ -671,7 +734,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"rollout.py: error: {exc}", file=sys.stderr)
         return 2
     if code != 0:
-        print(f"rollout.py: error: terraform failed (exit {code}); `rollout.py rollback {args.model}` returns to the previous revision", file=sys.stderr)
+        print(
+            f"rollout.py: error: terraform failed (exit {code}); "
+            f"`rollout.py rollback {args.model}` returns to the previous revision",
+            file=sys.stderr,
+        )
     return code
 
 

@@ -377,7 +377,7 @@ variable "public_base_url" {
 }
 
 variable "function_source_archive" {
-  description = "Path of the zip archive of functions/ (built by cloudbuild.yaml's packaging step). Relative paths are taken from the terraform/ directory."
+  description = "Path of the zip archive of functions/ with the contract package (built by cloudbuild.yaml's packaging step, scripts/package_units.py). Relative paths are taken from the terraform/ directory."
   type        = string
   default     = "../build/functions.zip"
 

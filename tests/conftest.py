@@ -63,7 +63,7 @@ def stack(tmp_path_factory):
         api_port=ports[0], dead_letter_port=ports[1], web_port=ports[2],
         emulator_ports=EmulatorPorts(pubsub=ports[3], firestore=ports[4], storage=ports[5]),
         reconcile_port=ports[6],
-        model_ports=dict(zip(models, ports[7:])),
+        model_ports=dict(zip(models, ports[7:], strict=True)),
         # The reconciler on a short schedule, so that the tests of what it rescues run in seconds.
         reconcile_interval_seconds=2,
         # The fuzzing makes up callback hosts: the API accepts callbacks to this machine
@@ -77,6 +77,7 @@ def stack(tmp_path_factory):
         # API keys on, as in the cloud and in `make run`; the state files stay in the test's folder.
         api_keys_file=base / "api_keys.json", api_key_file=base / "api_key",
         callback_secret_file=base / "callback_signing_secret",
+        units_dir=base / "units",
     )
     local = LocalStack(config, report=stack_reports.append).start()
     from tests.integration import client

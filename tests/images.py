@@ -1,40 +1,15 @@
-"""The ImageNet sample photos in ../shared/images (or $SAMPLE_IMAGES_DIR), and images made from them."""
+"""The ImageNet sample photos (scripts/sample_photos.py), and images made from them."""
 
 from __future__ import annotations
 
 import io
-import os
-from pathlib import Path
 
 from PIL import Image
 
-# Cloud Build has no ../shared: its test step fetches the photos and names the folder.
-SHARED_IMAGES = Path(os.environ.get("SAMPLE_IMAGES_DIR")
-                     or Path(__file__).resolve().parents[1].parent / "shared" / "images")
+from scripts.sample_photos import CATS, CLASS_IDS, DOGS, all_samples, sample
+from scripts.sample_photos import PHOTOS_DIR as SHARED_IMAGES
 
-# ImageNet class index of each sample's wnid (see ../shared/README.md).
-CLASS_IDS = {
-    "n01443537": 1, "n02088364": 162, "n02099601": 207, "n02110958": 254, "n02123045": 281,
-    "n02123394": 283, "n02123597": 284, "n04285008": 817, "n07753592": 954, "n07873807": 963,
-}
-CATS = {"n02123045", "n02123394", "n02123597"}
-DOGS = {"n02088364", "n02099601", "n02110958"}
-
-
-def sample(name: str) -> Path:
-    """A sample photo by (part of) its class name, e.g. sample('tabby')."""
-    matches = sorted(SHARED_IMAGES.glob(f"*_{name}*.JPEG"))
-    if not matches:
-        raise FileNotFoundError(f"no sample photo for {name!r} in {SHARED_IMAGES}")
-    return matches[0]
-
-
-def all_samples() -> list[Path]:
-    photos = sorted(SHARED_IMAGES.glob("*.JPEG"))
-    if not photos:
-        raise FileNotFoundError(f"no sample photos in {SHARED_IMAGES}")
-    return photos
-
+__all__ = ["CATS", "CLASS_IDS", "DOGS", "SHARED_IMAGES", "all_samples", "sample"]
 
 def tabby_bytes() -> bytes:
     return sample("tabby").read_bytes()

@@ -5,15 +5,15 @@ from __future__ import annotations
 import email.utils
 import mimetypes
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable
 
 import requests
+from inference_contract.predictions import FINAL_STATUSES
 
 RETRYABLE = (429, 503)
-FINAL_STATUSES = ("succeeded", "failed")
 
 
 class ApiError(Exception):
@@ -36,8 +36,8 @@ def retry_after_seconds(value: str | None, default: float) -> float:
     except (TypeError, ValueError):
         return default
     if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 @dataclass

@@ -45,7 +45,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", default=os.environ.get("INFERENCE_API_URL") or DEFAULT_URL,
                         help="API base URL (env INFERENCE_API_URL; default %(default)s)")
-    parser.add_argument("--api-key", help="API key sent as X-API-Key (env INFERENCE_API_KEY, or .local/api_key)")
+    parser.add_argument("--api-key",
+                        help="API key sent as X-API-Key (env INFERENCE_API_KEY, or .local/api_key)")
     commands = parser.add_subparsers(dest="command", required=True)
     models = commands.add_parser("models", help="list the served models")
     models.add_argument("--json", action="store_true", help="print the API's JSON")
@@ -53,7 +54,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     predict.add_argument("--model", required=True, help="model to ask, e.g. cat or efficientnet-lite0")
     predict.add_argument("images", nargs="+", type=Path, help="image files (JPEG, PNG, WebP, GIF, BMP)")
     predict.add_argument("--json", action="store_true", help="one JSON document on stdout, no table")
-    predict.add_argument("--concurrency", type=int, default=4, help="images in flight at once (default %(default)s)")
+    predict.add_argument("--concurrency", type=int, default=4,
+                         help="images in flight at once (default %(default)s)")
     predict.add_argument("--timeout", type=float, default=600,
                          help="seconds to wait for all results (default %(default)s)")
     return parser.parse_args(argv)

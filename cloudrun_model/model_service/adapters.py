@@ -8,16 +8,17 @@ import queue
 import threading
 from concurrent.futures import Future
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 import requests
 from google.api_core import exceptions as gexc
-from requests_hardened import Config as HardenedConfig, HTTPSession
+from inference_contract.callback_targets import ForbiddenTarget, check_name
+from requests_hardened import Config as HardenedConfig
+from requests_hardened import HTTPSession
 from requests_hardened.ip_filter_adapter import IPFilterAdapter
 from standardwebhooks import Webhook
 
-from .callback_targets import ForbiddenTarget, check_name
 from .errors import ImageMissing, InvalidEnvelope, TransientError
 from .transitions import PredictionRunStore
 
@@ -100,7 +101,8 @@ class FirestoreRunStore(PredictionRunStore):
         first: dict[str, _Call] = {}
         repeats = []  # a second transition of a document in the group runs after the first
         for call in calls:
-            (repeats.append(call) if call.prediction_id in first else first.setdefault(call.prediction_id, call))
+            (repeats.append(call) if call.prediction_id in first
+             else first.setdefault(call.prediction_id, call))
         try:
             snapshots = {snapshot.id: snapshot for snapshot in
                          self._client.get_all([self._predictions.document(i) for i in first])}
@@ -156,7 +158,8 @@ class FirestoreRunStore(PredictionRunStore):
                     continue
         except (gexc.GoogleAPIError, OSError) as exc:
             raise _unavailable(exc) from exc
-        raise TransientError(f"prediction {prediction_id} kept changing; {self.MAX_CONFLICTS} writes conflicted")
+        raise TransientError(f"prediction {prediction_id} kept changing; "
+                             f"{self.MAX_CONFLICTS} writes conflicted")
 
     def register_version(self, description: dict) -> None:
         doc_id = f"{description['model']}-v{description['version']}"
@@ -225,7 +228,7 @@ class HttpCallbackNotifier:
 
     def notify(self, url: str, document: dict) -> CallbackResult:
         body = json.dumps(document, separators=(",", ":"))
-        headers = self.headers(document, body, datetime.now(timezone.utc))
+        headers = self.headers(document, body, datetime.now(UTC))
         context = {"prediction_id": document["id"], "host": urlsplit(url).hostname}
         try:
             response = self._session.post(url, data=body.encode(), headers=headers, timeout=self._timeout,

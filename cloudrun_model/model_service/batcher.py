@@ -18,9 +18,9 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Callable
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ class MicroBatcher:
             return
         seconds = time.monotonic() - started
         self._report(len(batch), seconds, started - batch[0][2], failed=False)
-        for (_, future, queued), result in zip(batch, results):
+        for (_, future, queued), result in zip(batch, results, strict=False):
             future.set_result(Inference(result, len(batch), seconds, started - queued))
 
     def _report(self, size: int, seconds: float, wait: float, failed: bool) -> None:

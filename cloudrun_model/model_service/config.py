@@ -5,29 +5,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from inference_contract.settings import ConfigError, flag, number, require
 
-class ConfigError(ValueError):
-    """An environment variable holds a value the service cannot run with."""
-
-
-def _number(env: dict[str, str], name: str, default: float, kind=int, minimum: float = 0):
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = kind(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
-    if value < minimum:
-        raise ConfigError(f"{name} must be >= {minimum}, got {value}")
-    return value
-
-
-def _flag(env: dict[str, str], name: str) -> bool:
-    raw = env.get(name, "").strip().lower()
-    if raw not in ("", "true", "false"):
-        raise ConfigError(f"{name} must be true or false, got {raw!r}")
-    return raw == "true"
+__all__ = ["ConfigError", "Settings"]
 
 
 def _secret(env: dict[str, str], name: str) -> str | None:
@@ -62,13 +42,11 @@ class Settings:
     callback_signing_secret: str | None = None
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
         env = dict(os.environ if env is None else env)
-        required = {name: env.get(name, "").strip()
+        require(env, "GOOGLE_CLOUD_PROJECT", "MODEL_NAME", "MODEL_REPOSITORY")
+        required = {name: env[name].strip()
                     for name in ("GOOGLE_CLOUD_PROJECT", "MODEL_NAME", "MODEL_REPOSITORY")}
-        missing = [name for name, value in required.items() if not value]
-        if missing:
-            raise ConfigError(f"missing required environment variables: {', '.join(missing)}")
         version = env.get("MODEL_VERSION", "").strip() or "latest"
         if version != "latest" and not (version.isdigit() and int(version) > 0):
             raise ConfigError(f"MODEL_VERSION must be a positive integer or 'latest', got {version!r}")
@@ -77,16 +55,16 @@ class Settings:
             model_name=required["MODEL_NAME"],
             model_repository=required["MODEL_REPOSITORY"].rstrip("/"),
             model_version=version,
-            run_lease_seconds=_number(env, "RUN_LEASE_SECONDS", cls.run_lease_seconds, float, 1),
-            model_ready_wait_seconds=_number(env, "MODEL_READY_WAIT_SECONDS",
+            run_lease_seconds=number(env, "RUN_LEASE_SECONDS", cls.run_lease_seconds, float, 1),
+            model_ready_wait_seconds=number(env, "MODEL_READY_WAIT_SECONDS",
                                              cls.model_ready_wait_seconds, float),
-            callback_timeout_seconds=_number(env, "CALLBACK_TIMEOUT_SECONDS",
+            callback_timeout_seconds=number(env, "CALLBACK_TIMEOUT_SECONDS",
                                              cls.callback_timeout_seconds, float, 0.1),
-            storage_timeout_seconds=_number(env, "STORAGE_TIMEOUT_SECONDS",
+            storage_timeout_seconds=number(env, "STORAGE_TIMEOUT_SECONDS",
                                             cls.storage_timeout_seconds, float, 0.1),
-            max_batch_size=_number(env, "MAX_BATCH_SIZE", cls.max_batch_size, minimum=1),
-            max_batch_delay_ms=_number(env, "MAX_BATCH_DELAY_MS", cls.max_batch_delay_ms, float),
-            callback_allow_loopback=_flag(env, "CALLBACK_ALLOW_LOOPBACK"),
+            max_batch_size=number(env, "MAX_BATCH_SIZE", cls.max_batch_size, minimum=1),
+            max_batch_delay_ms=number(env, "MAX_BATCH_DELAY_MS", cls.max_batch_delay_ms, float),
+            callback_allow_loopback=flag(env, "CALLBACK_ALLOW_LOOPBACK"),
             callback_signing_secret=_secret(env, "CALLBACK_SIGNING_SECRET"),
             # Cloud Run sets K_REVISION; it tells a canary's results from its baseline's.
             revision=env.get("K_REVISION") or None,

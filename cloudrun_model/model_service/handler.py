@@ -7,21 +7,23 @@ import logging
 import threading
 import time
 import uuid
-from datetime import datetime, timezone
-from typing import Callable, Protocol
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Protocol
+
+from inference_contract.messages import PredictionMessage, PushedMessage
+from inference_contract.predictions import FAILED, SUCCEEDED, callback_pending, public_view
 
 from .batcher import Inference
 from .errors import (
-    InvalidEnvelope, ModelNotReady, PredictionFailure, UnknownPrediction,
+    InvalidEnvelope,
+    ModelNotReady,
+    PredictionFailure,
+    UnknownPrediction,
 )
-from .push import PredictionRequest
-from .transitions import Claim, callback_pending
+from .transitions import Claim
 
 log = logging.getLogger(__name__)
-
-PUBLIC_FIELDS = ("id", "model", "model_version", "status", "result", "error",
-                 "created_at", "started_at", "completed_at", "timings")
-
 
 class Model(Protocol):
     ready: bool
@@ -53,7 +55,7 @@ class CallbackNotifier(Protocol):
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _ms(later: datetime | None, earlier: datetime | None) -> float | None:
@@ -76,11 +78,6 @@ def timings(document: dict, inference: Inference | None, completed_at: datetime)
 
 class _Observer(Protocol):
     def observe_prediction(self, model: str, status: str, timings: dict) -> None: ...
-
-
-def public_document(document: dict) -> dict:
-    return {field: (document.get(field).isoformat() if isinstance(document.get(field), datetime)
-                    else document.get(field)) for field in PUBLIC_FIELDS}
 
 
 class LeaseKeeper:
@@ -157,8 +154,9 @@ class PredictionHandler:
         except Exception:  # the lease then expires on its own
             log.exception("could not release a prediction after a transient fault", extra=context)
 
-    def handle(self, request: PredictionRequest) -> str:
+    def handle(self, pushed: PushedMessage) -> str:
         """Run one prediction to a final status. Returns the outcome for logs."""
+        request = pushed.prediction
         if request.model != self._model_name:
             raise InvalidEnvelope(
                 f"message is for model {request.model!r}; this service serves {self._model_name!r}")
@@ -167,14 +165,15 @@ class PredictionHandler:
         if not self._model.wait_ready(self._model_ready_wait):
             raise ModelNotReady("the model is still loading")
         context = {"prediction_id": request.prediction_id, "model": self._model_name,
-                   "message_id": request.message_id}
+                   "message_id": pushed.message_id}
         version = self._model.info.version
         lease_token = uuid.uuid4().hex
         try:
             claimed = self._store.claim(request.prediction_id, version, self._lease_seconds,
                                         self._clock(), lease_token)
         except UnknownPrediction as exc:
-            log.warning("message for an unknown prediction acknowledged", extra={**context, "reason": exc.message})
+            log.warning("message for an unknown prediction acknowledged",
+                        extra={**context, "reason": exc.message})
             return "unknown"
         if not claimed.run:
             return self._redelivered_final(request, context)
@@ -195,9 +194,9 @@ class PredictionHandler:
                 self._release(request.prediction_id, lease_token, context)
                 raise
         if isinstance(outcome, PredictionFailure):
-            update = {"status": "failed", "error": {"code": outcome.code, "message": outcome.message}}
+            update = {"status": FAILED, "error": {"code": outcome.code, "message": outcome.message}}
         else:
-            update = {"status": "succeeded", "result": outcome, "error": None}
+            update = {"status": SUCCEEDED, "result": outcome, "error": None}
         now = self._clock()
         update["timings"] = timings(claimed.document, inference, now)
         wrote, final = self._store.finish(request.prediction_id, {**update, "model_version": version},
@@ -212,7 +211,7 @@ class PredictionHandler:
             self._call_back(final, context)
         return final["status"]
 
-    def _redelivered_final(self, request: PredictionRequest, context: dict) -> str:
+    def _redelivered_final(self, request: PredictionMessage, context: dict) -> str:
         """A final prediction delivered again: send its callback if that is still owed."""
         document = self._store.claim_callback(request.prediction_id, self._lease_seconds, self._clock())
         if document is None:
@@ -222,7 +221,7 @@ class PredictionHandler:
         return "callback"
 
     def _call_back(self, document: dict, context: dict) -> None:
-        result = self._notifier.notify(document["callback_url"], public_document(document))
+        result = self._notifier.notify(document["callback_url"], public_view(document))
         try:
             self._store.record_callback(document["id"], self._clock(), result.delivered, result.error)
         except Exception:  # the document still says pending: the reconciler retries

@@ -40,7 +40,7 @@ class ModelInfo:
     precision: str = "float32"  # what this process runs, after the check in ImageModel.load
 
     @classmethod
-    def read(cls, folder: Path, name: str, version: int) -> "ModelInfo":
+    def read(cls, folder: Path, name: str, version: int) -> ModelInfo:
         try:
             meta = json.loads((folder / "model.json").read_text())
             labels = tuple((folder / "labels.txt").read_text().splitlines())
@@ -113,7 +113,8 @@ class ImageModel:
         if recorded != "bfloat16":
             return "float32"
         cpu_flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-        if tf.config.list_physical_devices("GPU") or not ("amx_bf16" in cpu_flags or "avx512_bf16" in cpu_flags):
+        if (tf.config.list_physical_devices("GPU")
+                or not ("amx_bf16" in cpu_flags or "avx512_bf16" in cpu_flags)):
             log.warning("model.json asks for bfloat16, which this machine would not run faster; "
                         "serving float32 (the measurement was made on the exporting CPU)")
             return "float32"

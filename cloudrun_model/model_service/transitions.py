@@ -22,9 +22,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from inference_contract.predictions import (
+    CALLBACK_DELIVERED,
+    CALLBACK_PENDING,
+    FINAL_STATUSES,
+    QUEUED,
+    RUNNING,
+    callback_pending,
+)
+
 from .errors import PredictionInProgress, UnknownPrediction
 
-FINAL_STATUSES = frozenset({"succeeded", "failed"})
 # A callback that failed is tried again after this, doubling up to the cap.
 CALLBACK_FIRST_RETRY = timedelta(seconds=10)
 CALLBACK_MAX_RETRY = timedelta(minutes=10)
@@ -53,9 +61,9 @@ def claim(document: dict | None, now: datetime, *, prediction_id: str, model_ver
     if document["status"] in FINAL_STATUSES:
         return None, Claim(False, document)
     expiry = lease_expiry(document, lease)
-    if document["status"] == "running" and expiry and now < expiry:
+    if document["status"] == RUNNING and expiry and now < expiry:
         raise PredictionInProgress(f"prediction {prediction_id} is being processed")
-    update = {"status": "running", "started_at": now, "model_version": model_version,
+    update = {"status": RUNNING, "started_at": now, "model_version": model_version,
               "attempts": int(document.get("attempts") or 0) + 1, "lease_token": lease_token,
               "lease_expires_at": now + lease, "reconcile_at": now + lease}
     return update, Claim(True, {**document, **update})
@@ -63,15 +71,15 @@ def claim(document: dict | None, now: datetime, *, prediction_id: str, model_ver
 
 def renew(document: dict | None, now: datetime, *, lease: timedelta, lease_token: str) -> dict | None:
     """Extend the lease of a prediction this delivery is still running."""
-    if document and document["status"] == "running" and document.get("lease_token") == lease_token:
+    if document and document["status"] == RUNNING and document.get("lease_token") == lease_token:
         return {"lease_expires_at": now + lease, "reconcile_at": now + lease}
     return None
 
 
 def release(document: dict | None, now: datetime, *, lease: timedelta, lease_token: str) -> dict | None:
     """Give a running prediction back after a transient fault, so a redelivery runs it at once."""
-    if document and document["status"] == "running" and document.get("lease_token") == lease_token:
-        return {"status": "queued", "started_at": None, "lease_token": None,
+    if document and document["status"] == RUNNING and document.get("lease_token") == lease_token:
+        return {"status": QUEUED, "started_at": None, "lease_token": None,
                 "lease_expires_at": None, "reconcile_at": now + lease}
     return None
 
@@ -90,15 +98,11 @@ def finish(document: dict | None, now: datetime, *, prediction_id: str, outcome:
         return None, document
     update = {**outcome, "completed_at": now, "lease_token": None, "lease_expires_at": None}
     if document.get("callback_url"):
-        update.update(callback={"state": "pending", "attempts": 0, "sending_until": now + lease},
+        update.update(callback={"state": CALLBACK_PENDING, "attempts": 0, "sending_until": now + lease},
                       reconcile_at=now + lease)
     else:
         update["reconcile_at"] = None
     return update, {**document, **update}
-
-
-def callback_pending(document: dict) -> bool:
-    return bool(document.get("callback_url")) and (document.get("callback") or {}).get("state") == "pending"
 
 
 def claim_callback(document: dict | None, now: datetime, *, lease: timedelta) -> dict | None:
@@ -124,10 +128,10 @@ def record_callback(document: dict | None, now: datetime, *, delivered: bool,
         return None
     attempts = int(document["callback"].get("attempts") or 0) + 1
     if delivered:
-        return {"callback": {"state": "delivered", "attempts": attempts, "delivered_at": now},
+        return {"callback": {"state": CALLBACK_DELIVERED, "attempts": attempts, "delivered_at": now},
                 "reconcile_at": None}
     delay = min(CALLBACK_FIRST_RETRY * 2 ** (attempts - 1), CALLBACK_MAX_RETRY)
-    return {"callback": {"state": "pending", "attempts": attempts, "last_error": error,
+    return {"callback": {"state": CALLBACK_PENDING, "attempts": attempts, "last_error": error,
                          "last_attempt_at": now, "next_attempt_at": now + delay},
             "reconcile_at": now + delay}
 

@@ -7,14 +7,14 @@ import os
 import threading
 
 from flask import Flask
+from inference_contract.logs import configure_logging
 
 from .adapters import FirestoreRunStore, GcsImageReader, HttpCallbackNotifier
 from .app import create_app
 from .batcher import MicroBatcher
 from .config import Settings
-from .handler import PredictionHandler, utcnow
 from .errors import ModelLoadError
-from .logs import configure_logging
+from .handler import PredictionHandler, utcnow
 from .metrics import ServiceMetrics
 from .model import ImageModel
 from .repository import ModelRepository
@@ -34,7 +34,8 @@ def build_app() -> Flask:
     metrics = ServiceMetrics()
     batcher = MicroBatcher(model.predict, settings.max_batch_size, settings.max_batch_delay_ms / 1000,
                            settings.model_name,
-                           on_batch=lambda size, seconds: metrics.observe_batch(settings.model_name, size, seconds))
+                           on_batch=lambda size, seconds: metrics.observe_batch(settings.model_name,
+                                                                                size, seconds))
     handler = PredictionHandler(
         settings.model_name, model, batcher.predict_timed, store,
         GcsImageReader(storage_client, settings.storage_timeout_seconds),

@@ -6,15 +6,15 @@ rest of the API never sees a google.api_core exception.
 
 from __future__ import annotations
 
-import json
 import threading
 
 from google.api_core import exceptions as gexc
 from google.cloud.firestore_v1.base_query import FieldFilter
+from inference_contract.messages import PredictionMessage
+from inference_contract.naming import topic_name
+from inference_contract.predictions import FINAL_STATUSES, QUEUED
 
 from .errors import BackendUnavailable
-from .recovery import FINAL_STATUSES
-
 
 
 def _unavailable(service: str, exc: Exception) -> BackendUnavailable:
@@ -126,7 +126,7 @@ class FirestorePredictionStore:
     def oldest_queued(self) -> dict | None:
         """The queued prediction accepted first (composite index status, created_at)."""
         try:
-            query = (self._predictions.where(filter=FieldFilter("status", "==", "queued"))
+            query = (self._predictions.where(filter=FieldFilter("status", "==", QUEUED))
                      .order_by("created_at").limit(1))
             return next((snapshot.to_dict() for snapshot in query.stream()), None)
         except (gexc.GoogleAPIError, OSError) as exc:
@@ -204,16 +204,14 @@ class FirestoreIdempotencyStore:
 class PubSubPublisher:
     """Publishes prediction requests to the topic of their model."""
 
-    def __init__(self, client, project: str, topic_prefix: str = "predictions-",
-                 timeout: float = 30.0) -> None:
+    def __init__(self, client, project: str, timeout: float = 30.0) -> None:
         self._client = client
         self._project = project
-        self._prefix = topic_prefix
         self._timeout = timeout
 
-    def publish(self, model: str, payload: dict, attributes: dict[str, str]) -> str:
-        topic = self._client.topic_path(self._project, f"{self._prefix}{model}")
-        data = json.dumps(payload).encode()
+    def publish(self, message: PredictionMessage) -> str:
+        topic = self._client.topic_path(self._project, topic_name(message.model))
+        data, attributes = message.encode()
         try:
             return self._client.publish(topic, data, **attributes).result(timeout=self._timeout)
         except Exception as exc:  # publish futures raise api_core and concurrent errors alike

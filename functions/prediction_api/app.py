@@ -1,4 +1,4 @@
-"""Flask apps for the API, the dead-letter handler and the reconciler: HTTP in, PredictionService calls out."""
+"""Flask apps for the API, the dead-letter handler and reconciler: HTTP in, PredictionService calls out."""
 
 from __future__ import annotations
 
@@ -12,8 +12,13 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from .auth import Authenticator, RateLimiter
 from .config import ConfigError
 from .errors import (
-    ApiError, InvalidRequest, MethodNotAllowed, NotFound, PayloadTooLarge,
-    TooManyImages, UnsupportedMediaType,
+    ApiError,
+    InvalidRequest,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    TooManyImages,
+    UnsupportedMediaType,
 )
 from .images import SUPPORTED_CONTENT_TYPES, Upload, validate_image
 from .metrics import ApiMetrics

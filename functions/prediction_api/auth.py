@@ -21,10 +21,11 @@ import secrets
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Protocol
 
 from .errors import TooManyRequests, Unauthorized
 
@@ -58,7 +59,7 @@ def new_key(name: str, rate_per_minute: int = DEFAULT_RATE_PER_MINUTE,
     plaintext = f"ik_{key_id}_{secrets.token_urlsafe(32)}"
     record = {"id": key_id, "name": name, "hash": hash_key(plaintext),
               "rate_per_minute": int(rate_per_minute),
-              "created_at": (now or datetime.now(timezone.utc)).isoformat(), "revoked_at": None}
+              "created_at": (now or datetime.now(UTC)).isoformat(), "revoked_at": None}
     return plaintext, record
 
 
@@ -66,7 +67,7 @@ def revoke(store: KeyStore, key_id: str, now: datetime | None = None) -> dict:
     record = store.get(key_id)
     if record is None:
         raise KeyError(key_id)
-    record = {**record, "revoked_at": (now or datetime.now(timezone.utc)).isoformat()}
+    record = {**record, "revoked_at": (now or datetime.now(UTC)).isoformat()}
     store.put(record)
     return record
 

@@ -6,37 +6,11 @@ import os
 from dataclasses import dataclass
 from datetime import timedelta
 
+from inference_contract.settings import ConfigError, comma_separated, flag, number, require
+
 from .recovery import RecoveryPolicy
 
-
-class ConfigError(ValueError):
-    """An environment variable holds a value the API cannot run with."""
-
-
-def _int(env: dict[str, str], name: str, default: int, minimum: int = 1) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
-    if value < minimum:
-        raise ConfigError(f"{name} must be >= {minimum}, got {value}")
-    return value
-
-
-def _bool(env: dict[str, str], name: str, default: bool) -> bool:
-    raw = env.get(name, "").strip().lower()
-    if not raw:
-        return default
-    if raw not in ("true", "false"):
-        raise ConfigError(f"{name} must be true or false, got {raw!r}")
-    return raw == "true"
-
-
-def _csv(raw: str) -> tuple[str, ...]:
-    return tuple(item.strip() for item in raw.split(",") if item.strip())
+__all__ = ["ConfigError", "Settings"]
 
 
 @dataclass(frozen=True)
@@ -65,52 +39,48 @@ class Settings:
     max_wait_seconds: int = 30
     # The reconciler (see recovery.py).
     redeliver_after_seconds: int = 60
-    max_prediction_age_seconds: int = 3600
+    max_prediction_age_seconds: int = 60 * 60
     max_delivery_attempts: int = 5
-    callback_retry_seconds: int = 3600
+    callback_retry_seconds: int = 60 * 60
     reconcile_batch_size: int = 500
     # GET /metrics (Prometheus text) on each function; off in the cloud, where the
     # figures come from Cloud Monitoring, on in the local stack.
     expose_metrics: bool = False
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
         env = dict(os.environ if env is None else env)
-        project = env.get("GOOGLE_CLOUD_PROJECT", "").strip()
-        bucket = env.get("UPLOADS_BUCKET", "").strip()
-        models = _csv(env.get("MODELS", ""))
-        missing = [
-            name
-            for name, value in (
-                ("GOOGLE_CLOUD_PROJECT", project),
-                ("UPLOADS_BUCKET", bucket),
-                ("MODELS", models),
-            )
-            if not value
-        ]
-        if missing:
-            raise ConfigError(f"missing required environment variables: {', '.join(missing)}")
+        require(env, "GOOGLE_CLOUD_PROJECT", "UPLOADS_BUCKET", "MODELS")
+        project = env["GOOGLE_CLOUD_PROJECT"].strip()
+        bucket = env["UPLOADS_BUCKET"].strip()
+        models = comma_separated(env["MODELS"])
+        if not models:
+            raise ConfigError("MODELS must name at least one model")
         return cls(
             project=project,
             uploads_bucket=bucket,
             models=models,
-            max_image_bytes=_int(env, "MAX_IMAGE_BYTES", cls.max_image_bytes),
-            max_images_per_request=_int(env, "MAX_IMAGES_PER_REQUEST", cls.max_images_per_request),
-            allowed_origins=_csv(env.get("ALLOWED_ORIGINS", "")),
-            prediction_ttl_days=_int(env, "PREDICTION_TTL_DAYS", cls.prediction_ttl_days),
-            callback_allow_http=_bool(env, "CALLBACK_ALLOW_HTTP", False),
-            callback_allow_loopback=_bool(env, "CALLBACK_ALLOW_LOOPBACK", False),
-            callback_allowed_hosts=tuple(h.lower() for h in _csv(env.get("CALLBACK_ALLOWED_HOSTS", ""))),
-            auth_required=_bool(env, "AUTH_REQUIRED", True),
+            max_image_bytes=number(env, "MAX_IMAGE_BYTES", cls.max_image_bytes, minimum=1),
+            max_images_per_request=number(env, "MAX_IMAGES_PER_REQUEST", cls.max_images_per_request,
+                                          minimum=1),
+            allowed_origins=comma_separated(env.get("ALLOWED_ORIGINS", "")),
+            prediction_ttl_days=number(env, "PREDICTION_TTL_DAYS", cls.prediction_ttl_days, minimum=1),
+            callback_allow_http=flag(env, "CALLBACK_ALLOW_HTTP", False),
+            callback_allow_loopback=flag(env, "CALLBACK_ALLOW_LOOPBACK", False),
+            callback_allowed_hosts=tuple(h.lower() for h in
+                                         comma_separated(env.get("CALLBACK_ALLOWED_HOSTS", ""))),
+            auth_required=flag(env, "AUTH_REQUIRED", True),
             api_keys_file=env.get("API_KEYS_FILE", "").strip() or None,
-            api_key_cache_seconds=_int(env, "API_KEY_CACHE_SECONDS", cls.api_key_cache_seconds, minimum=0),
+            api_key_cache_seconds=number(env, "API_KEY_CACHE_SECONDS", cls.api_key_cache_seconds, minimum=0),
             public_base_url=env.get("PUBLIC_BASE_URL", "").strip().rstrip("/") or None,
-            redeliver_after_seconds=_int(env, "REDELIVER_AFTER_SECONDS", cls.redeliver_after_seconds),
-            max_prediction_age_seconds=_int(env, "MAX_PREDICTION_AGE_SECONDS",
-                                            cls.max_prediction_age_seconds),
-            max_delivery_attempts=_int(env, "MAX_DELIVERY_ATTEMPTS", cls.max_delivery_attempts),
-            callback_retry_seconds=_int(env, "CALLBACK_RETRY_SECONDS", cls.callback_retry_seconds),
-            reconcile_batch_size=_int(env, "RECONCILE_BATCH_SIZE", cls.reconcile_batch_size),
+            redeliver_after_seconds=number(env, "REDELIVER_AFTER_SECONDS", cls.redeliver_after_seconds,
+                                           minimum=1),
+            max_prediction_age_seconds=number(env, "MAX_PREDICTION_AGE_SECONDS",
+                                            cls.max_prediction_age_seconds, minimum=1),
+            max_delivery_attempts=number(env, "MAX_DELIVERY_ATTEMPTS", cls.max_delivery_attempts, minimum=1),
+            callback_retry_seconds=number(env, "CALLBACK_RETRY_SECONDS", cls.callback_retry_seconds,
+                                          minimum=1),
+            reconcile_batch_size=number(env, "RECONCILE_BATCH_SIZE", cls.reconcile_batch_size, minimum=1),
             expose_metrics=env.get("EXPOSE_METRICS", "").strip().lower() == "true",
         )
 

@@ -8,6 +8,8 @@ with Schemathesis.
 
 from __future__ import annotations
 
+from inference_contract.predictions import QUEUED, STATUSES
+
 from .config import Settings
 from .images import SUPPORTED_CONTENT_TYPES
 
@@ -138,7 +140,8 @@ def openapi_document(settings: Settings, server_url: str) -> dict:
                                 "content": {"application/json": {"schema": {
                                     "type": "object", "required": ["models"],
                                     "properties": {"models": {
-                                        "type": "array", "items": {"$ref": "#/components/schemas/Model"}}}}}}},
+                                        "type": "array",
+                                        "items": {"$ref": "#/components/schemas/Model"}}}}}}},
                         **_errors(401, 429, 503),
                     },
                 },
@@ -180,7 +183,7 @@ def openapi_document(settings: Settings, server_url: str) -> dict:
                     "type": "object", "required": ["id", "status", "model", "status_url"],
                     "properties": {
                         "id": {"type": "string"},
-                        "status": {"const": "queued"},
+                        "status": {"const": QUEUED},
                         "model": {"type": "string"},
                         "status_url": {"type": "string", "format": "uri"},
                     },
@@ -193,7 +196,7 @@ def openapi_document(settings: Settings, server_url: str) -> dict:
                         "id": {"type": "string"},
                         "model": {"type": "string"},
                         "model_version": {"type": ["integer", "null"]},
-                        "status": {"enum": ["queued", "running", "succeeded", "failed"]},
+                        "status": {"enum": list(STATUSES)},
                         "result": {"oneOf": [{"$ref": "#/components/schemas/Classification"},
                                              {"$ref": "#/components/schemas/Detection"},
                                              {"type": "null"}]},

@@ -14,7 +14,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-FINAL_STATUSES = frozenset({"succeeded", "failed"})
+from inference_contract.predictions import (
+    CALLBACK_FAILED,
+    CALLBACK_PENDING,
+    FAILED,
+    FINAL_STATUSES,
+    QUEUED,
+    RUNNING,
+    callback_pending,
+)
 
 REPUBLISH = "republished"
 CALLBACK = "republished_for_callback"
@@ -42,11 +50,11 @@ def fail(document: dict, now: datetime, code: str, message: str) -> dict | None:
     """Mark an unfinished prediction failed; its callback, if any, becomes owed at once."""
     if document["status"] in FINAL_STATUSES:
         return None
-    update = {"status": "failed", "error": {"code": code, "message": message}, "completed_at": now,
+    update = {"status": FAILED, "error": {"code": code, "message": message}, "completed_at": now,
               "lease_token": None, "lease_expires_at": None}
     if document.get("callback_url"):
         # Due now: the reconciler's next pass publishes it, and the model service calls back.
-        update.update(callback={"state": "pending", "attempts": 0}, reconcile_at=now)
+        update.update(callback={"state": CALLBACK_PENDING, "attempts": 0}, reconcile_at=now)
     else:
         update["reconcile_at"] = None
     return update
@@ -54,7 +62,7 @@ def fail(document: dict, now: datetime, code: str, message: str) -> dict | None:
 
 def _lease_is_fresh(document: dict, now: datetime) -> bool:
     expiry = document.get("lease_expires_at")
-    return document["status"] == "running" and expiry is not None and now < expiry
+    return document["status"] == RUNNING and expiry is not None and now < expiry
 
 
 def reconcile(document: dict | None, now: datetime, policy: RecoveryPolicy) -> tuple[dict | None, str]:
@@ -65,16 +73,18 @@ def reconcile(document: dict | None, now: datetime, policy: RecoveryPolicy) -> t
     if due is None or now < due:
         return None, NOT_DUE  # changed since the query found it
     if document["status"] in FINAL_STATUSES:
-        callback = document.get("callback") or {}
-        if not document.get("callback_url") or callback.get("state") != "pending":
+        if not callback_pending(document):
             return {"reconcile_at": None}, NOTHING_LEFT
+        callback = document["callback"]
         if now - (document.get("completed_at") or now) > policy.callback_retry:
-            return {"callback": {**callback, "state": "failed"}, "reconcile_at": None}, CALLBACK_ABANDONED
+            return ({"callback": {**callback, "state": CALLBACK_FAILED}, "reconcile_at": None},
+                    CALLBACK_ABANDONED)
         return {"reconcile_at": now + policy.redeliver_after}, CALLBACK
     created = document.get("created_at") or now
     if now - created >= policy.max_age:
         return fail(document, now, "timed_out",
-                    f"the prediction was not finished within {policy.max_age.total_seconds():.0f} s"), TIMED_OUT
+                    "the prediction was not finished within "
+                    f"{policy.max_age.total_seconds():.0f} s"), TIMED_OUT
     if _lease_is_fresh(document, now):
         return {"reconcile_at": document["lease_expires_at"]}, NOT_DUE
     attempts = int(document.get("attempts") or 0)
@@ -109,6 +119,6 @@ def dead_letter(document: dict | None, now: datetime, policy: RecoveryPolicy,
         return fail(document, now, "delivery_failed",
                     f"the {document.get('model')} model service could not process this image{tries}"), \
             DELIVERY_FAILED
-    if document["status"] == "queued":
+    if document["status"] == QUEUED:
         return {"reconcile_at": now}, REPUBLISH  # the transport dropped it: due at once
     return None, NOT_DUE  # running: its lease decides when it is overdue

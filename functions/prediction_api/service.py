@@ -6,23 +6,21 @@ import hashlib
 import logging
 import re
 import uuid
-from datetime import datetime, timedelta, timezone
-from typing import Callable, Protocol
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
 from urllib.parse import urlsplit
 
-from .callback_targets import ForbiddenTarget, Resolver, check_host, system_resolver
+from inference_contract.callback_targets import ForbiddenTarget, Resolver, check_host, system_resolver
+from inference_contract.messages import PredictionMessage
+from inference_contract.predictions import FINAL_STATUSES, QUEUED, public_view
+
+from . import recovery
 from .config import Settings
 from .errors import BackendUnavailable, Conflict, InvalidRequest, NotFound
-from . import recovery
 from .images import Upload
 
 log = logging.getLogger(__name__)
-
-PUBLIC_FIELDS = (
-    "id", "model", "model_version", "status", "result", "error",
-    "created_at", "started_at", "completed_at", "timings",
-)
-
 
 class UploadStore(Protocol):
     # No delete: the API's account may only create objects (roles/storage.objectCreator);
@@ -38,7 +36,8 @@ class PredictionStore(Protocol):
                          changed_from: str | None = None) -> dict | None:
         """Block until the document is final (or, given changed_from, until its status
         differs from it) or timeout seconds pass; the latest document."""
-    def transact(self, prediction_id: str, decide: Callable[[dict | None], tuple[dict | None, str]]) -> str: ...
+    def transact(self, prediction_id: str,
+                 decide: Callable[[dict | None], tuple[dict | None, str]]) -> str: ...
     def overdue(self, now: datetime, limit: int) -> list[dict]: ...
     def oldest_queued(self) -> dict | None: ...
     def model_versions(self) -> list[dict]: ...
@@ -52,7 +51,7 @@ class IdempotencyStore(Protocol):
 
 
 class Publisher(Protocol):
-    def publish(self, model: str, payload: dict, attributes: dict[str, str]) -> str: ...
+    def publish(self, message: PredictionMessage) -> str: ...
 
 
 # Ids Firestore accepts and this API issues: no "/", not "." or "..", not __reserved__.
@@ -75,22 +74,7 @@ def request_fingerprint(model: str, images: list[Upload], callback_url: str | No
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def prediction_message(document: dict) -> tuple[dict, dict[str, str]]:
-    """The Pub/Sub message (payload, attributes) that asks a model service to run a prediction."""
-    payload = {key: document.get(key) for key in ("id", "model", "image_uri", "content_type", "callback_url")}
-    return payload, {"prediction_id": document["id"], "model": document["model"]}
-
-
-def public_view(document: dict) -> dict:
-    """The fields a client sees, with timestamps as ISO 8601 strings."""
-    view = {}
-    for field in PUBLIC_FIELDS:
-        value = document.get(field)
-        view[field] = value.isoformat() if isinstance(value, datetime) else value
-    return view
+    return datetime.now(UTC)
 
 
 class PredictionService:
@@ -100,13 +84,8 @@ class PredictionService:
                  idempotency: IdempotencyStore | None = None,
                  resolve: Resolver = system_resolver) -> None:
         self.settings = settings
-        self._uploads = uploads
-        self._store = store
-        self._publisher = publisher
-        self._clock = clock
-        self._new_id = new_id
-        self._idempotency = idempotency
-        self._resolve = resolve
+        self._uploads, self._store, self._publisher = uploads, store, publisher
+        self._idempotency, self._clock, self._new_id, self._resolve = idempotency, clock, new_id, resolve
 
     def check_model(self, model: str) -> None:
         if model not in self.settings.models:
@@ -133,7 +112,8 @@ class PredictionService:
             raise InvalidRequest("callback_url has an invalid port") from None
         allowed = self.settings.callback_allowed_hosts
         if allowed and (parts.hostname or "").lower() not in allowed:
-            raise InvalidRequest(f"callback_url is refused: this deployment calls back only to {', '.join(allowed)}")
+            raise InvalidRequest("callback_url is refused: this deployment calls back only to "
+                                 f"{', '.join(allowed)}")
         try:
             check_host(parts.hostname or "", port, self.settings.callback_allow_loopback, self._resolve)
         except ForbiddenTarget as exc:
@@ -213,7 +193,7 @@ class PredictionService:
             "id": prediction_id,
             "model": model,
             "model_version": None,
-            "status": "queued",
+            "status": QUEUED,
             "result": None,
             "error": None,
             "created_at": now,
@@ -238,7 +218,7 @@ class PredictionService:
         # bucket's lifecycle rule to delete (the API's account cannot delete objects).
         self._store.create(document)
         try:
-            self._publisher.publish(model, *prediction_message(document))
+            self._publisher.publish(PredictionMessage.for_document(document))
         except BackendUnavailable:
             self._undo(object_name, prediction_id)
             raise
@@ -247,7 +227,8 @@ class PredictionService:
         return document
 
     def _undo(self, object_name: str, prediction_id: str) -> None:
-        """Forget a prediction that was recorded but never published; its image stays until the lifecycle rule."""
+        """Forget a prediction that was recorded but never published; its image stays until
+        the lifecycle rule."""
         try:
             self._store.delete(prediction_id)
         except Exception:  # the original failure matters more; leave a trace of this one
@@ -268,14 +249,15 @@ class PredictionService:
             raise missing
         if api_key_id is not None and document.get("api_key_id") != api_key_id:
             raise missing
-        if wait_seconds > 0 and document.get("status") not in recovery.FINAL_STATUSES:
+        if wait_seconds > 0 and document.get("status") not in FINAL_STATUSES:
             changed_from = document.get("status") if until == "change" else None
             document = self._store.wait_until_final(prediction_id, wait_seconds,
                                                     changed_from=changed_from) or document
         return public_view(document)
 
     def fail_undelivered(self, prediction_id: str, model: str, delivery_attempts: int | None) -> str:
-        """A dead-lettered message: fail the prediction if it was really tried, else leave it to the reconciler."""
+        """A dead-lettered message: fail the prediction if it was really tried, else leave it
+        to the reconciler."""
         now = self._clock()
         action = self._store.transact(prediction_id, lambda document: recovery.dead_letter(
             document, now, self.settings.recovery, delivery_attempts))
@@ -295,11 +277,12 @@ class PredictionService:
                 # Published before the document is updated: a failure here leaves it
                 # overdue for the next pass; a duplicate message is harmless.
                 try:
-                    self._publisher.publish(document["model"], *prediction_message(document))
+                    self._publisher.publish(PredictionMessage.for_document(document))
                 except BackendUnavailable:
                     counts["publish_failed"] = counts.get("publish_failed", 0) + 1
                     continue
-            action = self._store.transact(document["id"], lambda fresh: recovery.reconcile(fresh, now, policy))
+            action = self._store.transact(document["id"],
+                                          lambda fresh: recovery.reconcile(fresh, now, policy))
             counts[action] = counts.get(action, 0) + 1
             if action != recovery.NOT_DUE:
                 log.info("reconciled prediction", extra={

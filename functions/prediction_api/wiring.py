@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from flask import Flask
+from inference_contract.logs import configure_logging
 
 from .adapters import (
-    FirestoreIdempotencyStore, FirestoreKeyStore, FirestorePredictionStore, GcsUploadStore, PubSubPublisher,
+    FirestoreIdempotencyStore,
+    FirestoreKeyStore,
+    FirestorePredictionStore,
+    GcsUploadStore,
+    PubSubPublisher,
 )
 from .app import create_api_app, create_dead_letter_app, create_reconcile_app
 from .auth import Authenticator, FileKeyStore
 from .config import Settings
-from .logs import configure_logging
 from .service import PredictionService
 
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from .spec import Head, Preprocessing
 
@@ -50,7 +50,8 @@ def build_resnet50(weights_file: Path | None, allow_random: bool) -> BuiltModel:
         if not weights_file.is_file():
             raise WeightsUnavailable(f"resnet50: weights file {weights_file} does not exist")
         model = keras.applications.ResNet50(weights=str(weights_file))
-        described = f"imagenet: keras ResNet50 weights from {weights_file.name} (sha256 {_sha256(weights_file)[:16]})"
+        described = (f"imagenet: keras ResNet50 weights from {weights_file.name} "
+                     f"(sha256 {_sha256(weights_file)[:16]})")
         return BuiltModel(model, pre, head, described, True)
     try:
         model = keras.applications.ResNet50(weights="imagenet")
@@ -82,7 +83,12 @@ def build_tiny_test(seed: int = 7) -> BuiltModel:
 
 def build_efficientnet_lite0() -> BuiltModel:
     from .efficientnet_lite0 import (
-        CROP_PADDING, IMAGE_SIZE, MEAN_RGB, RESIZE_METHOD, STD_RGB, pretrained_efficientnet_lite0,
+        CROP_PADDING,
+        IMAGE_SIZE,
+        MEAN_RGB,
+        RESIZE_METHOD,
+        STD_RGB,
+        pretrained_efficientnet_lite0,
         weights_description,
     )
 

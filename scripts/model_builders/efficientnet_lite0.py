@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import importlib.metadata
 
-import numpy as np
 import keras
+import numpy as np
 from keras import layers
 
 IMAGE_SIZE = 224

@@ -70,7 +70,7 @@ def measure(folder: Path, photos: list[bytes]) -> dict:
         runs = {precision: _run_in_fresh_process(folder, precision, Path(scratch))
                 for precision in ("float32", "bfloat16")}
     fp32, bf16 = runs["float32"], runs["bfloat16"]
-    agreement = sum(a == b for a, b in zip(fp32["top1"], bf16["top1"])) / len(fp32["top1"])
+    agreement = sum(a == b for a, b in zip(fp32["top1"], bf16["top1"], strict=True)) / len(fp32["top1"])
     speedup = bf16["images_per_s"] / fp32["images_per_s"]
     chosen = "bfloat16" if speedup >= MIN_SPEEDUP and agreement >= MIN_AGREEMENT else "float32"
     return {

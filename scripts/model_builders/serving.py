@@ -11,10 +11,10 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from dataclasses import asdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Sequence
 
 import keras
 import tensorflow as tf
@@ -90,7 +90,7 @@ def export_version(repository: Path, name: str, model: keras.Model, pre: Preproc
         metadata = {
             "name": name, "kind": head.kind, "weights": weights, "pretrained": pretrained,
             "preprocessing": asdict(pre), "outputs": head.outputs, "top_k": 5,
-            "exported_at": datetime.now(timezone.utc).isoformat(), **(extra or {}),
+            "exported_at": datetime.now(UTC).isoformat(), **(extra or {}),
             "precision": measured["precision"], "precision_measurement": measured,
         }
         if head.kind == "detector":

@@ -1,4 +1,5 @@
-"""The benchmark and load-test scripts run against the stack (on a small N: their figures are not asserted)."""
+"""The benchmark and load-test scripts run against the stack \
+(on a small N: their figures are not asserted)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ pytestmark = pytest.mark.integration
 def test_benchmark_service_runs_and_reports_every_figure(stack):
     reports = benchmark_service.run(["tiny-test"], stack.api_url, stack.config.model_repository,
                                     stack.config.project, stack.config.uploads_bucket, images=16,
-                                    one_at_a_time=3, emulator_env=stack.emulator_env, headers=HEADERS, long_polls=20,
-                                    long_poll_seconds=5)
+                                    one_at_a_time=3, emulator_env=stack.emulator_env, headers=HEADERS,
+                                    long_polls=20, long_poll_seconds=5)
     report = reports[0]
     assert set(report["bare"]) == {1, 8, 16, 32} and set(report["service"]) == {1, 8, 32, 64}
     assert report["service_start_to_ready_s"] > 0
@@ -27,7 +28,8 @@ def test_benchmark_service_runs_and_reports_every_figure(stack):
     assert report["api"]["failed"] == 0 and report["api"]["total_ms"]["p50"] > 0
     polls = report["api"]["with_long_polls"]
     assert polls["long_polls_open"] == 20 and polls["long_polls_answered_200"] == 20 and polls["post_ms"] > 0
-    assert set(report["ratios"]) == {"service_32_vs_bare_best_throughput", "service_cpu_per_image_vs_bare_best",
+    assert set(report["ratios"]) == {"service_32_vs_bare_best_throughput",
+                                     "service_cpu_per_image_vs_bare_best",
                                      "batching_vs_max_batch_1_at_32", "api_p50_minus_bare_batch_1_ms"}
     benchmark_service.print_report(report)
 
@@ -35,9 +37,10 @@ def test_benchmark_service_runs_and_reports_every_figure(stack):
 def test_load_test_runs_checks_and_plots(stack, tmp_path, monkeypatch):
     monkeypatch.setenv("INFERENCE_API_KEY", HEADERS["X-API-Key"])
     plot = tmp_path / "load.png"
-    assert load_test.main(["--host", stack.api_url, "--model", "tiny-test", "--steps", "2", "--step-users", "2",
-                           "--step-seconds", "4", "--settle", "60", "--out", str(tmp_path / "out"),
-                           "--plot", str(plot)]) == 0
+    assert load_test.main(["--host", stack.api_url, "--model", "tiny-test", "--steps", "2",
+                           "--step-users", "2", "--step-seconds", "4", "--settle", "60",
+                           "--out", str(tmp_path / "out"), "--plot", str(plot)]) == 0
     assert plot.stat().st_size > 10_000
-    assert (tmp_path / "out" / "users-002.html").exists() and (tmp_path / "out" / "users-004_stats.csv").exists()
+    assert (tmp_path / "out" / "users-002.html").exists() \
+        and (tmp_path / "out" / "users-004_stats.csv").exists()
     assert (tmp_path / "out" / "accepted.txt").read_text().split()  # it did submit

@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 import requests
@@ -26,7 +26,7 @@ def predict_all(stack, model: str) -> dict[str, dict]:
     assert response.status_code == 202, response.text
     finals = [wait_final(p["status_url"], timeout=120) for p in response.json()["predictions"]]
     assert [f["status"] for f in finals] == ["succeeded"] * len(photos), finals
-    return {photo.name.split("_")[0]: final for photo, final in zip(photos, finals)}
+    return {photo.name.split("_")[0]: final for photo, final in zip(photos, finals, strict=True)}
 
 
 def test_detectors_answer_cat_and_dog_on_sample_photos(stack):
@@ -71,7 +71,8 @@ def test_a_new_version_is_served_beside_the_old_and_named_in_results(stack):
         baseline = requests.get(f"{stack.model_urls['tiny-test']}/healthz", timeout=5).json()
         assert baseline["version"] == 1
 
-        models = {m["name"]: m for m in requests.get(f"{stack.api_url}/v1/models", headers=HEADERS, timeout=10).json()["models"]}
+        models = {m["name"]: m for m in requests.get(f"{stack.api_url}/v1/models", headers=HEADERS,
+                                                     timeout=10).json()["models"]}
         assert [v["version"] for v in models["tiny-test"]["versions"]] == [1, 2]
 
         # A prediction delivered to the canary says which version produced it.
@@ -81,14 +82,15 @@ def test_a_new_version_is_served_beside_the_old_and_named_in_results(stack):
         name = f"uploads/tiny-test/{prediction_id}"
         storage.Client(project=stack.config.project).bucket(stack.config.uploads_bucket) \
             .blob(name).upload_from_string(tabby_bytes(), content_type="image/jpeg")
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         firestore.Client(project=stack.config.project).collection("predictions").document(prediction_id).create(
             {"id": prediction_id, "model": "tiny-test", "status": "queued", "created_at": now,
              "attempts": 0, "callback_url": None, "api_key_id": stack.api_key_id})
         payload = {"id": prediction_id, "model": "tiny-test", "content_type": "image/jpeg",
                    "image_uri": f"gs://{stack.config.uploads_bucket}/{name}", "callback_url": None}
         assert requests.post(f"{url}/", json=push_envelope(payload), timeout=30).status_code == 204
-        final = requests.get(f"{stack.api_url}/v1/predictions/{prediction_id}", headers=HEADERS, timeout=10).json()
+        final = requests.get(f"{stack.api_url}/v1/predictions/{prediction_id}", headers=HEADERS,
+                             timeout=10).json()
         assert final["status"] == "succeeded" and final["model_version"] == 2
     finally:
         canary.stop()

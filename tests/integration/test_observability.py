@@ -44,7 +44,8 @@ def test_batches_are_logged_and_every_service_serves_metrics(stack):
              if line.startswith("{")]
     batches = [line for line in lines if line.get("message") == "batch"]
     assert sum(line["batch_size"] for line in batches) >= 6
-    assert all(line["severity"] == "INFO" and line["model"] == "dog" and line["model_ms"] > 0 for line in batches)
+    assert all(line["severity"] == "INFO" and line["model"] == "dog" and line["model_ms"] > 0
+               for line in batches)
 
 
 def blended_cat() -> bytes:

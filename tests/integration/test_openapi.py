@@ -62,7 +62,8 @@ def test_a_prediction_as_it_moves_matches_the_document(stack, document):
     assert final["result"]["top_class"]["label"] and final["result"]["rule"] in ("top1", "threshold")
     for path, method, url in (("/v1/models", "GET", "/v1/models"),
                               ("/v1/predictions/{id}", "GET", "/v1/predictions/nope")):
-        schema[path][method].validate_response(requests.get(f"{stack.api_url}{url}", headers=HEADERS, timeout=10))
+        schema[path][method].validate_response(
+            requests.get(f"{stack.api_url}{url}", headers=HEADERS, timeout=10))
     # Ids Firestore cannot hold name no prediction: 404, not a backend error (found by fuzzing).
     for bad_id in ("__main__", "..", "x" * 1600):
         answer = requests.get(f"{stack.api_url}/v1/predictions/{bad_id}", headers=HEADERS, timeout=10)
@@ -86,7 +87,8 @@ def test_schemathesis_finds_no_undocumented_answer_and_no_500(stack):
                "--max-examples", str(FUZZ_MAX_EXAMPLES), "--workers", "2", "--request-timeout", "40",
                # A long poll may hold the answer up to wait=30 s, as documented.
                "--max-response-time", "35",
-               "--seed", "12", "--generation-deterministic", "--report", "junit", "--report-dir", os.fspath(reports),
+               "--seed", "12", "--generation-deterministic",
+               "--report", "junit", "--report-dir", os.fspath(reports),
                *[arg for name, value in HEADERS.items() for arg in ("--header", f"{name}: {value}")]]
     env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "120"}
     logs = {path: path.stat().st_size for path in stack.config.log_dir.glob("model-*.log")}
@@ -103,6 +105,7 @@ def test_schemathesis_finds_no_undocumented_answer_and_no_500(stack):
         with path.open() as handle:
             handle.seek(start)
             for line in handle:
-                if '"message": "callback' in line and json.loads(line).get("host") not in ("127.0.0.1", "localhost"):
+                if '"message": "callback' in line \
+                        and json.loads(line).get("host") not in ("127.0.0.1", "localhost"):
                     outside.append(line)
     assert outside == [], outside[:3]

@@ -48,8 +48,8 @@ def test_several_images_raw_and_multipart(stack):
     assert response.status_code == 202, response.text
     predictions = response.json()["predictions"]
     raw = requests.post(f"{stack.api_url}/v1/models/tiny-test/predictions",
-                        data=converted(tabby_bytes(), "PNG"), headers={"Content-Type": "image/png", **HEADERS},
-                        timeout=30)
+                        data=converted(tabby_bytes(), "PNG"),
+                        headers={"Content-Type": "image/png", **HEADERS}, timeout=30)
     assert raw.status_code == 202, raw.text
     finals = [wait_final(p["status_url"]) for p in [*predictions, raw.json()]]
     assert [f["status"] for f in finals] == ["succeeded"] * 4
@@ -199,7 +199,8 @@ def test_rejected_requests_leave_no_trace(stack):
 def test_unknown_prediction_is_404_and_models_are_listed(stack):
     missing = requests.get(f"{stack.api_url}/v1/predictions/does-not-exist", headers=HEADERS, timeout=10)
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
-    models = {m["name"]: m for m in requests.get(f"{stack.api_url}/v1/models", headers=HEADERS, timeout=10).json()["models"]}
+    models = {m["name"]: m for m in requests.get(f"{stack.api_url}/v1/models", headers=HEADERS,
+                                                 timeout=10).json()["models"]}
     assert set(models) == set(stack.config.models)
     assert models["efficientnet-lite0"]["kind"] == "classifier"
     assert models["cat"]["kind"] == "detector" and models["dog"]["kind"] == "detector"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
@@ -32,20 +32,20 @@ def test_worker_killed_twice_mid_run_loses_nothing_and_calls_back_once_each(stac
     # transitions make repeats rare: say how many there were.
     retaken = sum(firestore_document(stack, i)["attempts"] > 1 for i in report["ids"])
     print(f"fault injection: {retaken} predictions retaken after a kill, "
-          f"{report['callbacks_repeated']} repeated callbacks, all final after {report['all_final_seconds']} s, "
+          f"{report['callbacks_repeated']} repeated callbacks, "
+          f"all final after {report['all_final_seconds']} s, "
           f"first success {report['seconds_from_kill_to_next_success']} s after each kill")
 
 
 def _service_without_publishing(stack, clock=None):
     """The API's own code and adapters, on the emulators, with a publisher that loses every message."""
     from google.cloud import firestore, storage
-
     from prediction_api.adapters import FirestorePredictionStore, GcsUploadStore
     from prediction_api.config import Settings
     from prediction_api.service import PredictionService
 
     class LostPublisher:
-        def publish(self, model, payload, attributes):
+        def publish(self, message):
             return "lost"
 
     settings = Settings(project=stack.config.project, uploads_bucket=stack.config.uploads_bucket,
@@ -75,7 +75,7 @@ def test_a_message_never_published_is_finished_by_the_reconciler(stack):
 
 
 def test_a_prediction_older_than_the_maximum_age_ends_timed_out(stack):
-    two_hours_ago = datetime.now(timezone.utc) - timedelta(hours=2)
+    two_hours_ago = datetime.now(UTC) - timedelta(hours=2)
     document = _service_without_publishing(stack, clock=lambda: two_hours_ago).submit(
         "cat", [_upload()], None, stack.api_key_id)[0]
     final = wait_final(f"{stack.api_url}/v1/predictions/{document['id']}", timeout=30)
@@ -113,7 +113,6 @@ def test_transitions_made_together_lose_no_update(stack):
     import threading
 
     from google.cloud import firestore
-
     from model_service.adapters import FirestoreRunStore
 
     client = firestore.Client(project=stack.config.project)

@@ -47,7 +47,8 @@ def test_ctrl_c_stops_every_process(tmp_path):
             "--repository", os.fspath(tmp_path / "models"), "--log-dir", os.fspath(tmp_path / "logs"),
             "--api-port", ports[0], "--dead-letter-port", ports[1], "--web-port", ports[2],
             "--first-model-port", ports[3], "--pubsub-port", ports[4], "--firestore-port", ports[5],
-            "--storage-port", ports[6], "--reconcile-port", ports[7], "--state-dir", os.fspath(tmp_path / "state")]
+            "--storage-port", ports[6], "--reconcile-port", ports[7],
+            "--state-dir", os.fspath(tmp_path / "state")]
     # Started as a background job of a script would be: with SIGINT ignored.
     stack = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))

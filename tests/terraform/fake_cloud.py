@@ -31,7 +31,9 @@ sys.exit(terraform(sys.argv[1:]))
 
 
 # Flags bootstrap.sh passes as "--flag value".
-VALUE_FLAGS = {"--project", "--location", "--member", "--role", "--condition", "--display-name", "--description"}
+VALUE_FLAGS = {
+    "--project", "--location", "--member", "--role", "--condition", "--display-name", "--description"
+}
 
 
 def install(bin_dir: Path) -> None:
@@ -125,7 +127,8 @@ def gcloud(argv: list[str]) -> int:
             return 0
         expected = options.get("--if-generation-match")
         if expected is not None and str(_generations().get(destination, 0)) != expected:
-            print("ERROR: HTTPError 412: At least one of the pre-conditions you specified did not hold.", file=sys.stderr)
+            print("ERROR: HTTPError 412: At least one of the pre-conditions you specified did not hold.",
+                  file=sys.stderr)
             return 1
         if len(args) > 4:  # several local files into a "folder"
             assert destination.endswith("/"), destination

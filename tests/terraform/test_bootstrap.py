@@ -40,14 +40,18 @@ def _run(tmp_path, *args: str) -> subprocess.CompletedProcess:
         "FAKE_CLOUD_LOG": str(tmp_path / "calls.jsonl"),
     }
     (tmp_path / "gcs").mkdir(exist_ok=True)
-    return subprocess.run(["bash", str(BOOTSTRAP), *args], capture_output=True, text=True, env=env, timeout=60)
+    return subprocess.run(
+        ["bash", str(BOOTSTRAP), *args], capture_output=True, text=True, env=env, timeout=60
+    )
 
 
 def test_bootstrap_prepares_an_empty_project_and_changes_nothing_the_second_time(tmp_path):
     result = _run(tmp_path, "proj-1", "europe-west4")
     assert result.returncode == 0, result.stderr
     config = tmp_path / "gcs" / "proj-1-tfstate" / "config"
-    assert json.loads((config / "terraform.tfvars.json").read_text()) == {"project_id": "proj-1", "region": "europe-west4"}
+    assert json.loads((config / "terraform.tfvars.json").read_text()) == {
+        "project_id": "proj-1", "region": "europe-west4"
+    }
     assert (config / "models.auto.tfvars.json").read_text() == EXAMPLE_MODELS.read_text()
     # Cloud Build's test step fetches the sample photos from here (they are not in the repository).
     samples = sorted(p.name for p in SHARED_IMAGES.glob("*.JPEG"))
@@ -57,10 +61,17 @@ def test_bootstrap_prepares_an_empty_project_and_changes_nothing_the_second_time
     assert "--uniform-bucket-level-access" in create and "--public-access-prevention" in create
     assert ["storage", "buckets", "update", "gs://proj-1-tfstate", "--versioning"] in calls
     deployer = "serviceAccount:inference-deployer@proj-1.iam.gserviceaccount.com"
-    granted = {c[c.index("--role") + 1] for c in calls if c[:2] == ["projects", "add-iam-policy-binding"] and deployer in c}
+    granted = {
+        c[c.index("--role") + 1]
+        for c in calls
+        if c[:2] == ["projects", "add-iam-policy-binding"] and deployer in c
+    }
     assert granted == EXPECTED_ROLES
     assert "roles/editor" not in granted and "roles/owner" not in granted
-    assert "--service-account projects/proj-1/serviceAccounts/inference-deployer@proj-1.iam.gserviceaccount.com" in result.stdout
+    assert (
+        "--service-account projects/proj-1/serviceAccounts/inference-deployer@proj-1.iam.gserviceaccount.com"
+        in result.stdout
+    )
 
     # The callback signing secret: a Standard Webhooks key, made once, never by Terraform.
     secret = (tmp_path / "gcs" / ".secrets" / "callback-signing-secret").read_text()

@@ -23,7 +23,9 @@ def _step_ids() -> list[str]:
 
 def _step(step_id: str) -> str:
     """Text of one step, up to the next one."""
-    match = re.search(rf"^  - id: {re.escape(step_id)}\n(.*?)(?=^  - id: |\Z)", CLOUDBUILD, flags=re.MULTILINE | re.DOTALL)
+    match = re.search(
+        rf"^  - id: {re.escape(step_id)}\n(.*?)(?=^  - id: |\Z)", CLOUDBUILD, flags=re.MULTILINE | re.DOTALL
+    )
     assert match, step_id
     return match.group(1)
 
@@ -60,7 +62,9 @@ def test_nothing_touches_the_project_before_the_whole_suite_passed():
 def test_models_are_exported_and_checked_before_the_full_apply():
     assert {"bootstrap", "test"} <= _waits_for("export-models")
     assert "export-models" in _waits_for("check-models")
-    assert {"check-models", "export-models", "build-image", "package-function"} <= _waits_for("terraform-plan")
+    assert {"check-models", "export-models", "build-image", "package-function"} <= _waits_for(
+        "terraform-plan"
+    )
     assert "terraform-plan" in _waits_for("terraform-apply")
     export = _step("export-models")
     assert "scripts/export_model.py" in export and "--if-missing" in export
@@ -79,28 +83,37 @@ def test_bootstrap_creates_registry_and_buckets_before_images_and_models_go_ther
     assert "init -lockfile=readonly" in bootstrap
     # The build must run as the deployer account bootstrap.sh grants.
     assert '"$$account" != "${_DEPLOYER}"' in bootstrap
-    assert PIPELINE["substitutions"]["_DEPLOYER"] == "inference-deployer@${PROJECT_ID}.iam.gserviceaccount.com"
+    assert (
+        PIPELINE["substitutions"]["_DEPLOYER"] == "inference-deployer@${PROJECT_ID}.iam.gserviceaccount.com"
+    )
 
 
 def test_the_test_step_runs_the_whole_suite_in_the_ci_image_and_refuses_skips():
-    assert PIPELINE["steps"][0]["args"][:5] == ["build", "-f", "ci/Dockerfile", "-t", "inference-ci:${BUILD_ID}"]
+    assert PIPELINE["steps"][0]["args"][:5] == [
+        "build", "-f", "ci/Dockerfile", "-t", "inference-ci:${BUILD_ID}"
+    ]
     test = next(step for step in PIPELINE["steps"] if step["id"] == "test")
     assert test["name"] == "inference-ci:${BUILD_ID}"
     script = test["args"][-1]
     assert 'PYTEST_ADDOPTS="--junitxml=test-artifacts/junit.xml" make test' in script
     assert "check_no_skips.py test-artifacts/junit.xml" in script
     # The sample photos bootstrap.sh uploaded, where tests/images.py looks for them.
-    assert 'gcloud storage cp "gs://${_TF_STATE_BUCKET}/config/sample-images/*" /workspace/sample-images/' in script
+    assert (
+        'gcloud storage cp "gs://${_TF_STATE_BUCKET}/config/sample-images/*" /workspace/sample-images/'
+        in script
+    )
     assert "SAMPLE_IMAGES_DIR=/workspace/sample-images" in script
     for step in PIPELINE["steps"]:
-        if step["id"] not in ("ci-image", "build-image", "push-ci-image", "package-function"):
+        if step["id"] not in ("ci-image", "build-image", "push-ci-image", "package-function",
+                              "package-model-service"):
             assert step["name"] == "inference-ci:${BUILD_ID}", step["id"]
 
 
 def test_ci_image_has_what_the_suite_needs():
     assert re.search(r"^FROM python:3\.11-slim-bookworm$", CI_DOCKERFILE, flags=re.MULTILINE)
-    for package in ("openjdk-17-jre-headless", "chromium", "google-cloud-cli=", "google-cloud-cli-pubsub-emulator=",
-                    "google-cloud-cli-firestore-emulator=", "terraform=", "make"):
+    for package in ("openjdk-17-jre-headless", "chromium", "google-cloud-cli=",
+                    "google-cloud-cli-pubsub-emulator=", "google-cloud-cli-firestore-emulator=", "terraform=",
+                    "make"):
         assert package in CI_DOCKERFILE, package
     assert "signed-by=" in CI_DOCKERFILE
 
@@ -108,10 +121,16 @@ def test_ci_image_has_what_the_suite_needs():
 def test_pipeline_steps_run_the_expected_commands():
     assert "make test" in _step("test")
     build = _step("build-image")
-    assert "docker build -f cloudrun_model/Dockerfile" in build and "docker push" in build
-    assert re.search(r"-t \"\$\$repo/\$\$name:\$\{BUILD_ID\}\" cloudrun_model", build)
+    # Both units are built from contexts scripts/package_units.py assembles (the contract copied in).
+    assert "docker build -f build/model_service/Dockerfile" in build and "docker push" in build
+    assert re.search(r"-t \"\$\$repo/\$\$name:\$\{BUILD_ID\}\" build/model_service", build)
+    assert "package-model-service" in _waits_for("build-image")
     assert "RepoDigests" in build
-    assert 'pathlib.Path("functions")' in _step("package-function")
+    steps = {step["id"]: step for step in PIPELINE["steps"]}
+    assert steps["package-model-service"]["args"] == [
+        "python3", "scripts/package_units.py", "model-service", "build/model_service"]
+    assert steps["package-function"]["args"] == [
+        "python3", "scripts/package_units.py", "function", "build/function", "--zip", "build/functions.zip"]
     assert "rollout.py pin" in _step("pin-images")
     plan = _step("terraform-plan")
     assert "-out=deploy.tfplan" in plan and "-var=function_source_archive=" in plan and "validate" in plan
@@ -132,9 +151,13 @@ def test_rollout_trigger_runs_the_same_command():
     step = only_step = ROLLOUT_PIPELINE["steps"]
     assert len(only_step) == 1
     script = step[0]["args"][-1]
-    assert 'args=("${_COMMAND}" "${_MODEL}")' in script and 'python3 scripts/rollout.py "$${args[@]}"' in script
+    assert (
+        'args=("${_COMMAND}" "${_MODEL}")' in script and 'python3 scripts/rollout.py "$${args[@]}"' in script
+    )
     assert step[0]["name"].endswith("/inference-ci:latest")
-    assert set(ROLLOUT_PIPELINE["substitutions"]) >= {"_COMMAND", "_MODEL", "_PERCENT", "_VERSION", "_IMAGE", "_TF_STATE_BUCKET"}
+    assert set(ROLLOUT_PIPELINE["substitutions"]) >= {
+        "_COMMAND", "_MODEL", "_PERCENT", "_VERSION", "_IMAGE", "_TF_STATE_BUCKET"
+    }
 
 
 @pytest.mark.parametrize("pipeline", ["cloudbuild.yaml", "ci/rollout.cloudbuild.yaml"])
@@ -155,7 +178,9 @@ def test_shell_variables_are_escaped_from_substitution(pipeline):
 
 def test_dockerfile_is_slim_non_root_and_runs_gunicorn_from_the_app_directory():
     assert re.search(r"^FROM python:3\.11-slim$", DOCKERFILE, flags=re.MULTILINE)
-    instructions = [line.split()[0] for line in DOCKERFILE.splitlines() if line and not line.startswith((" ", "#"))]
+    instructions = [
+        line.split()[0] for line in DOCKERFILE.splitlines() if line and not line.startswith((" ", "#"))
+    ]
     assert instructions.index("USER") < instructions.index("CMD")
     assert re.search(r"^USER app$", DOCKERFILE, flags=re.MULTILINE)
     assert re.search(r"^WORKDIR /app$", DOCKERFILE, flags=re.MULTILINE)
@@ -163,13 +188,18 @@ def test_dockerfile_is_slim_non_root_and_runs_gunicorn_from_the_app_directory():
     assert "pip install --no-cache-dir -r requirements.txt" in DOCKERFILE
     assert "tensorflow[and-cuda]" in DOCKERFILE and "ARG ACCELERATOR=cpu" in DOCKERFILE
     # The model comes from MODEL_REPOSITORY at run time, never from the image.
-    assert not re.search(r"^(COPY|ADD)\b.*\b(models?|saved_model)\b", DOCKERFILE, flags=re.MULTILINE | re.IGNORECASE)
+    assert not re.search(
+        r"^(COPY|ADD)\b.*\b(models?|saved_model)\b", DOCKERFILE, flags=re.MULTILINE | re.IGNORECASE
+    )
     assert "MODEL_REPOSITORY" not in re.sub(r"#.*", "", DOCKERFILE)
 
 
 def _junit(tmp_path, cases: str, tests: int, failures: int = 0):
     path = tmp_path / "junit.xml"
-    path.write_text(f'<testsuites><testsuite name="pytest" tests="{tests}" failures="{failures}" errors="0">{cases}</testsuite></testsuites>')
+    path.write_text(
+        f'<testsuites><testsuite name="pytest" tests="{tests}" failures="{failures}" errors="0">'
+        f"{cases}</testsuite></testsuites>"
+    )
     return str(path)
 
 
@@ -183,7 +213,10 @@ def test_check_no_skips_fails_on_a_skip_a_failure_or_no_tests(tmp_path):
         return subprocess.run([sys.executable, script, path], capture_output=True, text=True).returncode
 
     ok = '<testcase classname="a" name="t"/>'
-    skipped = '<testcase classname="tests.integration" name="t"><skipped message="the emulators need gcloud"/></testcase>'
+    skipped = (
+        '<testcase classname="tests.integration" name="t">'
+        '<skipped message="the emulators need gcloud"/></testcase>'
+    )
     assert run(_junit(tmp_path, ok, 1)) == 0
     assert run(_junit(tmp_path, ok + skipped, 2)) == 1
     assert run(_junit(tmp_path, ok, 1, failures=1)) == 1
@@ -219,11 +252,16 @@ def test_untaint_finds_tainted_model_services_in_terraform_show_output():
     script = _as_run(plan["args"][-1])  # as YAML hands it to bash
     program = re.search(r"python3 -c '\n(.*?)\n' \|", script, flags=re.DOTALL).group(1)
     state = {"values": {"root_module": {"child_modules": [{"child_modules": [], "resources": [
-        {"address": 'module.model_service["cat"].google_cloud_run_v2_service.model', "type": "google_cloud_run_v2_service", "tainted": True},
-        {"address": 'module.model_service["dog"].google_cloud_run_v2_service.model', "type": "google_cloud_run_v2_service"},
-        {"address": "module.storage.google_storage_bucket.models", "type": "google_storage_bucket", "tainted": True},
+        {"address": 'module.model_service["cat"].google_cloud_run_v2_service.model',
+         "type": "google_cloud_run_v2_service", "tainted": True},
+        {"address": 'module.model_service["dog"].google_cloud_run_v2_service.model',
+         "type": "google_cloud_run_v2_service"},
+        {"address": "module.storage.google_storage_bucket.models",
+         "type": "google_storage_bucket", "tainted": True},
     ]}]}}}
-    result = subprocess.run([sys.executable, "-c", program], input=json.dumps(state), capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-c", program], input=json.dumps(state), capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == ['module.model_service["cat"].google_cloud_run_v2_service.model']
     empty = subprocess.run([sys.executable, "-c", program], input="{}", capture_output=True, text=True)

@@ -64,12 +64,16 @@ def test_gcs_repository_numbers_and_uploads_versions(storage, tmp_path):
     staging = tmp_path / "staging"
     repository.stage(staging, "cat")
     # export_version numbers the new version max(local folders) + 1 (serving.next_version).
-    assert sorted(p.name for p in (staging / "cat").iterdir()) == ["1", "2"], "a half-uploaded version number is not reused"
+    assert sorted(p.name for p in (staging / "cat").iterdir()) == ["1", "2"], (
+        "a half-uploaded version number is not reused"
+    )
 
     url = repository.upload(_version_folder(tmp_path), "cat", 3)
     assert url == "gs://proj-1-models/models/cat/3/"
     names = sorted(blob.name for blob in storage.client.list_blobs(storage, prefix="models/cat/3/"))
-    assert names == ["models/cat/3/model.json", "models/cat/3/saved_model.pb", "models/cat/3/variables/variables.index"]
+    assert names == [
+        "models/cat/3/model.json", "models/cat/3/saved_model.pb", "models/cat/3/variables/variables.index"
+    ]
     assert repository.versions("cat") == [1, 3]
     # (The emulator ignores ifGenerationMatch, so "never overwrite" is checked below with a stub.)
 

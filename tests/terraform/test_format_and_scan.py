@@ -15,7 +15,9 @@ from .conftest import REPO_ROOT, TERRAFORM_DIR, run_terraform
 
 
 def test_terraform_fmt_is_clean(terraform_bin):
-    result = run_terraform(terraform_bin, ["fmt", "-check", "-recursive", "-no-color", "terraform"], REPO_ROOT)
+    result = run_terraform(
+        terraform_bin, ["fmt", "-check", "-recursive", "-no-color", "terraform"], REPO_ROOT
+    )
     assert result.returncode == 0, f"files need `terraform fmt`:\n{result.stdout}{result.stderr}"
 
 
@@ -30,17 +32,25 @@ def _checkov_bin() -> str:
     # checkov ships its own fork of the `hcl2` package (bc-python-hcl2), which
     # would shadow python-hcl2 in the test environment, so it may live in a
     # separate virtualenv named by $CHECKOV.
-    candidates = [os.environ.get("CHECKOV"), str(Path(sys.executable).with_name("checkov")), shutil.which("checkov")]
+    candidates = [
+        os.environ.get("CHECKOV"), str(Path(sys.executable).with_name("checkov")), shutil.which("checkov")
+    ]
     for candidate in candidates:
         if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
             return candidate
-    pytest.fail("checkov not found: set CHECKOV=/path/to/checkov or put it on PATH (pip install checkov in its own venv)")
+    pytest.fail(
+        "checkov not found: set CHECKOV=/path/to/checkov or put it on PATH "
+        "(pip install checkov in its own venv)"
+    )
 
 
 @pytest.fixture(scope="module")
 def checkov_report() -> dict:
     result = subprocess.run(
-        [_checkov_bin(), "--directory", str(TERRAFORM_DIR), "--framework", "terraform", "--skip-download", "--output", "json"],
+        [
+            _checkov_bin(), "--directory", str(TERRAFORM_DIR), "--framework", "terraform", "--skip-download",
+            "--output", "json",
+        ],
         capture_output=True,
         text=True,
         timeout=300,
@@ -66,4 +76,6 @@ def test_checkov_finds_no_failed_checks(checkov_report):
 def test_every_checkov_skip_is_justified_in_place(checkov_report):
     for check in checkov_report["results"]["skipped_checks"]:
         reason = (check.get("check_result") or {}).get("suppress_comment", "")
-        assert len(reason.split()) >= 4, f"{check['check_id']} on {check['resource']} is skipped without a reason"
+        assert len(reason.split()) >= 4, (
+            f"{check['check_id']} on {check['resource']} is skipped without a reason"
+        )

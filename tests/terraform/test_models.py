@@ -16,30 +16,54 @@ import pytest
 from scripts import rollout
 from scripts.model_builders.catalog import CLASSIFIERS, DETECTORS
 
-from .conftest import CPU_IMAGE, GPU_IMAGE, TERRAFORM_DIR, blocks_by_name, example_models, load_module, sample_models
+from .conftest import (
+    CPU_IMAGE,
+    GPU_IMAGE,
+    TERRAFORM_DIR,
+    blocks_by_name,
+    example_models,
+    load_module,
+    sample_models,
+)
 
 # (case id, change to the sample models, text of Terraform's error, text of rollout.py's error)
 INVALID_CASES = [
-    ("traffic-sums-to-90", lambda m: m["resnet50"]["traffic"].update(v3=0), "must sum to exactly 100", "sum to 90"),
-    ("traffic-sums-to-110", lambda m: m["resnet50"]["traffic"].update(v3=20), "must sum to exactly 100", "sum to 110"),
-    ("traffic-unknown-revision", lambda m: m["cat"]["traffic"].update(v9=0), "must name an entry", "unknown revision"),
-    ("traffic-negative", lambda m: m["resnet50"]["traffic"].update(v2=110, v3=-10), "between 0 and 100", "between 0 and 100"),
-    ("accelerator-tpu", lambda m: m["cat"].update(accelerator="tpu"), 'must be "cpu" or "gpu"', "accelerator"),
+    ("traffic-sums-to-90", lambda m: m["resnet50"]["traffic"].update(v3=0),
+     "must sum to exactly 100", "sum to 90"),
+    ("traffic-sums-to-110", lambda m: m["resnet50"]["traffic"].update(v3=20),
+     "must sum to exactly 100", "sum to 110"),
+    ("traffic-unknown-revision", lambda m: m["cat"]["traffic"].update(v9=0),
+     "must name an entry", "unknown revision"),
+    ("traffic-negative", lambda m: m["resnet50"]["traffic"].update(v2=110, v3=-10),
+     "between 0 and 100", "between 0 and 100"),
+    ("accelerator-tpu", lambda m: m["cat"].update(accelerator="tpu"),
+     'must be "cpu" or "gpu"', "accelerator"),
     ("cpu-3", lambda m: m["cat"].update(cpu="3"), "cpu must be one of", "cpu must be one of"),
     ("memory-mi", lambda m: m["cat"].update(memory="512Mi"), "whole gibibytes", "whole gibibytes"),
-    ("version-zero", lambda m: m["dog"]["revisions"]["v1"].update(model_version=0), "positive whole", "positive whole"),
-    ("image-latest", lambda m: m["dog"]["revisions"]["v1"].update(image="latest"), "full image", "full image"),
-    ("no-revisions", lambda m: m["cat"].update(revisions={}, traffic={}), "at least one entry", "at least one entry"),
-    ("bad-model-name", lambda m: m.update(ResNet=m.pop("resnet50")), "Model names must be", "model names must be"),
-    ("min-above-max", lambda m: m["cat"].update(min_instances=4), "min_instances <= max_instances", "must not exceed"),
-    ("ack-deadline", lambda m: m["cat"].update(ack_deadline_seconds=5), "ack_deadline_seconds <= 600", "ack_deadline"),
-    ("bad-canary-tag", lambda m: m["resnet50"].update(canary_tag="Canary!"), "canary_tag must be", "canary_tag"),
-    ("batch-size-0", lambda m: m["cat"].update(max_batch_size=0), "1 <= max_batch_size <= 256", "max_batch_size"),
-    ("batch-delay-fraction", lambda m: m["cat"].update(max_batch_delay_ms=2.5), "max_batch_delay_ms <= 1000", "max_batch_delay_ms"),
+    ("version-zero", lambda m: m["dog"]["revisions"]["v1"].update(model_version=0),
+     "positive whole", "positive whole"),
+    ("image-latest", lambda m: m["dog"]["revisions"]["v1"].update(image="latest"),
+     "full image", "full image"),
+    ("no-revisions", lambda m: m["cat"].update(revisions={}, traffic={}),
+     "at least one entry", "at least one entry"),
+    ("bad-model-name", lambda m: m.update(ResNet=m.pop("resnet50")),
+     "Model names must be", "model names must be"),
+    ("min-above-max", lambda m: m["cat"].update(min_instances=4),
+     "min_instances <= max_instances", "must not exceed"),
+    ("ack-deadline", lambda m: m["cat"].update(ack_deadline_seconds=5),
+     "ack_deadline_seconds <= 600", "ack_deadline"),
+    ("bad-canary-tag", lambda m: m["resnet50"].update(canary_tag="Canary!"),
+     "canary_tag must be", "canary_tag"),
+    ("batch-size-0", lambda m: m["cat"].update(max_batch_size=0),
+     "1 <= max_batch_size <= 256", "max_batch_size"),
+    ("batch-delay-fraction", lambda m: m["cat"].update(max_batch_delay_ms=2.5),
+     "max_batch_delay_ms <= 1000", "max_batch_delay_ms"),
     ("threads-below-batch", lambda m: m["cat"].update(concurrency=8, max_batch_size=16),
      "at least its max_batch_size", "at least max_batch_size"),
-    ("lease-0", lambda m: m["dog"].update(run_lease_seconds=0), "1 <= run_lease_seconds <= 600", "run_lease_seconds"),
-    ("ready-wait-601", lambda m: m["dog"].update(model_ready_wait_seconds=601), "model_ready_wait_seconds <= 600", "model_ready_wait"),
+    ("lease-0", lambda m: m["dog"].update(run_lease_seconds=0),
+     "1 <= run_lease_seconds <= 600", "run_lease_seconds"),
+    ("ready-wait-601", lambda m: m["dog"].update(model_ready_wait_seconds=601),
+     "model_ready_wait_seconds <= 600", "model_ready_wait"),
 ]
 
 
@@ -84,7 +108,11 @@ def test_terraform_and_rollout_accept_the_sample(evaluated):
     assert set(evaluated) == set(sample_models())
 
 
-@pytest.mark.parametrize(("change", "terraform_error", "rollout_error"), [c[1:] for c in INVALID_CASES], ids=[c[0] for c in INVALID_CASES])
+@pytest.mark.parametrize(
+    ("change", "terraform_error", "rollout_error"),
+    [c[1:] for c in INVALID_CASES],
+    ids=[c[0] for c in INVALID_CASES],
+)
 def test_terraform_and_rollout_reject(models_evaluator, change, terraform_error, rollout_error):
     models = _mutated(change)
     assert terraform_error in models_evaluator.rejection(models)
@@ -150,16 +178,25 @@ def test_model_service_environment(evaluated):
 
 def test_batch_and_lease_settings_are_per_model(models_evaluator):
     models = sample_models()
-    models["dog"].update(max_batch_size=4, max_batch_delay_ms=0, run_lease_seconds=30, model_ready_wait_seconds=0)
+    models["dog"].update(
+        max_batch_size=4, max_batch_delay_ms=0, run_lease_seconds=30, model_ready_wait_seconds=0
+    )
     env = models_evaluator.evaluate(models)["dog"]["env"]
-    assert (env["MAX_BATCH_SIZE"], env["MAX_BATCH_DELAY_MS"], env["RUN_LEASE_SECONDS"], env["MODEL_READY_WAIT_SECONDS"]) == ("4", "0", "30", "0")
+    assert (
+        env["MAX_BATCH_SIZE"],
+        env["MAX_BATCH_DELAY_MS"],
+        env["RUN_LEASE_SECONDS"],
+        env["MODEL_READY_WAIT_SECONDS"],
+    ) == ("4", "0", "30", "0")
 
 
 def test_traffic_blocks_match_the_models_map(evaluated):
     for name, service in evaluated.items():
         model = sample_models()[name]
         targets = {t["revision"]: t["percent"] for t in service["traffic"]}
-        assert targets == {service["revision_names"][key]: percent for key, percent in model["traffic"].items()}
+        assert targets == {
+            service["revision_names"][key]: percent for key, percent in model["traffic"].items()
+        }
         assert sum(targets.values()) == 100
     canary = {t["revision"]: t["tag"] for t in evaluated["resnet50"]["traffic"]}
     names = evaluated["resnet50"]["revision_names"]
@@ -169,7 +206,9 @@ def test_traffic_blocks_match_the_models_map(evaluated):
 def test_revision_names_are_the_key_and_a_hash_of_the_template(evaluated):
     for name, service in evaluated.items():
         for key, revision in service["revision_names"].items():
-            assert re.fullmatch(re.escape(rollout.revision_prefix(name, key)) + r"[0-9a-f]{8}", revision), revision
+            assert re.fullmatch(
+                re.escape(rollout.revision_prefix(name, key)) + r"[0-9a-f]{8}", revision
+            ), revision
             assert len(revision) <= 63, "Cloud Run revision names are at most 63 characters"
     longest = max(evaluated, key=len)
     assert len(evaluated[longest]["template_revision"]) <= 63
@@ -217,12 +256,22 @@ def test_rollback_returns_the_template_to_the_previous_revisions_own_name(models
     settled = rollout.promote(rollout.rollback(sample_models(), "resnet50"), "resnet50")
     assert settled["resnet50"]["traffic"] == {"v2": 100}
     before = models_evaluator.evaluate(settled)["resnet50"]
-    during = models_evaluator.evaluate(rollout.canary(settled, "resnet50", 4, GPU_IMAGE.replace("2222", "4444")))["resnet50"]
-    assert during["revision_names"]["v2"] == before["template_revision"], "the stable revision keeps its name during a canary"
+    during = models_evaluator.evaluate(
+        rollout.canary(settled, "resnet50", 4, GPU_IMAGE.replace("2222", "4444"))
+    )["resnet50"]
+    assert during["revision_names"]["v2"] == before["template_revision"], (
+        "the stable revision keeps its name during a canary"
+    )
     assert during["template_revision"] != before["template_revision"]
-    after = models_evaluator.evaluate(rollout.rollback(rollout.canary(settled, "resnet50", 4, GPU_IMAGE.replace("2222", "4444")), "resnet50"))
+    after = models_evaluator.evaluate(
+        rollout.rollback(
+            rollout.canary(settled, "resnet50", 4, GPU_IMAGE.replace("2222", "4444")), "resnet50"
+        )
+    )
     assert after["resnet50"]["template_revision"] == before["template_revision"]
-    assert after["resnet50"]["traffic"] == [{"revision": before["template_revision"], "percent": 100, "tag": None}]
+    assert after["resnet50"]["traffic"] == [
+        {"revision": before["template_revision"], "percent": 100, "tag": None}
+    ]
 
 
 def test_canary_tag_follows_the_newest_revision_even_at_zero_percent(models_evaluator):
@@ -240,7 +289,10 @@ def test_rollout_defaults_match_the_terraform_optional_defaults():
     models_type = blocks_by_name(load_module(TERRAFORM_DIR), "variable")["models"]["type"]
     defaults = dict(re.findall(r"(\w+) = optional\(\w+, ([^)]+)\)", models_type))
     parsed = {key: value.strip('"') for key, value in defaults.items()}
-    expected = {key: str(value).lower() if isinstance(value, bool) else str(value) for key, value in rollout.MODEL_DEFAULTS.items()}
+    expected = {
+        key: str(value).lower() if isinstance(value, bool) else str(value)
+        for key, value in rollout.MODEL_DEFAULTS.items()
+    }
     expected.pop("canary_tag")  # optional(string) without a default
     assert parsed == expected
     assert re.search(r"canary_tag = optional\(string\)", models_type)

@@ -38,7 +38,9 @@ def test_every_log_metric_reads_a_line_and_fields_the_services_write():
         descriptor = only(body["metric_descriptor"])
         if descriptor["value_type"] == "DISTRIBUTION":
             assert "bucket_options" in body and body["value_extractor"], name
-        assert {label["key"] for label in descriptor.get("labels", [])} == set(body.get("label_extractors", {})), name
+        assert {label["key"] for label in descriptor.get("labels", [])} == set(
+            body.get("label_extractors", {})
+        ), name
 
 
 def test_dashboard_charts_throughput_latency_batch_size_dead_letters_and_queue_age():
@@ -67,7 +69,9 @@ def test_alerts_on_dead_letters_and_on_the_oldest_queued_age():
 def test_monitoring_variables_are_typed_described_and_validated():
     for name, body in blocks_by_name(MONITORING, "variable").items():
         assert body.get("description") and body.get("type"), name
-    for name in ("model_names", "dead_letter_alert_threshold", "oldest_queued_alert_seconds", "alert_window_seconds"):
+    for name in (
+        "model_names", "dead_letter_alert_threshold", "oldest_queued_alert_seconds", "alert_window_seconds"
+    ):
         assert "validation" in blocks_by_name(MONITORING, "variable")[name], name
     root = blocks_by_name(load_module(TERRAFORM_DIR), "module")["monitoring"]
     assert root["model_names"] == "${sort(keys(var.models))}"

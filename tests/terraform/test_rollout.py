@@ -66,7 +66,9 @@ def test_a_new_image_of_the_same_version_gets_the_next_key():
     with pytest.raises(rollout.RolloutError, match="nothing to canary"):
         rollout.canary(settled, "resnet50", 3, settled["resnet50"]["revisions"]["v3"]["image"])
     # An explicit key redeploys the same version and image as a new revision.
-    retried = rollout.canary(settled, "resnet50", 3, settled["resnet50"]["revisions"]["v3"]["image"], 100, revision="v3-retry")
+    retried = rollout.canary(
+        settled, "resnet50", 3, settled["resnet50"]["revisions"]["v3"]["image"], 100, revision="v3-retry"
+    )
     assert _split(retried, "resnet50") == {"v3-retry": 100}
 
 
@@ -85,7 +87,8 @@ def test_operations_do_not_modify_their_input():
     [
         (lambda m: rollout.canary(m, "vgg", 1, NEW_IMAGE), "unknown model 'vgg'"),
         (lambda m: rollout.canary(m, "resnet50", 4, NEW_IMAGE), "a rollout is in progress"),
-        (lambda m: rollout.canary(rollout.promote(m, "resnet50"), "resnet50", 2, NEW_IMAGE), "must be newer than v3"),
+        (lambda m: rollout.canary(rollout.promote(m, "resnet50"), "resnet50", 2, NEW_IMAGE),
+         "must be newer than v3"),
         (lambda m: rollout.canary(m, "cat", 0, NEW_IMAGE), "version must be a positive whole number"),
         (lambda m: rollout.canary(m, "cat", 2, "latest"), "full image reference"),
         (lambda m: rollout.canary(m, "cat", 2, NEW_IMAGE, percent=101), "percent must be"),
@@ -113,7 +116,10 @@ def test_pin_replaces_only_placeholders_with_the_image_for_the_accelerator():
 
 
 def test_describe_is_one_line():
-    assert rollout.describe("resnet50", sample_models()["resnet50"]) == "resnet50: v2 90%, v3 10% (tag canary -> v3)"
+    assert (
+        rollout.describe("resnet50", sample_models()["resnet50"])
+        == "resnet50: v2 90%, v3 10% (tag canary -> v3)"
+    )
 
 
 # --- the commands, end to end against a fake cloud -----------------------------------
@@ -140,8 +146,13 @@ class Cloud:
         self.monkeypatch = monkeypatch
 
     def seed(self, models: dict) -> None:
-        fake_cloud.put(f"gs://{STATE}/config/terraform.tfvars.json", json.dumps({"project_id": "proj-1", "region": "us-central1"}).encode())
-        fake_cloud.put(f"gs://{STATE}/config/models.auto.tfvars.json", json.dumps({"models": models}).encode())
+        fake_cloud.put(
+            f"gs://{STATE}/config/terraform.tfvars.json",
+            json.dumps({"project_id": "proj-1", "region": "us-central1"}).encode(),
+        )
+        fake_cloud.put(
+            f"gs://{STATE}/config/models.auto.tfvars.json", json.dumps({"models": models}).encode()
+        )
 
     def export(self, model: str, version: int) -> None:
         fake_cloud.put(f"{REPOSITORY}/{model}/{version}/variables/variables.index", b"x")
@@ -181,7 +192,9 @@ def test_canary_promote_rollback_are_one_command_each_and_keep_their_state_in_gc
     cloud.export("cat", 2)
     assert cloud.run("canary", "cat", "10") == 0  # newest exported version, current image
     assert cloud.state()["cat"]["traffic"] == {"v1": 90, "v2": 10}
-    assert cloud.state()["cat"]["revisions"]["v2"]["image"] == sample_models()["cat"]["revisions"]["v1"]["image"]
+    assert (
+        cloud.state()["cat"]["revisions"]["v2"]["image"] == sample_models()["cat"]["revisions"]["v1"]["image"]
+    )
     out = capsys.readouterr().out.strip().splitlines()
     assert "cat: v1 90%, v2 10% (tag canary -> v2)" in out
     assert out[-1] == f"saved gs://{STATE}/config/models.auto.tfvars.json"
@@ -200,7 +213,9 @@ def test_canary_promote_rollback_are_one_command_each_and_keep_their_state_in_gc
     for init in calls[::2]:
         assert f"-backend-config=bucket={STATE}" in init and "-reconfigure" in init
     # Only the model's service is applied: the functions are never redeployed by a traffic change.
-    assert _targets(calls) == ['-target=module.model_service["cat"]'] * 3 + ['-target=module.model_service["resnet50"]']
+    assert _targets(calls) == (
+        ['-target=module.model_service["cat"]'] * 3 + ['-target=module.model_service["resnet50"]']
+    )
     assert not any("function_source_archive" in arg for call in calls for arg in call)
     # The settings came from the bucket too, so no terraform.tfvars is needed here.
     assert json.loads((cloud.terraform_dir / "terraform.tfvars.json").read_text())["project_id"] == "proj-1"
@@ -246,7 +261,9 @@ def test_a_concurrent_change_of_the_state_is_not_overwritten(cloud, capsys, monk
     real_run = rollout.run_terraform
 
     def someone_else_saves_meanwhile(commands):
-        fake_cloud.put(f"gs://{STATE}/config/models.auto.tfvars.json", json.dumps({"models": sample_models()}).encode())
+        fake_cloud.put(
+            f"gs://{STATE}/config/models.auto.tfvars.json", json.dumps({"models": sample_models()}).encode()
+        )
         return real_run(commands)
 
     monkeypatch.setattr(rollout, "run_terraform", someone_else_saves_meanwhile)
@@ -276,14 +293,18 @@ def test_a_build_step_saving_later_still_refuses_to_overwrite_a_change_made_sinc
     # cloudbuild.yaml fetches in one step and saves in another, many minutes later.
     assert cloud.run("fetch") == 0
     cloud.run("pin", "--image", NEW_IMAGE)
-    fake_cloud.put(f"gs://{STATE}/config/models.auto.tfvars.json", json.dumps({"models": {"cat": {}}}).encode())
+    fake_cloud.put(
+        f"gs://{STATE}/config/models.auto.tfvars.json", json.dumps({"models": {"cat": {}}}).encode()
+    )
     assert cloud.run("save") == 2
     assert "changed by someone else" in capsys.readouterr().err
     assert cloud.state() == {"cat": {}}
 
 
 def test_a_repository_that_cannot_be_listed_is_not_reported_as_missing_models(cloud, capsys):
-    cloud.monkeypatch.setenv("FAKE_GCLOUD_LS_ERROR", "HTTPError 403: caller does not have storage.objects.list access")
+    cloud.monkeypatch.setenv(
+        "FAKE_GCLOUD_LS_ERROR", "HTTPError 403: caller does not have storage.objects.list access"
+    )
     assert cloud.run("fetch") == 0
     assert cloud.run("check-models") == 2
     err = capsys.readouterr().err
@@ -302,7 +323,10 @@ def test_local_mode_edits_only_the_file(tmp_path, capsys):
     terraform_dir.mkdir()
     (terraform_dir / "models.auto.tfvars.json").write_text(json.dumps({"models": sample_models()}))
     assert rollout.main(["rollback", "resnet50", "--local", "--terraform-dir", str(terraform_dir)]) == 0
-    assert json.loads((terraform_dir / "models.auto.tfvars.json").read_text())["models"]["resnet50"]["traffic"] == {"v2": 100}
+    assert (
+        json.loads((terraform_dir / "models.auto.tfvars.json").read_text())["models"]["resnet50"]["traffic"]
+        == {"v2": 100}
+    )
     assert capsys.readouterr().out.strip() == "resnet50: v2 100%"
 
 
@@ -349,8 +373,15 @@ def test_the_repository_models_file_is_never_committed():
 
 
 _TARGETED_ROOT = {
-    "main.tf": 'variable "archive" {\n  type = string\n}\nmodule "api_function" {\n  source  = "./api_function"\n  archive = abspath(var.archive)\n}\nmodule "model_service" {\n  source   = "./model_service"\n  for_each = toset(["cat", "dog"])\n}\n',
-    "api_function/main.tf": 'variable "archive" {\n  type = string\n}\nresource "terraform_data" "source" {\n  input = filemd5(var.archive)\n}\n',
+    "main.tf": (
+        'variable "archive" {\n  type = string\n}\n'
+        'module "api_function" {\n  source  = "./api_function"\n  archive = abspath(var.archive)\n}\n'
+        'module "model_service" {\n  source   = "./model_service"\n  for_each = toset(["cat", "dog"])\n}\n'
+    ),
+    "api_function/main.tf": (
+        'variable "archive" {\n  type = string\n}\n'
+        'resource "terraform_data" "source" {\n  input = filemd5(var.archive)\n}\n'
+    ),
     "model_service/main.tf": 'resource "terraform_data" "service" {\n  input = "x"\n}\n',
 }
 
@@ -369,9 +400,13 @@ def test_a_targeted_apply_never_reads_the_function_archive(terraform_bin, tmp_pa
     missing = "-var=archive=../build/functions.zip"
     (_, apply) = rollout.terraform_commands(tmp_path, STATE, "cat", apply=True)
     target = next(arg for arg in apply if arg.startswith("-target="))
-    targeted = run_terraform(terraform_bin, ["apply", "-auto-approve", "-input=false", "-no-color", missing, target], tmp_path)
+    targeted = run_terraform(
+        terraform_bin, ["apply", "-auto-approve", "-input=false", "-no-color", missing, target], tmp_path
+    )
     assert targeted.returncode == 0, targeted.stdout + targeted.stderr
     assert 'module.model_service["cat"].terraform_data.service' in targeted.stdout
     assert "api_function" not in targeted.stdout and 'model_service["dog"]' not in targeted.stdout
-    full = run_terraform(terraform_bin, ["apply", "-auto-approve", "-input=false", "-no-color", missing], tmp_path)
+    full = run_terraform(
+        terraform_bin, ["apply", "-auto-approve", "-input=false", "-no-color", missing], tmp_path
+    )
     assert full.returncode != 0 and "functions.zip" in full.stdout + full.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from .conftest import (
     MODULE_NAMES,
     MODULES_DIR,
+    REPO_ROOT,
     TERRAFORM_DIR,
     blocks_by_name,
     dynamic_blocks,
@@ -23,13 +25,20 @@ from .conftest import (
 ROOT = load_module(TERRAFORM_DIR)
 MODULES = {name: load_module(MODULES_DIR / name) for name in MODULE_NAMES}
 PER_MODEL_MODULES = ("model_service", "model_routing")
+# What model_routing/naming.tf reads (tests/terraform/test_naming.py runs it in Terraform).
+NAMING = json.loads((REPO_ROOT / "contract" / "inference_contract" / "naming.json").read_text())
 
 
 def _resolve(template: str, locals_: dict, model: str) -> str:
-    """Substitute ${local.x} and ${var.model_name} in a name template."""
-    for key, value in locals_.items():
-        if isinstance(value, str):
-            template = template.replace("${local.%s}" % key, value)
+    """Substitute ${local.x}, ${local.naming.x} and ${var.model_name} in a name template."""
+    previous = None
+    while template != previous:  # locals refer to locals
+        previous = template
+        for key, value in NAMING.items():
+            template = template.replace(f"${{local.naming.{key}}}", value)
+        for key, value in locals_.items():
+            if isinstance(value, str):
+                template = template.replace(f"${{local.{key}}}", value)
     return template.replace("${var.model_name}", model)
 
 
@@ -103,7 +112,10 @@ def test_one_cloud_run_service_per_model():
 
 def test_one_push_subscription_per_model_with_oidc_retry_and_dead_letter():
     subscriptions = resources(MODULES["model_routing"], "google_pubsub_subscription")
-    assert set(subscriptions) == {("google_pubsub_subscription", "push"), ("google_pubsub_subscription", "dead_letter_push")}
+    assert set(subscriptions) == {
+        ("google_pubsub_subscription", "push"),
+        ("google_pubsub_subscription", "dead_letter_push"),
+    }
     push = subscriptions[("google_pubsub_subscription", "push")]
     routing_locals = only(MODULES["model_routing"]["locals"])
     assert _resolve(push["name"], routing_locals, "resnet50") == "predictions-resnet50-push"
@@ -156,7 +168,9 @@ def test_ack_deadline_is_per_model_and_delivery_attempts_one_value_shared_with_t
 def test_push_service_account_invokes_only_its_own_service():
     routing = resources(MODULES["model_routing"])
     invokers = [
-        body for (rtype, _), body in routing.items() if rtype.endswith("_iam_member") and body["role"] == "roles/run.invoker"
+        body
+        for (rtype, _), body in routing.items()
+        if rtype.endswith("_iam_member") and body["role"] == "roles/run.invoker"
     ]
     assert invokers == [routing[("google_cloud_run_v2_service_iam_member", "push_invoker")]]
     invoker = invokers[0]
@@ -196,9 +210,13 @@ def test_pubsub_service_identity_exists_before_anything_grants_it_a_role():
     calls = blocks_by_name(ROOT, "module")
     assert calls["model_routing"]["pubsub_service_agent"] == "${local.pubsub_service_agent}"
     assert calls["api_function"]["pubsub_service_agent"] == "${local.pubsub_service_agent}"
-    beta = only(only(load_hcl(TERRAFORM_DIR / "versions.tf")["terraform"])["required_providers"])["google-beta"]
+    beta = only(
+        only(load_hcl(TERRAFORM_DIR / "versions.tf")["terraform"])["required_providers"]
+    )["google-beta"]
     assert beta["source"] == "hashicorp/google-beta" and re.fullmatch(r"~> 7\.\d+", beta["version"])
-    assert "google-beta" in only(only(load_hcl(MODULES_DIR / "platform" / "versions.tf")["terraform"])["required_providers"])
+    assert "google-beta" in only(
+        only(load_hcl(MODULES_DIR / "platform" / "versions.tf")["terraform"])["required_providers"]
+    )
 
 
 def test_model_service_account_is_least_privilege():
@@ -209,7 +227,9 @@ def test_model_service_account_is_least_privilege():
         ("google_project_iam_member", "roles/datastore.user"),
         ("google_secret_manager_secret_iam_member", "roles/secretmanager.secretAccessor"),
     }
-    buckets = {body["bucket"] for (rtype, _), body in service.items() if rtype == "google_storage_bucket_iam_member"}
+    buckets = {
+        body["bucket"] for (rtype, _), body in service.items() if rtype == "google_storage_bucket_iam_member"
+    }
     assert buckets == {"${var.uploads_bucket}", "${var.models_bucket}"}
     run = service[("google_cloud_run_v2_service", "model")]
     assert only(run["template"])["service_account"] == "${google_service_account.model.email}"
@@ -217,7 +237,10 @@ def test_model_service_account_is_least_privilege():
 
 def test_api_function_service_account_grants():
     function = resources(MODULES["api_function"])
-    assert function[("google_storage_bucket_iam_member", "write_uploads")]["role"] == "roles/storage.objectCreator"
+    assert (
+        function[("google_storage_bucket_iam_member", "write_uploads")]["role"]
+        == "roles/storage.objectCreator"
+    )
     assert function[("google_project_iam_member", "firestore")]["role"] == "roles/datastore.user"
     publisher = resources(MODULES["model_routing"])[("google_pubsub_topic_iam_member", "api_publisher")]
     assert publisher["topic"] == "${google_pubsub_topic.model.name}"
@@ -245,7 +268,9 @@ def test_public_principals_appear_only_on_the_api_and_the_website_bucket():
                     found[(module_name, rtype, name)] = (path, text, body)
         for kind in ("module", "locals", "output"):
             for path, text in string_leaves(module.get(kind, [])):
-                assert not any(member in text for member in PUBLIC_MEMBERS), f"{module_name} {kind} {path}: {text}"
+                assert not any(member in text for member in PUBLIC_MEMBERS), (
+                    f"{module_name} {kind} {path}: {text}"
+                )
     assert set(found) == set(ALLOWED_PUBLIC), f"public principals found at {sorted(found)}"
     for key, (path, text, body) in found.items():
         assert path == "member" and text == "allUsers", key
@@ -283,7 +308,10 @@ def test_model_service_container_settings():
     template = only(_model_service()["template"])
     assert template["revision"] == "${local.template_revision}"
     scaling = only(template["scaling"])
-    assert scaling == {"min_instance_count": "${var.model.min_instances}", "max_instance_count": "${var.model.max_instances}"}
+    assert scaling == {
+        "min_instance_count": "${var.model.min_instances}",
+        "max_instance_count": "${var.model.max_instances}",
+    }
     assert template["max_instance_request_concurrency"] == "${var.model.concurrency}"
     container = only(template["containers"])
     resources_ = only(container["resources"])
@@ -315,7 +343,9 @@ def test_gpu_settings_exist_only_under_the_accelerator_condition():
     assert service_locals["is_gpu"] == '${var.model.accelerator == "gpu"}'
     gpu_locals = {"accelerator", "gpu_zonal_redundancy_disabled", "cpu", "memory", "limits"}
     for name in gpu_locals:
-        assert service_locals[name].startswith("${local.is_gpu ?") or "local.is_gpu ?" in service_locals[name], name
+        assert (
+            service_locals[name].startswith("${local.is_gpu ?") or "local.is_gpu ?" in service_locals[name]
+        ), name
     assert service_locals["accelerator"] == '${local.is_gpu ? "nvidia-l4" : null}'
     # Everywhere else, GPU settings are reached only through those locals.
     template = only(_model_service()["template"])
@@ -325,7 +355,9 @@ def test_gpu_settings_exist_only_under_the_accelerator_condition():
     for module_name, module in MODULES.items():
         for (rtype, name), body in resources(module).items():
             for path, text in string_leaves(body):
-                assert "nvidia" not in text, f"{module_name} {rtype}.{name} {path} sets a GPU outside the conditional locals"
+                assert "nvidia" not in text, (
+                    f"{module_name} {rtype}.{name} {path} sets a GPU outside the conditional locals"
+                )
         for key, value in only(module.get("locals", [{}])).items():
             if key not in gpu_locals and isinstance(value, str):
                 assert not any(marker in value for marker in GPU_MARKERS), f"{module_name} local.{key}"
@@ -353,7 +385,10 @@ def test_uploads_bucket_has_uniform_access_lifecycle_and_cors():
 
 
 def test_every_bucket_uses_uniform_access():
-    buckets = {**resources(MODULES["storage"], "google_storage_bucket"), **resources(MODULES["website"], "google_storage_bucket")}
+    buckets = {
+        **resources(MODULES["storage"], "google_storage_bucket"),
+        **resources(MODULES["website"], "google_storage_bucket"),
+    }
     assert len(buckets) == 4
     for key, bucket in buckets.items():
         assert bucket["uniform_bucket_level_access"] is True, key
@@ -366,7 +401,10 @@ def test_firestore_native_database_with_ttl_on_expire_at():
     field = firestore[("google_firestore_field", "prediction_ttl")]
     assert "ttl_config" in field
     variables = blocks_by_name(MODULES["firestore"], "variable")
-    assert field["collection"] == "${var.predictions_collection}" and variables["predictions_collection"]["default"] == "predictions"
+    assert (
+        field["collection"] == "${var.predictions_collection}"
+        and variables["predictions_collection"]["default"] == "predictions"
+    )
     assert field["field"] == "${var.ttl_field}" and variables["ttl_field"]["default"] == "expire_at"
 
 
@@ -440,7 +478,9 @@ def test_scheduler_calls_the_reconcile_function_every_minute_with_oidc():
     assert deadline["default"] < 60
     reconcile = function[("google_cloudfunctions2_function", "reconcile")]
     assert only(reconcile["service_config"])["timeout_seconds"] == "${var.reconcile_attempt_deadline_seconds}"
-    assert "cloudscheduler.googleapis.com" in blocks_by_name(MODULES["platform"], "variable")["services"]["default"]
+    assert "cloudscheduler.googleapis.com" in (
+        blocks_by_name(MODULES["platform"], "variable")["services"]["default"]
+    )
 
 
 def test_only_the_scheduler_account_may_invoke_the_reconcile_function():
@@ -454,7 +494,10 @@ def test_only_the_scheduler_account_may_invoke_the_reconcile_function():
     assert invokers[0]["role"] == "roles/run.invoker"
     assert invokers[0]["member"] == "${google_service_account.reconcile_scheduler.member}"
     # No public principal anywhere near it (the allUsers test above covers every module).
-    for key in (("google_cloudfunctions2_function", "reconcile"), ("google_cloud_scheduler_job", "reconcile")):
+    for key in (
+        ("google_cloudfunctions2_function", "reconcile"),
+        ("google_cloud_scheduler_job", "reconcile"),
+    ):
         for _, text in string_leaves(function[key]):
             assert "allUsers" not in text and "allAuthenticatedUsers" not in text
     # It runs as the functions' account, which publishes to every model topic and uses Firestore.
@@ -467,7 +510,10 @@ def test_reconcile_at_has_an_ascending_single_field_index_apart_from_the_ttl_fie
     field = firestore[("google_firestore_field", "reconcile_at")]
     variables = blocks_by_name(MODULES["firestore"], "variable")
     assert field["collection"] == "${var.predictions_collection}"
-    assert field["field"] == "${var.reconcile_field}" and variables["reconcile_field"]["default"] == "reconcile_at"
+    assert (
+        field["field"] == "${var.reconcile_field}"
+        and variables["reconcile_field"]["default"] == "reconcile_at"
+    )
     index = only(only(field["index_config"])["indexes"])
     assert index == {"order": "ASCENDING", "query_scope": "COLLECTION"}
     assert "ttl_config" not in field
@@ -494,7 +540,13 @@ def test_model_service_batch_and_lease_settings_reach_the_container():
         assert service_locals["shared_env"][key] == f"${{tostring(var.model.{attribute})}}", key
     # Every template setting is hashed into the revision name.
     settings = str(service_locals["template_settings"])
-    for name in ("var.startup_timeout_seconds", "var.container_port", "var.health_path", "local.shared_env", "local.limits"):
+    for name in (
+        "var.startup_timeout_seconds",
+        "var.container_port",
+        "var.health_path",
+        "local.shared_env",
+        "local.limits",
+    ):
         assert name in settings, name
     assert "settings = local.template_settings" in service_locals["revision_names"]
 
@@ -535,8 +587,13 @@ def test_callbacks_are_signed_with_a_secret_manager_secret_only_the_model_accoun
     # A change of secret is a change of template: it must deploy under a new revision name.
     settings = only(MODULES["model_service"]["locals"])["template_settings"]
     assert settings["callback_signing_secret"] == "${var.callback_signing_secret}"
-    assert blocks_by_name(ROOT, "module")["model_service"]["callback_signing_secret"] == "${var.callback_signing_secret}"
-    assert "secretmanager.googleapis.com" in blocks_by_name(MODULES["platform"], "variable")["services"]["default"]
+    assert (
+        blocks_by_name(ROOT, "module")["model_service"]["callback_signing_secret"]
+        == "${var.callback_signing_secret}"
+    )
+    assert "secretmanager.googleapis.com" in (
+        blocks_by_name(MODULES["platform"], "variable")["services"]["default"]
+    )
     # No secret value is managed by Terraform (bootstrap.sh makes it), so none is in its state.
     for module in MODULES.values():
         assert not resources(module, "google_secret_manager_secret_version")
@@ -559,8 +616,10 @@ def test_internal_endpoints_are_invoked_only_by_their_oidc_accounts():
                 if rtype.endswith("_iam_member") and body.get("role") == "roles/run.invoker"}
     targets = {body["name"]: body["member"] for name, body in invokers.items() if name != "api_public"}
     assert targets == {
-        "${google_cloudfunctions2_function.dead_letter.name}": "${google_service_account.dead_letter_invoker.member}",
-        "${google_cloudfunctions2_function.reconcile.name}": "${google_service_account.reconcile_scheduler.member}",
+        "${google_cloudfunctions2_function.dead_letter.name}":
+            "${google_service_account.dead_letter_invoker.member}",
+        "${google_cloudfunctions2_function.reconcile.name}":
+            "${google_service_account.reconcile_scheduler.member}",
     }
     routing = resources(MODULES["model_routing"])
     model_invokers = [body for (rtype, _), body in routing.items()

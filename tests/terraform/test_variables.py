@@ -40,9 +40,13 @@ def test_every_module_has_variables_and_outputs():
     assert modules_with_outputs == set(MODULE_DIRS)
 
 
-@pytest.mark.parametrize(("module", "name", "body"), ALL_VARIABLES, ids=[f"{m}.{n}" for m, n, _ in ALL_VARIABLES])
+@pytest.mark.parametrize(
+    ("module", "name", "body"), ALL_VARIABLES, ids=[f"{m}.{n}" for m, n, _ in ALL_VARIABLES]
+)
 def test_variable_is_described_and_typed(module, name, body):
-    assert isinstance(body.get("description"), str) and len(body["description"].split()) >= 3, "needs a description"
+    assert isinstance(body.get("description"), str) and len(body["description"].split()) >= 3, (
+        "needs a description"
+    )
     assert isinstance(body.get("type"), str) and body["type"], "needs a type"
 
 
@@ -99,7 +103,11 @@ def test_example_tfvars_sets_only_declared_root_variables():
     values = json.loads(EXAMPLE_TFVARS.read_text())
     assert values["project_id"] and values["region"]
     assert set(values) <= declared
-    required = {name for name, body in blocks_by_name(load_module(TERRAFORM_DIR), "variable").items() if "default" not in body}
+    required = {
+        name
+        for name, body in blocks_by_name(load_module(TERRAFORM_DIR), "variable").items()
+        if "default" not in body
+    }
     assert required <= set(values) | {"models"}, "the example must set every required variable but models"
 
 
@@ -108,5 +116,9 @@ def test_readme_tables_list_every_root_input_and_output():
     inputs = readme.split("## Inputs", 1)[1].split("## Outputs", 1)[0]
     outputs = readme.split("## Outputs", 1)[1].split("\n## ", 1)[0]
     root = load_module(TERRAFORM_DIR)
-    assert set(re.findall(r"^\| `(\w+)` \|", inputs, flags=re.MULTILINE)) == set(blocks_by_name(root, "variable"))
-    assert set(re.findall(r"^\| `(\w+)` \|", outputs, flags=re.MULTILINE)) == set(blocks_by_name(root, "output"))
+    assert set(re.findall(r"^\| `(\w+)` \|", inputs, flags=re.MULTILINE)) == set(
+        blocks_by_name(root, "variable")
+    )
+    assert set(re.findall(r"^\| `(\w+)` \|", outputs, flags=re.MULTILINE)) == set(
+        blocks_by_name(root, "output")
+    )

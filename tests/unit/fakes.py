@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import copy
+import json
 
+from inference_contract.messages import PredictionMessage
 from model_service.adapters import CallbackResult
 from model_service.transitions import PredictionRunStore
 from prediction_api.errors import BackendUnavailable
-
 
 
 class FakeUploadStore:
@@ -128,10 +129,11 @@ class FakePublisher:
         self.messages: list[tuple[str, dict, dict]] = []
         self.fail_after: int | None = None
 
-    def publish(self, model: str, payload: dict, attributes: dict[str, str]) -> str:
+    def publish(self, message: PredictionMessage) -> str:
         if self.fail_after is not None and len(self.messages) >= self.fail_after:
             raise BackendUnavailable("Pub/Sub is unavailable: fake")
-        self.messages.append((model, payload, attributes))
+        data, attributes = message.encode()  # (model, data as the receiver parses it, attributes)
+        self.messages.append((message.model, json.loads(data), attributes))
         return str(len(self.messages))
 
 
@@ -204,4 +206,5 @@ class FakeNotifier:
 
     def notify(self, url: str, document: dict) -> CallbackResult:
         self.sent.append((url, document))
-        return CallbackResult(False, "the receiver answered 503") if self.receiver_down else CallbackResult(True)
+        return (CallbackResult(False, "the receiver answered 503") if self.receiver_down
+                else CallbackResult(True))

@@ -5,17 +5,17 @@ from __future__ import annotations
 import base64
 import io
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
-
 from prediction_api.app import create_api_app, create_dead_letter_app
 from prediction_api.config import ConfigError, Settings
 from prediction_api.service import PredictionService
+
 from tests.images import converted, corrupt_png, tabby_bytes, truncated_jpeg
 from tests.unit.fakes import FakeApiStore, FakeDns, FakeIdempotencyStore, FakePublisher, FakeUploadStore
 
-NOW = datetime(2026, 11, 21, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 
 
 class World:
@@ -245,7 +245,8 @@ def test_dead_letter_marks_failed_once(world):
     assert world.dead_letters.post("/", json=letter).status_code == 204
     document = world.store.documents["id0"]
     assert document["status"] == "failed"
-    assert document["error"]["code"] == "delivery_failed" and "5 delivery attempts" in document["error"]["message"]
+    assert (document["error"]["code"] == "delivery_failed"
+            and "5 delivery attempts" in document["error"]["message"])
     # A second dead letter for the same prediction changes nothing.
     document["status"] = "succeeded"
     assert world.dead_letters.post("/", json=letter).status_code == 204
@@ -291,7 +292,8 @@ def test_metrics_count_requests_images_dead_letters_and_the_oldest_queued_age():
     assert 'inference_images_accepted_total{model="resnet50"} 2.0' in text
     assert ('inference_api_requests_total{method="POST",route="/v1/models/<model>/predictions",'
             'status="202"} 1.0') in text
-    assert 'inference_api_requests_total{method="GET",route="/v1/predictions/<prediction_id>",status="404"} 1.0' in text
+    assert ('inference_api_requests_total{method="GET",route="/v1/predictions/<prediction_id>",'
+            'status="404"} 1.0') in text
 
     world.store.documents["id0"]["created_at"] = NOW - timedelta(seconds=90)
     world.store.documents["id1"]["status"] = "running"
@@ -318,7 +320,8 @@ def test_a_bad_query_callback_url_is_refused_beside_a_good_form_field(world):
 
 
 def test_a_deployment_can_allow_callbacks_to_listed_hosts_only():
-    world = World(callback_allowed_hosts=("127.0.0.1",), callback_allow_http=True, callback_allow_loopback=True)
+    world = World(callback_allowed_hosts=("127.0.0.1",), callback_allow_http=True,
+                  callback_allow_loopback=True)
     refused = world.post_images(tabby_bytes(), callback_url="https://8.8.8.8/hook")
     assert_error(refused, 400, "invalid_request")
     assert "calls back only to 127.0.0.1" in refused.get_json()["error"]["message"]

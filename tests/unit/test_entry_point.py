@@ -12,9 +12,9 @@ import sys
 
 import functions_framework
 import pytest
-
 from prediction_api.app import create_api_app
 from prediction_api.auth import Authenticator, RateLimiter, new_key
+
 from tests.conftest import ROOT
 from tests.images import tabby_bytes
 from tests.unit.fakes import FakeKeyStore

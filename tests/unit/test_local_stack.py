@@ -12,7 +12,12 @@ from pathlib import Path
 import pytest
 
 from emulators.processes import (
-    ManagedProcess, ProcessGroup, StackError, Supervisor, free_port, require_commands,
+    ManagedProcess,
+    ProcessGroup,
+    StackError,
+    Supervisor,
+    free_port,
+    require_commands,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -23,7 +28,7 @@ def run_stack(*args: str, env: dict | None = None) -> subprocess.CompletedProces
     ports = {flag: str(free_port()) for flag in (
         "--api-port", "--dead-letter-port", "--web-port", "--first-model-port",
         "--pubsub-port", "--firestore-port", "--storage-port")}
-    ports.update(zip(args[::2], args[1::2]))
+    ports.update(zip(args[::2], args[1::2], strict=True))
     argv = [item for pair in ports.items() for item in pair]
     return subprocess.run([sys.executable, os.fspath(ROOT / "scripts" / "local_stack.py"),
                            "--models", "tiny-test", *argv],
@@ -134,6 +139,7 @@ def test_supervisor_restarts_a_dead_process_with_backoff_and_says_so(tmp_path):
 
 def test_the_development_key_is_made_once_kept_private_and_replaced_when_revoked(tmp_path):
     from prediction_api.auth import Authenticator, FileKeyStore, revoke
+
     from scripts.local_stack import development_key
 
     keys, key_file = tmp_path / "state" / "api_keys.json", tmp_path / "state" / "api_key"

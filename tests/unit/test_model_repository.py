@@ -6,12 +6,16 @@ import json
 
 import numpy as np
 import pytest
-
 from model_service.errors import InvalidImage, ModelLoadError
 from model_service.model import ImageModel, ModelInfo, detect
 from model_service.repository import ModelRepository
+
 from scripts.model_builders.catalog import (
-    WeightsUnavailable, as_detector, build_resnet50, build_tiny_test, imagenet_labels,
+    WeightsUnavailable,
+    as_detector,
+    build_resnet50,
+    build_tiny_test,
+    imagenet_labels,
 )
 from scripts.model_builders.serving import export_version
 from tests.images import converted, tabby_bytes, truncated_jpeg
@@ -141,7 +145,8 @@ def test_if_missing_exports_a_detector_again_when_it_predates_the_top1_rule(tmp_
     version.mkdir(parents=True)
     (version / "model.json").write_text(json.dumps({"kind": "detector", "detector": {"label": "cat"}}))
     assert not export_model.has_version(tmp_path, "cat")
-    (version / "model.json").write_text(json.dumps({"kind": "detector", "detector": {"scores": "probabilities"}}))
+    (version / "model.json").write_text(
+        json.dumps({"kind": "detector", "detector": {"scores": "probabilities"}}))
     assert export_model.has_version(tmp_path, "cat")
     (tmp_path / "tiny-test" / "1").mkdir(parents=True)
     assert export_model.has_version(tmp_path, "tiny-test") and not export_model.has_version(tmp_path, "dog")

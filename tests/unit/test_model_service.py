@@ -5,17 +5,17 @@ from __future__ import annotations
 import base64
 import json
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
-
 from model_service.app import create_app
 from model_service.config import ConfigError, Settings
 from model_service.errors import TransientError
 from model_service.handler import LeaseKeeper, PredictionHandler
+
 from tests.unit.fakes import FakeImageReader, FakeModel, FakeNotifier, FakeServiceStore
 
-NOW = datetime(2026, 11, 21, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 URI = "gs://uploads/uploads/resnet50/p1"
 
 

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import io
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import schemathesis
 from openapi_spec_validator import validate
-
+from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
 from prediction_api.app import create_api_app
 from prediction_api.config import Settings
 from prediction_api.service import PredictionService
+from schemathesis.openapi.checks import JsonSchemaError
+
 from tests.images import tabby_bytes
 from tests.unit.fakes import FakeApiStore, FakePublisher, FakeUploadStore
 
-NOW = datetime(2026, 11, 21, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -54,7 +56,7 @@ def test_an_invalid_document_is_refused():
     # The validator can fail: a response without its description is not OpenAPI.
     broken = {"openapi": "3.1.0", "info": {"title": "t", "version": "1"},
               "paths": {"/x": {"get": {"responses": {"200": {}}}}}}
-    with pytest.raises(Exception):
+    with pytest.raises(OpenAPIValidationError):
         validate(broken)
 
 
@@ -106,5 +108,5 @@ def test_a_response_that_breaks_the_document_is_caught(api):
     client, store, _, schema, document = api
     _post(client, "cat", tabby_bytes())
     store.documents["id0"]["status"] = "lost"  # not one of the documented statuses
-    with pytest.raises(Exception):
+    with pytest.raises(JsonSchemaError):
         _check(schema, document, "/v1/predictions/{id}", "GET", client.get("/v1/predictions/id0"))

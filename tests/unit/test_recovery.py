@@ -1,18 +1,19 @@
-"""The reconciler and the dead-letter handler: what they do to overdue predictions, against in-memory fakes."""
+"""The reconciler and the dead-letter handler: what they do to overdue predictions, \
+against in-memory fakes."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
-
 from prediction_api.config import Settings
+from prediction_api.images import validate_image
 from prediction_api.service import PredictionService
+
 from tests.images import tabby_bytes
 from tests.unit.fakes import FakeApiStore, FakePublisher, FakeUploadStore
-from prediction_api.images import validate_image
 
-NOW = datetime(2026, 11, 21, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 
 
 class World:
@@ -64,7 +65,8 @@ def test_a_queued_prediction_is_published_again_once_overdue_with_backoff(world)
 def test_running_with_a_fresh_lease_is_left_and_with_an_expired_one_is_republished(world):
     world.submit()
     world.document().update(status="running", attempts=1, lease_token="t",
-                            lease_expires_at=NOW + timedelta(seconds=70), reconcile_at=NOW + timedelta(seconds=60))
+                            lease_expires_at=NOW + timedelta(seconds=70),
+                            reconcile_at=NOW + timedelta(seconds=60))
     world.at(65)
     assert world.service.reconcile() == {"not_due": 1}
     assert world.document()["reconcile_at"] == NOW + timedelta(seconds=70)

@@ -5,17 +5,14 @@ from __future__ import annotations
 
 import ipaddress
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
-
-from prediction_api import callback_targets
+from inference_contract import callback_targets
 from prediction_api.auth import Authenticator, FileKeyStore, RateLimiter, new_key, revoke
+
 from tests.images import converted, tabby_bytes
 from tests.unit.fakes import FakeKeyStore
 from tests.unit.test_api import NOW, World, assert_error
-
-ROOT = Path(__file__).resolve().parents[2]
 
 # Every kind of address a callback must never reach, even with loopback allowed.
 FORBIDDEN = [
@@ -52,12 +49,6 @@ def test_public_addresses_are_allowed(address):
 def test_loopback_only_with_the_explicit_setting(address):
     assert callback_targets.refusal(ipaddress.ip_address(address), allow_loopback=False)
     assert callback_targets.refusal(ipaddress.ip_address(address), allow_loopback=True) is None
-
-
-def test_the_two_deployable_units_share_the_same_rules():
-    api = ROOT / "functions" / "prediction_api" / "callback_targets.py"
-    model = ROOT / "cloudrun_model" / "model_service" / "callback_targets.py"
-    assert api.read_bytes() == model.read_bytes()
 
 
 def _refused_callback(world: World, url: str):
@@ -196,7 +187,8 @@ def test_a_prediction_records_the_key_id_never_the_key_and_only_that_key_reads_i
     assert document["api_key_id"] == alice_id
     assert alice not in repr(document) and alice.split("_", 2)[2] not in repr(document)
     assert keys.records[alice_id]["hash"] != alice and alice not in repr(keys.records)
-    assert world.client.get(f"/v1/predictions/{created['id']}", headers={"X-API-Key": alice}).status_code == 200
+    assert world.client.get(f"/v1/predictions/{created['id']}",
+                            headers={"X-API-Key": alice}).status_code == 200
     other = world.client.get(f"/v1/predictions/{created['id']}", headers={"X-API-Key": bob})
     assert_error(other, 404, "not_found")
     assert other.get_json() == world.client.get("/v1/predictions/never-was",
@@ -237,9 +229,11 @@ def test_ids_firestore_refuses_are_404(prediction_id):
 
 def test_the_same_idempotency_key_returns_the_original_predictions():
     world, _, _, alice, _ = keyed_world()
-    first = post_with(world, alice, tabby_bytes(), converted(tabby_bytes(), "PNG"), **{"Idempotency-Key": "k-1"})
+    first = post_with(world, alice, tabby_bytes(), converted(tabby_bytes(), "PNG"),
+                      **{"Idempotency-Key": "k-1"})
     assert first.status_code == 202 and "Idempotent-Replayed" not in first.headers
-    again = post_with(world, alice, tabby_bytes(), converted(tabby_bytes(), "PNG"), **{"Idempotency-Key": "k-1"})
+    again = post_with(world, alice, tabby_bytes(), converted(tabby_bytes(), "PNG"),
+                      **{"Idempotency-Key": "k-1"})
     assert again.status_code == 202 and again.headers["Idempotent-Replayed"] == "true"
     assert again.get_json() == first.get_json()
     assert len(world.store.documents) == 2 and len(world.publisher.messages) == 2

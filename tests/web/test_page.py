@@ -56,7 +56,8 @@ class Session:
         self.requests: list[str] = []
         self.console_errors: list[str] = []
         self.page.on("request", lambda request: self.requests.append(request.url))
-        self.page.on("console", lambda message: message.type == "error" and self.console_errors.append(message.text))
+        self.page.on("console",
+                     lambda message: message.type == "error" and self.console_errors.append(message.text))
         self.page.on("pageerror", lambda error: self.console_errors.append(str(error)))
 
     def open(self, url: str | None = None) -> Page:
@@ -141,7 +142,8 @@ def test_classifier_results_for_two_photos(session):
     assert any("tabby" in label.lower() for label in top_labels(tabby_card))
     assert "golden retriever" in top_labels(retriever_card)[0].lower()
     shown = retriever_card.locator(".top-k-score").first.inner_text()
-    assert shown.endswith("%") and float(shown[:-1]) == pytest.approx(retriever_top[0]["score"] * 100, abs=0.051)
+    assert shown.endswith("%") and float(shown[:-1]) == pytest.approx(retriever_top[0]["score"] * 100,
+                                                                      abs=0.051)
     assert retriever_card.locator(".bar-fill").first.bounding_box()["width"] > 0
 
     # The history lists both requests, each linking to a status URL the API answers.
@@ -161,7 +163,8 @@ def test_classifier_results_for_two_photos(session):
     # Nothing was loaded from anywhere but the page's own origin and the API.
     origins = {session.stack.web_url, session.stack.api_url}
     outside = [url for url in session.requests
-               if not url.startswith("blob:") and f"{urlsplit(url).scheme}://{urlsplit(url).netloc}" not in origins]
+               if not url.startswith("blob:")
+               and f"{urlsplit(url).scheme}://{urlsplit(url).netloc}" not in origins]
     assert not outside, outside
 
 
@@ -206,7 +209,8 @@ def test_api_error_is_shown_next_to_its_image(session, tmp_path):
     expect(page.locator("#history .history-row")).to_have_count(1)
     screenshot(page, "web-error.png")
     # Chromium logs the refused upload itself; that one is expected.
-    session.console_errors.remove("Failed to load resource: the server responded with a status of 400 (BAD REQUEST)")
+    session.console_errors.remove(
+        "Failed to load resource: the server responded with a status of 400 (BAD REQUEST)")
 
 
 @pytest.fixture
@@ -246,7 +250,8 @@ def test_cors_granted_only_to_configured_origins(browser, stack, foreign_site):
         page = foreign.open(foreign_site)
         expect(page.locator("#model-info")).to_contain_text("Could not load the models", timeout=15_000)
         expect(page.locator("#model")).to_be_disabled()
-        outcome = page.evaluate("""url => fetch(url).then(r => "read " + r.status, e => e.name)""", models_url)
+        outcome = page.evaluate("""url => fetch(url).then(r => "read " + r.status, e => e.name)""",
+                                models_url)
         assert outcome == "TypeError"
         assert any("CORS policy" in text for text in foreign.console_errors), foreign.console_errors
     finally:
@@ -316,7 +321,8 @@ def test_phone_width_and_keyboard_only(browser, stack, tmp_path):
             "offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1})
 
         wait_final(page, long_name.name)
-        overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        overflow = page.evaluate(
+            "document.documentElement.scrollWidth - document.documentElement.clientWidth")
         assert overflow <= 0, f"the page is {overflow}px wider than a 375px screen"
         screenshot(page, "web-phone.png")
         assert not phone.console_errors, phone.console_errors
@@ -369,5 +375,7 @@ def test_running_is_shown_and_each_result_has_its_times(session):
     located = wait_final(page, tabby.name)
     polls = [url for url in session.requests if "/v1/predictions/" in url]
     assert polls and all("until=change" in url for url in polls), polls
-    expect(located.locator(".timings")).to_have_text(re.compile(r"^queue \d+ ms · model \d+ ms · batch of \d+$"))
-    expect(located.locator(".verdict-rule")).to_have_text(re.compile(r"^top-1 class: .*cat, which is why it says yes$"))
+    expect(located.locator(".timings")).to_have_text(
+        re.compile(r"^queue \d+ ms · model \d+ ms · batch of \d+$"))
+    expect(located.locator(".verdict-rule")).to_have_text(
+        re.compile(r"^top-1 class: .*cat, which is why it says yes$"))

@@ -14,7 +14,7 @@ variable "source_bucket" {
 }
 
 variable "source_archive" {
-  description = "Local path of the zip archive of functions/ (main.py at its root)."
+  description = "Local path of the zip archive of functions/ with the contract package (main.py at its root; scripts/package_units.py)."
   type        = string
 
   validation {

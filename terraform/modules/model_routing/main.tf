@@ -1,7 +1,3 @@
-locals {
-  topic_name = "predictions-${var.model_name}"
-}
-
 resource "google_pubsub_topic" "model" {
   #checkov:skip=CKV_GCP_83:Messages carry prediction IDs and object URIs only; Google-managed encryption is enough.
   project = var.project_id
@@ -11,7 +7,7 @@ resource "google_pubsub_topic" "model" {
 resource "google_pubsub_topic" "dead_letter" {
   #checkov:skip=CKV_GCP_83:Messages carry prediction IDs and object URIs only; Google-managed encryption is enough.
   project = var.project_id
-  name    = "${local.topic_name}-dead-letter"
+  name    = local.dead_letter_topic_name
 }
 
 # Dedicated identity for pushes to this model's service: run.invoker on that
@@ -20,7 +16,7 @@ resource "google_service_account" "push" {
   project      = var.project_id
   account_id   = "push-${var.model_name}"
   display_name = "Pub/Sub push to model-${var.model_name}"
-  description  = "OIDC identity of subscription ${local.topic_name}-push; may invoke Cloud Run service ${var.service_name} only."
+  description  = "OIDC identity of subscription ${local.push_subscription_name}; may invoke Cloud Run service ${var.service_name} only."
 }
 
 resource "google_cloud_run_v2_service_iam_member" "push_invoker" {
@@ -48,7 +44,7 @@ resource "google_pubsub_topic_iam_member" "api_publisher" {
 
 resource "google_pubsub_subscription" "push" {
   project = var.project_id
-  name    = "${local.topic_name}-push"
+  name    = local.push_subscription_name
   topic   = google_pubsub_topic.model.id
 
   ack_deadline_seconds = var.ack_deadline_seconds
@@ -86,7 +82,7 @@ resource "google_pubsub_subscription" "push" {
 
 resource "google_pubsub_subscription" "dead_letter_push" {
   project = var.project_id
-  name    = "${local.topic_name}-dead-letter-push"
+  name    = local.dead_letter_subscription_name
   topic   = google_pubsub_topic.dead_letter.id
 
   ack_deadline_seconds = 60

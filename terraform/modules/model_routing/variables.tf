@@ -9,7 +9,7 @@ variable "region" {
 }
 
 variable "model_name" {
-  description = "Model routed; names follow the contract: predictions-<model>, predictions-<model>-push, predictions-<model>-dead-letter, predictions-<model>-dead-letter-push."
+  description = "Model routed; its topics and subscriptions are named by contract/inference_contract/naming.json: predictions-<model>, predictions-<model>-push, predictions-<model>-dead-letter, predictions-<model>-dead-letter-push."
   type        = string
 
   validation {

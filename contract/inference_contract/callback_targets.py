@@ -1,10 +1,8 @@
 """Which callback destinations may be contacted: the SSRF rules, shared by the API and the model services.
 
 The API checks a callback_url when it is submitted; the model service checks the
-address again when it sends, and connects to the address it checked. The rules
-are the same on both sides: this file is copied byte for byte into
-cloudrun_model/model_service/ (a test keeps the two identical), because the two
-deployable units share no package.
+address again when it sends, and connects to the address it checked. Both use
+these rules, from the contract package both deploy units ship.
 
 An address is refused unless it is globally routable: loopback (unless allowed
 explicitly), private, link-local (169.254.0.0/16, the metadata server), CGNAT
@@ -18,7 +16,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 # Hostnames of metadata servers, refused by name whatever they resolve to.
 METADATA_HOSTNAMES = frozenset({

@@ -1,0 +1,79 @@
+"""The Pub/Sub message that asks a model service for a prediction: encoded by the
+API here, decoded here by the model services and by the dead-letter handler.
+
+The data is a JSON object; the attributes repeat the prediction id and the model,
+so that a message can be routed and logged without parsing its data.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass, field
+
+
+class MalformedMessage(ValueError):
+    """A push envelope that will never decode: the receiver answers 400."""
+
+
+@dataclass(frozen=True)
+class PredictionMessage:
+    prediction_id: str
+    model: str
+    # None only in a message that names just its prediction (the dead-letter
+    # handler accepts those; a model service needs the image).
+    image_uri: str | None
+    content_type: str | None = None
+    callback_url: str | None = None
+
+    @classmethod
+    def for_document(cls, document: dict) -> PredictionMessage:
+        return cls(prediction_id=document["id"], model=document["model"], image_uri=document.get("image_uri"),
+                   content_type=document.get("content_type"), callback_url=document.get("callback_url"))
+
+    def encode(self) -> tuple[bytes, dict[str, str]]:
+        """(data, attributes), as published."""
+        data = {"id": self.prediction_id, "model": self.model, "image_uri": self.image_uri,
+                "content_type": self.content_type, "callback_url": self.callback_url}
+        return json.dumps(data).encode(), {"prediction_id": self.prediction_id, "model": self.model}
+
+
+@dataclass(frozen=True)
+class PushedMessage:
+    """A message as a push subscription delivers it."""
+
+    prediction: PredictionMessage
+    message_id: str | None
+    attributes: dict[str, str] = field(default_factory=dict)
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def decode_push(envelope: object) -> PushedMessage:
+    """The message in a Pub/Sub push envelope (the parsed JSON body of the push request)."""
+    if not isinstance(envelope, dict) or not isinstance(envelope.get("message"), dict):
+        raise MalformedMessage("expected a Pub/Sub push envelope: a JSON object with a 'message' object")
+    message = envelope["message"]
+    attributes = message.get("attributes") or {}
+    if not isinstance(attributes, dict):
+        raise MalformedMessage("message.attributes must be an object")
+    try:
+        data = json.loads(base64.b64decode(message.get("data") or "", validate=True) or b"{}")
+    except (binascii.Error, ValueError):
+        raise MalformedMessage("message.data is not base64-encoded JSON") from None
+    if not isinstance(data, dict):
+        raise MalformedMessage("message.data must encode a JSON object")
+    prediction_id = _text(data.get("id")) or _text(attributes.get("prediction_id"))
+    model = _text(data.get("model")) or _text(attributes.get("model"))
+    missing = [name for name, value in (("id", prediction_id), ("model", model)) if value is None]
+    if missing:
+        raise MalformedMessage(f"the message names no {' and no '.join(missing)}")
+    prediction = PredictionMessage(prediction_id=prediction_id, model=model,
+                                   image_uri=_text(data.get("image_uri")),
+                                   content_type=_text(data.get("content_type")),
+                                   callback_url=_text(data.get("callback_url")))
+    return PushedMessage(prediction, _text(message.get("messageId")) or _text(message.get("message_id")),
+                         {str(key): str(value) for key, value in attributes.items()})
