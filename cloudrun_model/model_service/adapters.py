@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from urllib.parse import urlsplit
 
 import requests
+import urllib3
 from google.api_core import exceptions as gexc
 from requests_hardened import Config as HardenedConfig, HTTPSession
 from requests_hardened.ip_filter_adapter import IPFilterAdapter
@@ -32,25 +33,84 @@ class CallbackResult:
     error: str | None = None
 
 class GcsImageReader:
-    def __init__(self, client, timeout_seconds: float) -> None:
+    """Reads an uploaded image: one authenticated GET of the object's media.
+
+    The request `Blob.download_as_bytes` makes (the client's download URL,
+    credentials and headers, its retry policy, the crc32c check against
+    `x-goog-hash`), sent with urllib3 through google-auth's AuthorizedHttp
+    instead of through requests and the resumable-media download: a third of
+    the CPU per image. Its pool keeps as many connections as there are request
+    threads (the client's session keeps 10, and discarded the rest on every
+    burst). The environment's proxy and CA bundle, which requests would look
+    up on every request, are looked up once.
+    """
+
+    def __init__(self, client, timeout_seconds: float, pool_size: int = 64) -> None:
+        import certifi
+        from google.auth.transport.urllib3 import AuthorizedHttp
         from google.cloud.storage.retry import DEFAULT_RETRY
 
         self._client = client
-        self._timeout = timeout_seconds
+        self._timeout = urllib3.Timeout(connect=timeout_seconds, read=timeout_seconds)
         # Bound the client's own retries: past this, Pub/Sub's redelivery takes over.
         self._retry = DEFAULT_RETRY.with_timeout(timeout_seconds)
+        probe = client.bucket("b").blob("o")._get_download_url(client)
+        environment = requests.Session().merge_environment_settings(probe, {}, None, None, None)
+        verify = environment["verify"]
+        tls = {"cert_reqs": "CERT_REQUIRED",
+               "ca_certs": verify if isinstance(verify, str) else certifi.where()}
+        proxy = environment["proxies"].get(urlsplit(probe).scheme) or environment["proxies"].get("all")
+        pool = (urllib3.ProxyManager(proxy, maxsize=pool_size, **tls) if proxy
+                else urllib3.PoolManager(maxsize=pool_size, **tls))
+        self._http = AuthorizedHttp(client._http.credentials, http=pool)
+        user_agent = client._connection.user_agent
+        self._headers = {"User-Agent": user_agent, "x-goog-api-client": user_agent, "accept-encoding": "gzip",
+                         **getattr(client, "_extra_headers", {})}
 
     def read(self, uri: str) -> bytes:
         if not uri.startswith("gs://") or "/" not in uri[5:]:
             raise InvalidEnvelope(f"image_uri must be gs://bucket/object, got {uri!r}")
         bucket, _, name = uri[5:].partition("/")
         try:
-            return self._client.bucket(bucket).blob(name).download_as_bytes(
-                timeout=self._timeout, retry=self._retry)
+            url = self._client.bucket(bucket).blob(name)._get_download_url(self._client)
+            return self._retry(self._get)(url)
         except gexc.NotFound:
             raise ImageMissing(f"the uploaded image {uri} no longer exists") from None
-        except (gexc.GoogleAPIError, requests.RequestException, OSError) as exc:
+        except (gexc.GoogleAPIError, urllib3.exceptions.HTTPError, OSError, DataCorruption) as exc:
             raise TransientError(f"Cloud Storage is unavailable: {type(exc).__name__}") from exc
+
+    def _get(self, url: str) -> bytes:
+        response = self._http.request("GET", url, headers=self._headers, timeout=self._timeout,
+                                      retries=False, decode_content=True)
+        if response.status >= 400:
+            raise gexc.from_http_status(response.status, f"GET {url}: {response.data[:200]!r}")
+        body = response.data
+        expected = _crc32c_header(response.headers.get("x-goog-hash", ""))
+        # The hash is of the stored bytes: comparable when they were stored, and sent, as they are.
+        stored_as_is = response.headers.get("x-goog-stored-content-encoding", "identity") == "identity"
+        if expected is not None and stored_as_is and expected != _crc32c(body):
+            raise DataCorruption(f"the image read from {url} does not match its crc32c")
+        return body
+
+
+class DataCorruption(Exception):
+    """An object's bytes did not match the checksum Cloud Storage sent with them."""
+
+
+def _crc32c_header(header: str) -> str | None:
+    for part in header.split(","):
+        algorithm, _, value = part.strip().partition("=")
+        if algorithm == "crc32c":
+            return value
+    return None
+
+
+def _crc32c(data: bytes) -> str:
+    import base64
+
+    import google_crc32c
+
+    return base64.b64encode(google_crc32c.value(data).to_bytes(4, "big")).decode()
 
 
 class FirestoreRunStore(PredictionRunStore):

@@ -1,24 +1,29 @@
 """The model service's Firestore and Storage adapters, below the client libraries' convenience layer.
 
 FirestoreWire must send and read exactly what the Firestore client would; the
-run store must only act on a remembered document through a conditional write.
+run store must only act on a remembered document through a conditional write;
+GcsImageReader must read, check and retry as `Blob.download_as_bytes` does.
 """
 
 from __future__ import annotations
 
+import base64
+import threading
 from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import google_crc32c
 import pytest
 from google.api_core import exceptions as gexc
 from google.api_core.datetime_helpers import DatetimeWithNanoseconds
 from google.auth.credentials import AnonymousCredentials
-from google.cloud import firestore
+from google.cloud import firestore, storage
 from google.cloud.firestore_v1 import _helpers
 from google.cloud.firestore_v1.types import document as document_types, write as write_types
 from google.protobuf import timestamp_pb2
 
-from model_service.adapters import FirestoreRunStore, FirestoreWire
-from model_service.errors import TransientError, UnknownPrediction
+from model_service.adapters import FirestoreRunStore, FirestoreWire, GcsImageReader
+from model_service.errors import ImageMissing, TransientError, UnknownPrediction
 
 NOW = datetime(2026, 5, 1, 12, 30, 15, 123456, tzinfo=timezone.utc)
 
@@ -180,3 +185,81 @@ def test_the_remembered_documents_are_bounded(client):
         wire.put(f"p{i}", queued(f"p{i}"))
         store.claim(f"p{i}", 3, 10, NOW, "token")
     assert list(store._known) == ["p2", "p3", "p4"]
+
+
+# --- Storage -----------------------------------------------------------------------------------
+
+
+class ObjectServer:
+    """Answers GETs of /download/storage/v1/b/{bucket}/o/{name}?alt=media like Cloud Storage."""
+
+    def __init__(self) -> None:
+        self.objects: dict[str, bytes] = {}
+        self.failures: list[int] = []  # statuses to answer first
+        self.corrupt = False
+        self.requests: list[dict] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                server.requests.append(dict(self.headers))
+                if server.failures:
+                    self.send_response(server.failures.pop(0))
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                name = self.path.split("/o/", 1)[1].split("?", 1)[0].replace("%2F", "/")
+                body = server.objects.get(name)
+                if body is None:
+                    self.send_response(404)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                crc = base64.b64encode(google_crc32c.value(body).to_bytes(4, "big")).decode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("x-goog-hash", f"crc32c={crc},md5=xxxx")
+                self.end_headers()
+                self.wfile.write(body[:-1] + b"?" if server.corrupt else body)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+
+@pytest.fixture
+def object_server():
+    server = ObjectServer()
+    yield server
+    server.httpd.shutdown()
+
+
+def reader(url: str, timeout: float = 5) -> GcsImageReader:
+    return GcsImageReader(storage.Client(project="p", credentials=AnonymousCredentials(),
+                                         client_options={"api_endpoint": url}), timeout)
+
+
+def test_reads_the_object_and_checks_its_crc32c(object_server):
+    object_server.objects["uploads/m/1"] = b"\xff\xd8 an image " * 1000
+    assert reader(object_server.url).read("gs://bucket/uploads/m/1") == b"\xff\xd8 an image " * 1000
+    assert "x-goog-api-client" in {k.lower() for k in object_server.requests[0]}
+    object_server.corrupt = True
+    with pytest.raises(TransientError):
+        reader(object_server.url).read("gs://bucket/uploads/m/1")
+
+
+def test_a_missing_object_is_image_missing(object_server):
+    with pytest.raises(ImageMissing):
+        reader(object_server.url).read("gs://bucket/uploads/m/none")
+
+
+def test_transient_answers_are_retried_then_given_up(object_server):
+    object_server.objects["a"] = b"data"
+    object_server.failures = [503, 429]
+    assert reader(object_server.url).read("gs://bucket/a") == b"data"
+    object_server.failures = [503] * 1000
+    with pytest.raises(TransientError):
+        reader(object_server.url, timeout=1.5).read("gs://bucket/a")
