@@ -14,7 +14,8 @@ For each model it prints:
 - the same service with MAX_BATCH_SIZE=1 at 32 in flight;
 - the whole API path of the running stack: one image at a time (p50/p95 with
   the upload, queue and service parts), 16 in flight, and a POST timed while
-  --long-polls long polls are open;
+  --long-polls long polls are open; and, to read "queue" by, the Pub/Sub
+  emulator's own push delay on a scratch topic (its push loop polls every 100 ms);
 - the ratios the performance targets are stated in.
 
 Run it on an idle machine: the emulators, the service and this script share
@@ -233,6 +234,57 @@ def api_path(api_url: str, model: str, photos: list[bytes], one_at_a_time: int, 
     return summary
 
 
+def emulator_push_delay(project: str, messages: int = 20) -> dict:
+    """ms from a publish's ack to its push reaching a local endpoint, on a scratch topic: the part
+    of "queue" that is the Pub/Sub emulator's. Its push loop sleeps 100 ms whenever it found
+    nothing to send, so an idle subscription's delay is spread over 0-100 ms, whatever the
+    services do. Messages are published at uneven intervals so the figure is not phase-locked."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from google.cloud import pubsub_v1
+
+    arrived: dict[int, float] = {}
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            now = time.perf_counter()
+            envelope = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            arrived[json.loads(base64.b64decode(envelope["message"]["data"]))["n"]] = now
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    publisher = pubsub_v1.PublisherClient(batch_settings=pubsub_v1.types.BatchSettings(max_messages=1))
+    subscriber = pubsub_v1.SubscriberClient()
+    suffix = uuid.uuid4().hex[:8]
+    topic = publisher.topic_path(project, f"benchmark-push-delay-{suffix}")
+    subscription = subscriber.subscription_path(project, f"benchmark-push-delay-{suffix}")
+    publisher.create_topic(name=topic)
+    try:
+        subscriber.create_subscription(name=subscription, topic=topic, push_config={
+            "push_endpoint": f"http://127.0.0.1:{server.server_address[1]}/"})
+        delays = []
+        for n in range(messages):
+            publisher.publish(topic, json.dumps({"n": n}).encode()).result(timeout=30)
+            acked = time.perf_counter()
+            while n not in arrived and time.perf_counter() - acked < 10:
+                time.sleep(0.0005)
+            if n in arrived:
+                delays.append((arrived[n] - acked) * 1000)
+            time.sleep(0.013 * (n % 7))
+        subscriber.delete_subscription(subscription=subscription)
+    finally:
+        publisher.delete_topic(topic=topic)
+        server.shutdown()
+    return {"p50": round(percentile(delays, 50), 1), "p95": round(percentile(delays, 95), 1),
+            "delivered": len(delays)}
+
+
 def with_long_polls(api_url: str, seeder: Seeder, model: str, photos: list[bytes], waiters: int,
                     headers: dict, poll_seconds: int = 30) -> dict:
     """A POST and a GET /v1/models answered while `waiters` long polls are open on the API."""
@@ -285,6 +337,7 @@ def benchmark(model: str, stack: LocalStack, api_url: str, photos: list[bytes], 
             stack, model, seeder, images, (32,), {"MAX_BATCH_SIZE": "1"}, f"{model}-benchmark-batch1")[32]
     if "api" in parts:
         api = report["api"] = api_path(api_url, model, photos, one_at_a_time, 4 * 16, headers)
+        api["emulator_push_delay_ms"] = emulator_push_delay(stack.config.project)
     if "long-polls" in parts:
         report.setdefault("api", {})["with_long_polls"] = with_long_polls(
             api_url, seeder, model, photos, long_polls, headers, poll_seconds=long_poll_seconds)
@@ -326,6 +379,9 @@ def print_report(report: dict) -> None:
         print("whole API path, one at a time (ms)    p50      p95")
         for part in ("total_ms", "upload_ms", "queue_ms", "service_ms"):
             print(f"  {part[:-3]:<36}{api[part]['p50']:>6}  {api[part]['p95']:>7}")
+        delay = api["emulator_push_delay_ms"]
+        print(f"  of queue, the Pub/Sub emulator's push delay (publish acked to push received, "
+              f"its own topic): p50 {delay['p50']}, p95 {delay['p95']}")
         print(f"  16 in flight: {api['in_flight_16_images_per_s']} images/s; failed: {api['failed']}")
     polls = api.get("with_long_polls")
     if polls:
