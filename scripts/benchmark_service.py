@@ -14,11 +14,14 @@ For each model it prints:
 - the same service with MAX_BATCH_SIZE=1 at 32 in flight;
 - the whole API path of the running stack: one image at a time (p50/p95 with
   the upload, queue and service parts), 16 in flight, and a POST timed while
-  --long-polls long polls are open;
+  --long-polls long polls are open; and, to read "queue" by, the Pub/Sub
+  emulator's own push delay on a scratch topic (its push loop polls every 100 ms);
 - the ratios the performance targets are stated in.
 
 Run it on an idle machine: the emulators, the service and this script share
-the cores. `--json` prints the figures as one JSON object as well.
+the cores. `--json` prints the figures as one JSON object as well; `--parts`
+and `--levels` measure only some of them (e.g. `--parts bare,service --levels 32`
+for the CPU ratio alone).
 """
 
 from __future__ import annotations
@@ -222,6 +225,57 @@ def api_path(api_url: str, model: str, photos: list[bytes], one_at_a_time: int, 
     return summary
 
 
+def emulator_push_delay(project: str, messages: int = 20) -> dict:
+    """ms from a publish's ack to its push reaching a local endpoint, on a scratch topic: the part
+    of "queue" that is the Pub/Sub emulator's. Its push loop sleeps 100 ms whenever it found
+    nothing to send, so an idle subscription's delay is spread over 0-100 ms, whatever the
+    services do. Messages are published at uneven intervals so the figure is not phase-locked."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from google.cloud import pubsub_v1
+
+    arrived: dict[int, float] = {}
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            now = time.perf_counter()
+            envelope = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            arrived[json.loads(base64.b64decode(envelope["message"]["data"]))["n"]] = now
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    publisher = pubsub_v1.PublisherClient(batch_settings=pubsub_v1.types.BatchSettings(max_messages=1))
+    subscriber = pubsub_v1.SubscriberClient()
+    suffix = uuid.uuid4().hex[:8]
+    topic = publisher.topic_path(project, f"benchmark-push-delay-{suffix}")
+    subscription = subscriber.subscription_path(project, f"benchmark-push-delay-{suffix}")
+    publisher.create_topic(name=topic)
+    try:
+        subscriber.create_subscription(name=subscription, topic=topic, push_config={
+            "push_endpoint": f"http://127.0.0.1:{server.server_address[1]}/"})
+        delays = []
+        for n in range(messages):
+            publisher.publish(topic, json.dumps({"n": n}).encode()).result(timeout=30)
+            acked = time.perf_counter()
+            while n not in arrived and time.perf_counter() - acked < 10:
+                time.sleep(0.0005)
+            if n in arrived:
+                delays.append((arrived[n] - acked) * 1000)
+            time.sleep(0.013 * (n % 7))
+        subscriber.delete_subscription(subscription=subscription)
+    finally:
+        publisher.delete_topic(topic=topic)
+        server.shutdown()
+    return {"p50": round(percentile(delays, 50), 1), "p95": round(percentile(delays, 95), 1),
+            "delivered": len(delays)}
+
+
 def with_long_polls(api_url: str, seeder: Seeder, model: str, photos: list[bytes], waiters: int,
                     headers: dict, poll_seconds: int = 30) -> dict:
     """A POST and a GET /v1/models answered while `waiters` long polls are open on the API."""
@@ -252,63 +306,79 @@ def with_long_polls(api_url: str, seeder: Seeder, model: str, photos: list[bytes
 # --- the report ------------------------------------------------------------------
 
 
+PARTS = ("bare", "service", "unbatched", "api", "long-polls")
+
+
 def benchmark(model: str, stack: LocalStack, api_url: str, photos: list[bytes], images: int,
-              one_at_a_time: int, headers: dict, long_polls: int, long_poll_seconds: int) -> dict:
-    bare = bare_model(stack.config.model_repository, model, photos, images)
-    best_batch = max(bare, key=lambda b: bare[b]["images_per_s"])
-    seeder = Seeder(stack.config.project, stack.config.uploads_bucket, photos, model, api_key_id(headers))
-    service = service_at_push_endpoint(stack, model, seeder, images, IN_FLIGHT, {}, f"{model}-benchmark")
-    start_to_ready = service.pop("start_to_ready_s")
-    unbatched = service_at_push_endpoint(stack, model, seeder, images, (32,), {"MAX_BATCH_SIZE": "1"},
-                                         f"{model}-benchmark-batch1")[32]
-    api = api_path(api_url, model, photos, one_at_a_time, 4 * 16, headers)
-    api["with_long_polls"] = with_long_polls(api_url, seeder, model, photos, long_polls, headers,
-                                             poll_seconds=long_poll_seconds)
-    at_32 = service[32]
-    return {
-        "model": model, "bare": bare, "bare_best_batch": best_batch, "service": service,
-        "service_start_to_ready_s": start_to_ready,
-        "service_max_batch_1_at_32": unbatched, "api": api,
-        "ratios": {
-            "service_32_vs_bare_best_throughput":
-                round(at_32["images_per_s"] / bare[best_batch]["images_per_s"], 2),
-            "service_cpu_per_image_vs_bare_best":
-                round(at_32["cpu_ms_per_image"] / bare[best_batch]["cpu_ms_per_image"], 2),
-            "batching_vs_max_batch_1_at_32": round(at_32["images_per_s"] / unbatched["images_per_s"], 2),
-            "api_p50_minus_bare_batch_1_ms": round(api["total_ms"]["p50"] - bare[1]["ms_per_batch"], 1),
-        },
-    }
+              one_at_a_time: int, headers: dict, long_polls: int, long_poll_seconds: int,
+              parts: tuple[str, ...] = PARTS, levels: tuple[int, ...] = IN_FLIGHT) -> dict:
+    """The figures of the parts asked for (all by default), and the ratios they allow."""
+    report: dict = {"model": model}
+    bare = report["bare"] = bare_model(stack.config.model_repository, model, photos, images) if "bare" in parts else None
+    best_batch = report["bare_best_batch"] = max(bare, key=lambda b: bare[b]["images_per_s"]) if bare else None
+    seeder = None
+    if {"service", "unbatched", "long-polls"} & set(parts):
+        seeder = Seeder(stack.config.project, stack.config.uploads_bucket, photos, model, api_key_id(headers))
+    service = unbatched = api = None
+    if "service" in parts:
+        service = service_at_push_endpoint(stack, model, seeder, images, levels, {}, f"{model}-benchmark")
+        report["service_start_to_ready_s"] = service.pop("start_to_ready_s")
+        report["service"] = service
+    if "unbatched" in parts:
+        unbatched = report["service_max_batch_1_at_32"] = service_at_push_endpoint(
+            stack, model, seeder, images, (32,), {"MAX_BATCH_SIZE": "1"}, f"{model}-benchmark-batch1")[32]
+    if "api" in parts:
+        api = report["api"] = api_path(api_url, model, photos, one_at_a_time, 4 * 16, headers)
+        api["emulator_push_delay_ms"] = emulator_push_delay(stack.config.project)
+    if "long-polls" in parts:
+        report.setdefault("api", {})["with_long_polls"] = with_long_polls(
+            api_url, seeder, model, photos, long_polls, headers, poll_seconds=long_poll_seconds)
+    ratios = report["ratios"] = {}
+    at_32 = (service or {}).get(32)
+    if at_32 and bare:
+        ratios["service_32_vs_bare_best_throughput"] = round(
+            at_32["images_per_s"] / bare[best_batch]["images_per_s"], 2)
+        ratios["service_cpu_per_image_vs_bare_best"] = round(
+            at_32["cpu_ms_per_image"] / bare[best_batch]["cpu_ms_per_image"], 2)
+    if at_32 and unbatched:
+        ratios["batching_vs_max_batch_1_at_32"] = round(at_32["images_per_s"] / unbatched["images_per_s"], 2)
+    if api and bare:
+        ratios["api_p50_minus_bare_batch_1_ms"] = round(api["total_ms"]["p50"] - bare[1]["ms_per_batch"], 1)
+    return report
 
 
 def print_report(report: dict) -> None:
-    model, bare, service = report["model"], report["bare"], report["service"]
+    model, bare, service = report["model"], report.get("bare"), report.get("service")
     print(f"\n== {model}")
-    print("bare SavedModel (this process)        " + "  ".join(f"batch {b:>2}" for b in bare))
-    print("  images/s                            "
-          + "  ".join(f"{v['images_per_s']:>8}" for v in bare.values()))
-    print("  CPU ms per image                    "
-          + "  ".join(f"{v['cpu_ms_per_image']:>8}" for v in bare.values()))
-    print("model service at its push endpoint    " + "  ".join(f"{n:>3} in flight" for n in service))
-    print("  images/s                            "
-          + "  ".join(f"{v['images_per_s']:>12}" for v in service.values()))
-    print("  worker CPU ms per image             "
-          + "  ".join(f"{v['cpu_ms_per_image']:>12}" for v in service.values()))
-    print("  mean batch size                     "
-          + "  ".join(f"{v['mean_batch']:>12}" for v in service.values()))
-    for n, v in service.items():
-        print(f"  batch sizes at {n:>2} in flight: {v['batch_sizes']}  answers: {v['statuses']}")
-    print(f"  process start to ready: {report['service_start_to_ready_s']} s")
-    one = report["service_max_batch_1_at_32"]
-    print(f"MAX_BATCH_SIZE=1 at 32 in flight: {one['images_per_s']} images/s, "
-          f"{one['cpu_ms_per_image']} CPU ms per image")
-    api = report["api"]
-    print("whole API path, one at a time (ms)    p50      p95")
-    for part in ("total_ms", "upload_ms", "queue_ms", "service_ms"):
-        print(f"  {part[:-3]:<36}{api[part]['p50']:>6}  {api[part]['p95']:>7}")
-    print(f"  16 in flight: {api['in_flight_16_images_per_s']} images/s; failed: {api['failed']}")
-    polls = api["with_long_polls"]
-    print(f"  with {polls['long_polls_open']} long polls open: POST {polls['post_ms']} ms, "
-          f"GET /v1/models {polls['models_ms']} ms")
+    if bare:
+        print("bare SavedModel (this process)        " + "  ".join(f"batch {b:>2}" for b in bare))
+        print("  images/s                            " + "  ".join(f"{v['images_per_s']:>8}" for v in bare.values()))
+        print("  CPU ms per image                    " + "  ".join(f"{v['cpu_ms_per_image']:>8}" for v in bare.values()))
+    if service:
+        print("model service at its push endpoint    " + "  ".join(f"{n:>3} in flight" for n in service))
+        print("  images/s                            " + "  ".join(f"{v['images_per_s']:>12}" for v in service.values()))
+        print("  worker CPU ms per image             " + "  ".join(f"{v['cpu_ms_per_image']:>12}" for v in service.values()))
+        print("  mean batch size                     " + "  ".join(f"{v['mean_batch']:>12}" for v in service.values()))
+        for n, v in service.items():
+            print(f"  batch sizes at {n:>2} in flight: {v['batch_sizes']}  answers: {v['statuses']}")
+        print(f"  process start to ready: {report['service_start_to_ready_s']} s")
+    one = report.get("service_max_batch_1_at_32")
+    if one:
+        print(f"MAX_BATCH_SIZE=1 at 32 in flight: {one['images_per_s']} images/s, "
+              f"{one['cpu_ms_per_image']} CPU ms per image")
+    api = report.get("api") or {}
+    if "total_ms" in api:
+        print("whole API path, one at a time (ms)    p50      p95")
+        for part in ("total_ms", "upload_ms", "queue_ms", "service_ms"):
+            print(f"  {part[:-3]:<36}{api[part]['p50']:>6}  {api[part]['p95']:>7}")
+        delay = api["emulator_push_delay_ms"]
+        print(f"  of queue, the Pub/Sub emulator's push delay (publish acked to push received, "
+              f"its own topic): p50 {delay['p50']}, p95 {delay['p95']}")
+        print(f"  16 in flight: {api['in_flight_16_images_per_s']} images/s; failed: {api['failed']}")
+    polls = api.get("with_long_polls")
+    if polls:
+        print(f"  with {polls['long_polls_open']} long polls open: POST {polls['post_ms']} ms, "
+              f"GET /v1/models {polls['models_ms']} ms")
     print("ratios")
     for name, value in report["ratios"].items():
         print(f"  {name:<40}{value}")
@@ -324,15 +394,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--uploads-bucket", default=StackConfig.uploads_bucket)
     parser.add_argument("--images", type=int, default=192, help="images per measured level")
     parser.add_argument("--one-at-a-time", type=int, default=50, help="sequential requests through the API")
-    parser.add_argument("--long-polls", type=int, default=200,
-                        help="long polls held open while a POST is timed")
+    parser.add_argument("--long-polls", type=int, default=200, help="long polls held open while a POST is timed")
+    parser.add_argument("--parts", default=",".join(PARTS),
+                        help="what to measure, comma-separated (default: all): %(default)s")
+    parser.add_argument("--levels", default=",".join(map(str, IN_FLIGHT)),
+                        help="requests in flight at the push endpoint (default: %(default)s; 32 gives the ratios)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
+    parts = tuple(part for part in args.parts.split(",") if part)
+    unknown = set(parts) - set(PARTS)
+    if unknown:
+        parser.error(f"unknown --parts {', '.join(sorted(unknown))}; choose from {', '.join(PARTS)}")
     from scripts.api_keys import client_headers
 
     # The key from INFERENCE_API_KEY, or else the one `make run` wrote to .local/api_key.
     reports = run(args.models.split(","), args.api_url, args.repository, args.project, args.uploads_bucket,
-                  args.images, args.one_at_a_time, headers=client_headers(), long_polls=args.long_polls)
+                  args.images, args.one_at_a_time, headers=client_headers(), long_polls=args.long_polls,
+                  parts=parts, levels=tuple(int(n) for n in args.levels.split(",")))
     for report in reports:
         print_report(report)
     if args.json:
@@ -343,7 +421,8 @@ def main(argv: list[str] | None = None) -> int:
 def run(models: list[str], api_url: str, repository: Path, project: str, uploads_bucket: str,
         images: int, one_at_a_time: int, headers: dict | None = None,
         emulator_env: dict[str, str] | None = None, long_polls: int = 200,
-        long_poll_seconds: int = 30) -> list[dict]:
+        long_poll_seconds: int = 30, parts: tuple[str, ...] = PARTS,
+        levels: tuple[int, ...] = IN_FLIGHT) -> list[dict]:
     """Benchmark each model against the running stack; the reports as dicts."""
     # Defaults: the emulators of `make run`.
     emulator_env = emulator_env or {
@@ -357,7 +436,7 @@ def run(models: list[str], api_url: str, repository: Path, project: str, uploads
     stack.emulator_env = emulator_env
     photos = [photo.read_bytes() for photo in all_samples()]
     return [benchmark(model, stack, api_url, photos, images, one_at_a_time, headers or {}, long_polls,
-                      long_poll_seconds) for model in models]
+                      long_poll_seconds, parts, levels) for model in models]
 
 
 if __name__ == "__main__":

@@ -38,7 +38,9 @@ def build_app() -> Flask:
                                                                                 size, seconds))
     handler = PredictionHandler(
         settings.model_name, model, batcher.predict_timed, store,
-        GcsImageReader(storage_client, settings.storage_timeout_seconds),
+        # A connection per request thread (gunicorn.conf.py: twice the batch size by default).
+        GcsImageReader(storage_client, settings.storage_timeout_seconds,
+                       pool_size=max(64, 2 * settings.max_batch_size)),
         HttpCallbackNotifier(settings.callback_timeout_seconds, settings.callback_signing_secret,
                              settings.callback_allow_loopback), settings.run_lease_seconds,
         settings.model_ready_wait_seconds, metrics=metrics)
