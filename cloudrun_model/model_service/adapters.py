@@ -237,7 +237,7 @@ class FirestoreRunStore(PredictionRunStore):
                 update_times = self._wire.commit([
                     (self._predictions.document(call.prediction_id), update, update_time)
                     for call, _, update, update_time, _ in writes])
-                for (call, value, _, _, document), update_time in zip(writes, update_times):
+                for (call, value, _, _, document), update_time in zip(writes, update_times, strict=True):
                     self._remember(call.prediction_id, document, update_time)
                     call.future.set_result(value)
             except (gexc.FailedPrecondition, gexc.NotFound, gexc.Aborted):

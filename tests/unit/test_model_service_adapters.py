@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import google_crc32c
@@ -19,13 +19,13 @@ from google.api_core.datetime_helpers import DatetimeWithNanoseconds
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import firestore, storage
 from google.cloud.firestore_v1 import _helpers
-from google.cloud.firestore_v1.types import document as document_types, write as write_types
+from google.cloud.firestore_v1.types import document as document_types
+from google.cloud.firestore_v1.types import write as write_types
 from google.protobuf import timestamp_pb2
-
 from model_service.adapters import FirestoreRunStore, FirestoreWire, GcsImageReader
 from model_service.errors import ImageMissing, TransientError, UnknownPrediction
 
-NOW = datetime(2026, 5, 1, 12, 30, 15, 123456, tzinfo=timezone.utc)
+NOW = datetime(2026, 5, 1, 12, 30, 15, 123456, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +52,7 @@ UPDATES = [
     # values read back from Firestore (nanoseconds) and large integers go through the client's helpers
     {"callback": {"state": "pending", "attempts": 2,
                   "next_attempt_at": DatetimeWithNanoseconds(2026, 5, 1, 12, 0, 0, nanosecond=123456789,
-                                                             tzinfo=timezone.utc)},
+                                                             tzinfo=UTC)},
      "big": 2 ** 62, "negative": -7, "bytes": b"\x00\x01"},
     # dotted field paths: the client's own rules
     {"callback.state": "failed", "status": "failed"},
@@ -98,7 +98,7 @@ class FakeWire:
         return {i: self.documents.get(i, (None, None)) for i in ids}
 
     def commit(self, updates):
-        for reference, update, update_time in updates:
+        for reference, _update, update_time in updates:
             current = self.documents.get(reference.id)
             if current is None:
                 raise gexc.NotFound("no document")
