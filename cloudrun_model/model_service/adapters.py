@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import queue
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
+import google_crc32c
 import requests
 import urllib3
 from google.api_core import exceptions as gexc
@@ -107,10 +109,6 @@ def _crc32c_header(header: str) -> str | None:
 
 
 def _crc32c(data: bytes) -> str:
-    import base64
-
-    import google_crc32c
-
     return base64.b64encode(google_crc32c.value(data).to_bytes(4, "big")).decode()
 
 
@@ -189,7 +187,7 @@ class FirestoreRunStore(PredictionRunStore):
         for call in calls:
             (repeats.append(call) if call.prediction_id in first
              else first.setdefault(call.prediction_id, call))
-        writes = []  # (call, value, reference, update, update time it must still have, document after)
+        writes = []  # (call, value, update, update time it must still have, document after)
         # A document this store wrote last: decided on as written. Only a write is taken from
         # that (its commit is conditional on the document being exactly that); anything else the
         # rule says (nothing to do, in progress) could come from another writer's change, so
@@ -286,7 +284,7 @@ class FirestoreWire:
     document each in Python (proto-plus marshalling, two deep copies of every
     read document, field-path parsing of every update). This builds and reads
     the same protobuf messages directly: same RPCs, same retries and timeouts
-    (the client's defaults), same values (tests/unit/test_firestore_wire.py
+    (the client's defaults), same values (tests/unit/test_model_service_adapters.py
     compares them with the client's own encoding and decoding). Anything
     outside the plain types the transitions write goes through the client's
     own helpers.
@@ -307,6 +305,7 @@ class FirestoreWire:
         self._Value, self._MapValue = document.Value.pb(), document.MapValue.pb()
         self._ArrayValue, self._Document = document.ArrayValue.pb(), document.Document.pb()
         self._Write, self._DocumentMask = write.Write.pb(), common.DocumentMask.pb()
+        self._wrap_write = write.Write.wrap
         self._Precondition, self._Timestamp = common.Precondition.pb(), timestamp_pb2.Timestamp
         self._null = struct_pb2.NULL_VALUE
 
@@ -329,9 +328,7 @@ class FirestoreWire:
     def commit(self, updates: list[tuple[object, dict, object]]) -> list[object]:
         """Commit (reference, update, update time it must still have) writes in one batch; their
         new update times. Raises FailedPrecondition (or NotFound) if any document changed."""
-        from google.cloud.firestore_v1.types import write
-
-        writes = [write.Write.wrap(self._update_pb(reference, update, update_time))
+        writes = [self._wrap_write(self._update_pb(reference, update, update_time))
                   for reference, update, update_time in updates]
         response = self._client._firestore_api.commit(
             request={"database": self._client._database_string, "writes": writes, "transaction": None},
