@@ -2,7 +2,11 @@
 # One-time preparation of an empty Google Cloud project, run once by a project
 # Owner with gcloud, before the first `gcloud builds submit` (terraform/README.md):
 #
-#   scripts/bootstrap.sh PROJECT_ID [REGION]
+#   scripts/bootstrap.sh PROJECT_ID REGION
+#
+# REGION is the deployment's one region (Cloud Run, functions, registry,
+# buckets): it is written to terraform.tfvars.json, and every Cloud Build run
+# must be submitted with the same --region (the build checks).
 #
 # It creates only what Cloud Build needs before Terraform can run:
 #   - the APIs Cloud Build and Terraform's first calls use;
@@ -14,16 +18,22 @@
 #   - the deployment's configuration in gs://PROJECT_ID-tfstate/config/:
 #     terraform.tfvars.json (project_id, region) and models.auto.tfvars.json
 #     (terraform/models.auto.tfvars.json.example), unless they exist already.
+# IAM grants take a while to propagate: when it granted anything new, it waits
+# IAM_PROPAGATION_SECONDS (default 120) before saying the project is ready.
 # Everything else (the other APIs, registry, buckets, services) is Terraform's.
 # Running it again changes nothing that exists.
 set -euo pipefail
 
-if [ $# -lt 1 ] || [ $# -gt 2 ]; then
-  echo "usage: $0 PROJECT_ID [REGION]" >&2
+if [ $# -ne 2 ]; then
+  echo "usage: $0 PROJECT_ID REGION   (e.g. $0 my-inference-project europe-west4)" >&2
   exit 2
 fi
 project="$1"
-region="${2:-us-central1}"
+region="$2"
+if ! [[ "$region" =~ ^[a-z]+-[a-z]+[0-9]+$ ]]; then
+  echo "$0: '$region' is not a Google Cloud region such as europe-west4" >&2
+  exit 2
+fi
 repo_root="$(cd "$(dirname "$0")/.." && pwd)"
 state_bucket="gs://${project}-tfstate"
 deployer_id="inference-deployer"
@@ -60,14 +70,22 @@ if ! gcloud storage buckets describe "$state_bucket" --project "$project" > /dev
 fi
 gcloud storage buckets update "$state_bucket" --versioning
 
+granted_anything=false
 if ! gcloud iam service-accounts describe "$deployer" --project "$project" > /dev/null 2>&1; then
   gcloud iam service-accounts create "$deployer_id" --project "$project" \
     --display-name "Inference deployer" --description "Cloud Build identity of cloudbuild.yaml and ci/rollout.cloudbuild.yaml"
+  granted_anything=true
 fi
+held="$(gcloud projects get-iam-policy "$project" --flatten="bindings[].members" \
+  --filter="bindings.members:serviceAccount:${deployer}" --format="value(bindings.role)")"
 for role in "${DEPLOYER_ROLES[@]}"; do
+  if grep -qxF "$role" <<< "$held"; then
+    continue
+  fi
   gcloud projects add-iam-policy-binding "$project" --member "serviceAccount:${deployer}" \
     --role "$role" --condition None --quiet > /dev/null
   echo "granted $role to $deployer"
+  granted_anything=true
 done
 
 # The callback signing secret: 32 random bytes, base64, as Standard Webhooks' whsec_ form.
@@ -89,15 +107,12 @@ fi
 if ! gcloud storage ls "${config}/models.auto.tfvars.json" > /dev/null 2>&1; then
   gcloud storage cp "${repo_root}/terraform/models.auto.tfvars.json.example" "${config}/models.auto.tfvars.json"
 fi
-# The test suite's ImageNet sample photos are not in the repository: Cloud
-# Build's test step fetches them from here.
-samples="${SAMPLE_IMAGES_DIR:-${repo_root}/../shared/images}"
-if ! gcloud storage ls "${config}/sample-images/" > /dev/null 2>&1; then
-  if compgen -G "${samples}/*.JPEG" > /dev/null; then
-    gcloud storage cp "${samples}"/*.JPEG "${config}/sample-images/"
-  else
-    echo "warning: no sample photos in ${samples}; copy them to ${config}/sample-images/ before the first build" >&2
-  fi
+# A build that starts before the grants have propagated fails on its first
+# call; the build runs right after this script in terraform/README.md.
+if [ "$granted_anything" = true ]; then
+  wait_seconds="${IAM_PROPAGATION_SECONDS:-120}"
+  echo "waiting ${wait_seconds} s for the new IAM grants to propagate"
+  sleep "$wait_seconds"
 fi
 
 cat << EOF

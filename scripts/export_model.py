@@ -14,7 +14,7 @@ saved_model.pb is there is complete (what `rollout.py check-models` looks for).
 
 Each version's serving precision is chosen by measuring float32 against
 bfloat16 on this CPU (scripts/model_builders/precision.py) on the sample photos
-($SAMPLE_IMAGES_DIR, else ../shared/images) and recorded in its model.json;
+(tests/photos, or $SAMPLE_IMAGES_DIR) and recorded in its model.json;
 --precision sets it instead.
 """
 
@@ -29,6 +29,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from inference_contract import model_layout
 
 from scripts.model_builders.catalog import (
     CLASSIFIERS,
@@ -92,8 +94,6 @@ class Builder:
 class GcsRepository:
     """A gs://bucket/prefix model repository: versions are read from and uploaded to Cloud Storage."""
 
-    MARKER = "saved_model.pb"  # uploaded last: its presence means the version is complete
-
     def __init__(self, uri: str) -> None:
         from google.cloud import storage
 
@@ -105,23 +105,18 @@ class GcsRepository:
     def _model_prefix(self, model: str) -> str:
         return f"{self.prefix}/{model}/" if self.prefix else f"{model}/"
 
-    def _folders(self, model: str) -> dict[int, bool]:
-        """Version folders of a model, each with whether it is complete."""
+    def _entries(self, model: str) -> list[str]:
+        """The model folder's objects, relative to it (model_layout's entries)."""
         start = self._model_prefix(model)
-        found: dict[int, bool] = {}
-        for blob in self.bucket.client.list_blobs(self.bucket, prefix=start):
-            version, _, rest = blob.name[len(start):].partition("/")
-            if version.isdigit():
-                found[int(version)] = found.get(int(version), False) or rest == self.MARKER
-        return found
+        return [blob.name[len(start):] for blob in self.bucket.client.list_blobs(self.bucket, prefix=start)]
 
     def versions(self, model: str) -> list[int]:
-        return sorted(v for v, complete in self._folders(model).items() if complete)
+        return model_layout.complete_versions(self._entries(model))
 
     def stage(self, staging: Path, model: str) -> None:
         """Empty local folders for the remote version numbers (a half-uploaded one
         included), so the export takes the next free number."""
-        for version in self._folders(model):
+        for version in model_layout.version_folders(self._entries(model)):
             (staging / model / str(version)).mkdir(parents=True, exist_ok=True)
 
     def read_text(self, model: str, version: int, name: str) -> str:
@@ -135,7 +130,7 @@ class GcsRepository:
     def upload(self, folder: Path, model: str, version: int) -> str:
         target = f"{self._model_prefix(model)}{version}/"
         files = sorted((p for p in folder.rglob("*") if p.is_file()),
-                       key=lambda p: (p.name == self.MARKER, str(p)))
+                       key=lambda p: (p.name == model_layout.COMPLETE_MARKER, str(p)))
         for path in files:
             blob = self.bucket.blob(target + path.relative_to(folder).as_posix())
             # if_generation_match=0: never overwrite a version another export wrote.
@@ -150,17 +145,16 @@ def has_version(repository, model: str) -> bool:
     if isinstance(repository, GcsRepository):
         versions = repository.versions(model)
     else:
-        folder = Path(repository) / model
-        versions = [int(p.name) for p in folder.iterdir() if p.name.isdigit()] if folder.is_dir() else []
+        versions = model_layout.complete_versions(model_layout.local_entries(Path(repository) / model))
     if not versions:
         return False
     if model not in DETECTORS:
         return True
     try:
         if isinstance(repository, GcsRepository):
-            text = repository.read_text(model, max(versions), "model.json")
+            text = repository.read_text(model, max(versions), model_layout.MODEL_CARD)
         else:
-            text = (Path(repository) / model / str(max(versions)) / "model.json").read_text()
+            text = (Path(repository) / model / str(max(versions)) / model_layout.MODEL_CARD).read_text()
         meta = json.loads(text)
     except (OSError, ValueError, LookupError):
         return True  # not ours to judge; the model service reports an unreadable version
@@ -217,7 +211,7 @@ def _precision_said(path) -> str:
     """The chosen precision and, when measured, why: e.g. "bfloat16 (1.7x faster, top-1 agreement 1.0)"."""
     import json
 
-    meta_path = Path(path) / "model.json"
+    meta_path = Path(path) / model_layout.MODEL_CARD
     if not meta_path.exists():  # uploaded to gs:// and gone locally
         return "see model.json"
     measured = json.loads(meta_path.read_text()).get("precision_measurement", {})

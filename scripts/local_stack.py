@@ -415,7 +415,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"model {model} ready at {stack.model_urls[model]} "
                   f"({time.monotonic() - started:.1f} s after start)", flush=True)
         key_header = f"-H \"X-API-Key: $(cat {stack.config.api_key_file})\" " if stack.api_key else ""
-        print(f"try: curl {key_header}-F image=@../shared/images/n02123045_tabby.JPEG "
+        print(f"try: curl {key_header}-F image=@tests/photos/n02123045_tabby.JPEG "
               f"{stack.api_url}/v1/models/{models[0]}/predictions", flush=True)
         print("then GET the status_url it returns, with ?wait=10 to wait for the result", flush=True)
         print("Ctrl-C stops everything.", flush=True)

@@ -8,7 +8,7 @@ answer of each rule: "sum" (the summed probability of the detector's classes
 reaches the threshold, the rule before issue 12) and "top1 or sum" (the served
 rule: also yes when the top-1 class is one of the detector's). Then, per
 detector: recall (yes on its photos) and false positives (yes on the others).
-A photo's truth is its ImageNet wnid (../shared/images, or $SAMPLE_IMAGES_DIR).
+A photo's truth is its ImageNet wnid (tests/photos, or $SAMPLE_IMAGES_DIR).
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """The ImageNet sample photos the tests, benchmarks and tools use.
 
-They are ../shared/images beside the repository, or $SAMPLE_IMAGES_DIR (Cloud
-Build has no ../shared: its test step fetches the photos and names the folder),
-each named <wnid>_<class>.JPEG.
+They ship with the repository in tests/photos/ (so the suite, here and in Cloud
+Build, needs nothing beside it), each named <wnid>_<class>.JPEG;
+$SAMPLE_IMAGES_DIR points at another folder of photos named the same way.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import os
 from pathlib import Path
 
 PHOTOS_DIR = Path(os.environ.get("SAMPLE_IMAGES_DIR")
-                  or Path(__file__).resolve().parents[2] / "shared" / "images")
+                  or Path(__file__).resolve().parents[1] / "tests" / "photos")
 
-# ImageNet class index of each sample's wnid (see ../shared/README.md).
+# ImageNet class index of each sample's wnid (see tests/photos/README.md).
 CLASS_IDS = {
     "n01443537": 1, "n02088364": 162, "n02099601": 207, "n02110958": 254, "n02123045": 281,
     "n02123394": 283, "n02123597": 284, "n04285008": 817, "n07753592": 954, "n07873807": 963,

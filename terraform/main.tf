@@ -35,6 +35,7 @@ module "storage" {
   region                 = var.region
   uploads_retention_days = var.uploads_retention_days
   cors_origins           = local.allowed_origins
+  deletion_protection    = var.deletion_protection
 
   depends_on = [module.platform]
 }
@@ -64,6 +65,7 @@ module "model_service" {
   models_bucket           = module.storage.models_bucket
   ingress                 = var.model_ingress
   startup_timeout_seconds = var.model_startup_timeout_seconds
+  iam_propagation_seconds = var.iam_propagation_seconds
   deletion_protection     = var.deletion_protection
 
   depends_on = [module.platform]
@@ -72,24 +74,25 @@ module "model_service" {
 module "api_function" {
   source = "./modules/api_function"
 
-  project_id             = var.project_id
-  region                 = var.region
-  source_bucket          = module.storage.function_source_bucket
-  source_archive         = abspath(var.function_source_archive)
-  runtime                = var.function_runtime
-  uploads_bucket         = module.storage.uploads_bucket
-  model_names            = sort(keys(var.models))
-  allowed_origins        = local.allowed_origins
-  max_image_bytes        = var.max_image_bytes
-  max_images_per_request = var.max_images_per_request
-  prediction_ttl_days    = var.prediction_ttl_days
-  public_base_url        = var.public_base_url
-  max_instances          = var.api_max_instances
-  memory                 = var.api_memory
-  api_public             = var.api_public
-  auth_required          = var.api_auth_required
-  api_key_cache_seconds  = var.api_key_cache_seconds
-  pubsub_service_agent   = local.pubsub_service_agent
+  project_id              = var.project_id
+  region                  = var.region
+  source_bucket           = module.storage.function_source_bucket
+  source_archive          = abspath(var.function_source_archive)
+  runtime                 = var.function_runtime
+  uploads_bucket          = module.storage.uploads_bucket
+  model_names             = sort(keys(var.models))
+  allowed_origins         = local.allowed_origins
+  max_image_bytes         = var.max_image_bytes
+  max_images_per_request  = var.max_images_per_request
+  prediction_ttl_days     = var.prediction_ttl_days
+  public_base_url         = var.public_base_url
+  max_instances           = var.api_max_instances
+  memory                  = var.api_memory
+  api_public              = var.api_public
+  auth_required           = var.api_auth_required
+  api_key_cache_seconds   = var.api_key_cache_seconds
+  pubsub_service_agent    = local.pubsub_service_agent
+  iam_propagation_seconds = var.iam_propagation_seconds
 
   # Reconciler settings, shared by the three entry points. The reconciler's
   # MAX_DELIVERY_ATTEMPTS is the push subscriptions' own value.
@@ -144,6 +147,7 @@ module "monitoring" {
   notification_channels       = var.alert_notification_channels
   dead_letter_alert_threshold = var.dead_letter_alert_threshold
   oldest_queued_alert_seconds = var.oldest_queued_alert_seconds
+  metric_propagation_seconds  = var.log_metric_propagation_seconds
 
   depends_on = [module.platform]
 }

@@ -9,9 +9,8 @@ variable "project_id" {
 }
 
 variable "region" {
-  description = "Region for Cloud Run, Cloud Functions, Artifact Registry and the buckets. Pick one that offers NVIDIA L4 on Cloud Run if any model uses a GPU."
+  description = "Region for Cloud Run, Cloud Functions, Artifact Registry and the buckets; Cloud Build runs must be submitted in the same region. scripts/bootstrap.sh writes it into terraform.tfvars.json, its one home. Pick one that offers NVIDIA L4 on Cloud Run if any model uses a GPU."
   type        = string
-  default     = "us-central1"
 
   validation {
     condition     = can(regex("^[a-z]+-[a-z]+[0-9]+$", var.region))
@@ -59,8 +58,9 @@ variable "models" {
       model_version = number
       image         = string
     }))
-    traffic    = map(number)
-    canary_tag = optional(string)
+    traffic              = map(number)
+    canary_tag           = optional(string)
+    last_revision_serial = optional(number, 0)
   }))
 
   validation {
@@ -90,6 +90,22 @@ variable "models" {
       can(regex("^[0-9]+Gi$", m.memory)) && try(tonumber(trimsuffix(m.memory, "Gi")) >= 1 && tonumber(trimsuffix(m.memory, "Gi")) <= 32, false)
     ])
     error_message = "Each model's memory must be whole gibibytes between 1Gi and 32Gi, e.g. \"4Gi\" (gpu models are raised to at least 16Gi)."
+  }
+
+  validation {
+    # Cloud Run's CPU and memory table for services: 1 CPU up to 4Gi, 2 up to
+    # 8Gi, 4 from 2Gi to 16Gi, 6 from 4Gi to 24Gi, 8 from 4Gi to 32Gi; checked
+    # on the values deployed, after a gpu model's raise to 4 CPUs and 16Gi.
+    condition = alltrue([
+      for m in values(var.models) : try(
+        (m.accelerator == "gpu" ? max(16, tonumber(trimsuffix(m.memory, "Gi"))) : tonumber(trimsuffix(m.memory, "Gi"))) <=
+        lookup({ "1" = 4, "2" = 8, "4" = 16, "6" = 24, "8" = 32 }, m.accelerator == "gpu" ? tostring(max(4, tonumber(m.cpu))) : m.cpu, 0) &&
+        (m.accelerator == "gpu" ? max(16, tonumber(trimsuffix(m.memory, "Gi"))) : tonumber(trimsuffix(m.memory, "Gi"))) >=
+        lookup({ "1" = 1, "2" = 1, "4" = 2, "6" = 4, "8" = 4 }, m.accelerator == "gpu" ? tostring(max(4, tonumber(m.cpu))) : m.cpu, 99),
+        false
+      )
+    ])
+    error_message = "Each model's cpu and memory must be a pair Cloud Run accepts: cpu \"1\" up to 4Gi, \"2\" up to 8Gi, \"4\" 2Gi-16Gi, \"6\" 4Gi-24Gi, \"8\" 4Gi-32Gi (a gpu model runs with at least 4 CPUs and 16Gi, so above 16Gi it needs cpu \"6\" or \"8\")."
   }
 
   validation {
@@ -186,6 +202,13 @@ variable "models" {
 
   validation {
     condition = alltrue([
+      for m in values(var.models) : m.last_revision_serial >= 0 && floor(m.last_revision_serial) == m.last_revision_serial
+    ])
+    error_message = "last_revision_serial must be a whole number >= 0 (scripts/rollout.py keeps it)."
+  }
+
+  validation {
+    condition = alltrue([
       for m in values(var.models) : m.canary_tag == null || can(regex("^[a-z]([a-z0-9-]{0,18}[a-z0-9])?$", coalesce(m.canary_tag, "x")))
     ])
     error_message = "canary_tag must be 1-20 lowercase letters, digits or hyphens, starting with a letter."
@@ -204,13 +227,35 @@ variable "model_ingress" {
 }
 
 variable "model_startup_timeout_seconds" {
-  description = "How long a new model-service instance may take to download and load its model before the startup probe gives up."
+  description = "How long a new model-service instance may take to download and load its model before the startup probe gives up. Cloud Run caps a service's startup probe window (failure_threshold x period_seconds) at 240 s."
   type        = number
-  default     = 300
+  default     = 240
 
   validation {
-    condition     = var.model_startup_timeout_seconds >= 10 && var.model_startup_timeout_seconds <= 2400
-    error_message = "model_startup_timeout_seconds must be between 10 and 2400."
+    condition     = var.model_startup_timeout_seconds >= 10 && var.model_startup_timeout_seconds <= 240
+    error_message = "model_startup_timeout_seconds must be between 10 and 240: Cloud Run refuses a startup probe whose window (failure_threshold x period_seconds) exceeds 240 s."
+  }
+}
+
+variable "iam_propagation_seconds" {
+  description = "Wait after IAM grants are created or changed, before the resources that use them (model-service revisions, which check secret access when created; function builds). Google documents that IAM changes usually take effect within 2 minutes."
+  type        = number
+  default     = 120
+
+  validation {
+    condition     = var.iam_propagation_seconds >= 0 && var.iam_propagation_seconds <= 600 && floor(var.iam_propagation_seconds) == var.iam_propagation_seconds
+    error_message = "iam_propagation_seconds must be a whole number between 0 and 600."
+  }
+}
+
+variable "log_metric_propagation_seconds" {
+  description = "Wait after a log-based metric is created, before an alert policy on it is created: Cloud Monitoring answers 404 for up to 10 minutes on a new metric (terraform-provider-google#11102)."
+  type        = number
+  default     = 600
+
+  validation {
+    condition     = var.log_metric_propagation_seconds >= 0 && var.log_metric_propagation_seconds <= 1200 && floor(var.log_metric_propagation_seconds) == var.log_metric_propagation_seconds
+    error_message = "log_metric_propagation_seconds must be a whole number between 0 and 1200."
   }
 }
 

@@ -15,6 +15,11 @@ terraform {
       source  = "hashicorp/google-beta"
       version = "~> 7.0"
     }
+    # time_sleep: waits for IAM grants and new log-based metrics to propagate.
+    time = {
+      source  = "hashicorp/time"
+      version = "~> 0.13"
+    }
   }
 
   # Partial configuration: pass -backend-config="bucket=..." at init time

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from inference_contract.model_layout import LABELS, MODEL_CARD
 
 from .errors import InvalidImage, ModelLoadError
 from .repository import ModelRepository
@@ -42,10 +43,10 @@ class ModelInfo:
     @classmethod
     def read(cls, folder: Path, name: str, version: int) -> ModelInfo:
         try:
-            meta = json.loads((folder / "model.json").read_text())
-            labels = tuple((folder / "labels.txt").read_text().splitlines())
+            meta = json.loads((folder / MODEL_CARD).read_text())
+            labels = tuple((folder / LABELS).read_text().splitlines())
         except (OSError, ValueError) as exc:
-            raise ModelLoadError(f"{folder} lacks a readable model.json and labels.txt: {exc}") from exc
+            raise ModelLoadError(f"{folder} lacks a readable {MODEL_CARD} and {LABELS}: {exc}") from exc
         detector = meta.get("detector") or {}
         return cls(
             name=name, version=version, kind=meta["kind"], weights=meta["weights"],

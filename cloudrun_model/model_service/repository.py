@@ -1,8 +1,6 @@
-"""Model repository laid out like TF Serving's: <root>/<model>/<version>/.
+"""The model repository, read: <root>/<model>/<version>/ on a local folder or gs://bucket/prefix.
 
-The root is a local folder or a gs://bucket/prefix URI. A version folder holds a
-TF SavedModel, `model.json` (what the model is and which weights it carries) and
-`labels.txt`.
+The layout, and which versions are complete, is inference_contract.model_layout's.
 """
 
 from __future__ import annotations
@@ -11,6 +9,8 @@ import logging
 import os
 import tempfile
 from pathlib import Path
+
+from inference_contract import model_layout
 
 from .errors import ModelLoadError
 
@@ -32,16 +32,15 @@ class ModelRepository:
         return self.root.startswith("gs://")
 
     def versions(self, model: str) -> list[int]:
+        """The complete versions of a model (an export cut short is not one)."""
         if self.is_gcs:
             bucket, prefix = _split_gcs(self.root)
             model_prefix = f"{prefix}/{model}/" if prefix else f"{model}/"
-            blobs = self._client().list_blobs(bucket, prefix=model_prefix, delimiter="/")
-            list(blobs)  # the prefixes are filled in only once the pages are read
-            names = [p[len(model_prefix):].strip("/") for p in blobs.prefixes]
+            entries = [blob.name[len(model_prefix):]
+                       for blob in self._client().list_blobs(bucket, prefix=model_prefix)]
         else:
-            folder = Path(self.root, model)
-            names = [p.name for p in folder.iterdir() if p.is_dir()] if folder.is_dir() else []
-        return sorted(int(name) for name in names if name.isdigit())
+            entries = model_layout.local_entries(Path(self.root, model))
+        return model_layout.complete_versions(entries)
 
     def resolve(self, model: str, version: str) -> int:
         available = self.versions(model)

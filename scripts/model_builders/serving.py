@@ -18,6 +18,7 @@ from pathlib import Path
 
 import keras
 import tensorflow as tf
+from inference_contract import model_layout
 
 from .precision import measure as measure_precision
 from .spec import Head, Preprocessing
@@ -58,9 +59,7 @@ def serving_function(model: keras.Model, pre: Preprocessing, head: Head):
 
 
 def next_version(model_folder: Path) -> int:
-    existing = [int(p.name) for p in model_folder.iterdir() if p.is_dir() and p.name.isdigit()] \
-        if model_folder.is_dir() else []
-    return max(existing, default=0) + 1
+    return model_layout.next_version(model_layout.local_entries(model_folder))
 
 
 def export_version(repository: Path, name: str, model: keras.Model, pre: Preprocessing,
@@ -86,7 +85,7 @@ def export_version(repository: Path, name: str, model: keras.Model, pre: Preproc
         (staging / "savedmodel").rmdir()
         measured = (measure_precision(staging, list(photos)) if precision == "auto"
                     else {"precision": precision, "reason": "set by --precision"})
-        (staging / "labels.txt").write_text("\n".join(labels) + "\n")
+        (staging / model_layout.LABELS).write_text("\n".join(labels) + "\n")
         metadata = {
             "name": name, "kind": head.kind, "weights": weights, "pretrained": pretrained,
             "preprocessing": asdict(pre), "outputs": head.outputs, "top_k": 5,
@@ -99,7 +98,7 @@ def export_version(repository: Path, name: str, model: keras.Model, pre: Preproc
             metadata["detector"] = {"label": head.detector_label, "threshold": head.threshold,
                                     "class_ids": list(head.detector_class_ids),
                                     "scores": "probabilities", "rule": "top1_or_threshold"}
-        (staging / "model.json").write_text(json.dumps(metadata, indent=2) + "\n")
+        (staging / model_layout.MODEL_CARD).write_text(json.dumps(metadata, indent=2) + "\n")
         while True:  # another export may take the same number; retry with the next one
             version = next_version(model_folder)
             try:

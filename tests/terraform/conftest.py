@@ -90,6 +90,9 @@ def string_leaves(value, path: str = ""):
             yield from string_leaves(item, f"{path}[{index}]")
 
 
+# A region other than us-central1, as a reader following terraform/README.md may pick.
+REGION = "europe-west4"
+
 # What Cloud Build pins the example's BUILD_IMAGE placeholders to.
 CPU_IMAGE = "us-central1-docker.pkg.dev/test-project-1/inference/model-service@sha256:" + "1" * 64
 GPU_IMAGE = "us-central1-docker.pkg.dev/test-project-1/inference/model-service-gpu@sha256:" + "2" * 64
@@ -152,6 +155,7 @@ module "model_service" {
   models_bucket           = "${var.project_id}-models"
   ingress                 = var.model_ingress
   startup_timeout_seconds = var.model_startup_timeout_seconds
+  iam_propagation_seconds = var.iam_propagation_seconds
   deletion_protection     = var.deletion_protection
 }
 
@@ -172,6 +176,7 @@ output "evaluated" {
     limits                        = local.limits
     env                           = local.env
     traffic                       = local.traffic
+    template                      = local.template
   }
 }
 """
@@ -202,7 +207,8 @@ class ModelsEvaluator:
     def apply(self, models: dict, **variables) -> subprocess.CompletedProcess:
         self._runs += 1
         tfvars = self.workdir / f"run{self._runs}.tfvars.json"
-        tfvars.write_text(json.dumps({"project_id": "test-project-1", "models": models, **variables}))
+        settings = {"project_id": "test-project-1", "region": REGION, "models": models, **variables}
+        tfvars.write_text(json.dumps(settings))
         return run_terraform(
             self.binary,
             ["apply", "-auto-approve", "-input=false", "-no-color", f"-var-file={tfvars.name}"],

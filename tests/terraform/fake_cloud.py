@@ -69,6 +69,11 @@ def _set_generation(url: str) -> None:
     (_root() / ".generations.json").write_text(json.dumps(generations))
 
 
+def _bindings() -> dict[str, list[str]]:
+    path = _root() / ".iam.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
 def put(url: str, data: bytes) -> None:
     """Create an object as another writer would (bumps its generation)."""
     path = _path(url)
@@ -91,7 +96,7 @@ def gcloud(argv: list[str]) -> int:
         else:
             options[arg] = ""
     if args[:2] == ["config", "get-value"]:
-        print("(unset)")
+        print(os.environ.get("FAKE_GCLOUD_ACCOUNT", "(unset)") if args[2] == "account" else "(unset)")
         return 0
     if args[:3] == ["storage", "objects", "describe"]:
         url = args[3]
@@ -157,6 +162,15 @@ def gcloud(argv: list[str]) -> int:
             (accounts / f"{args[3]}@{options['--project']}.iam.gserviceaccount.com").touch()
             return 0
     if args[:2] == ["projects", "add-iam-policy-binding"]:
+        bindings = _bindings()
+        bindings.setdefault(options["--member"], []).append(options["--role"])
+        (_root() / ".iam.json").write_text(json.dumps(bindings))
+        return 0
+    if args[:2] == ["projects", "get-iam-policy"]:
+        # Only the form bootstrap.sh uses: the roles of one member, one a line.
+        member = options["--filter"].removeprefix("bindings.members:")
+        assert options["--format"] == "value(bindings.role)", options
+        print("\n".join(_bindings().get(member, [])))
         return 0
     if args[:1] == ["secrets"]:
         secrets = _root() / ".secrets"
@@ -176,6 +190,18 @@ def gcloud(argv: list[str]) -> int:
 def terraform(argv: list[str]) -> int:
     subcommand = next(a for a in argv if not a.startswith("-"))
     _log({"tool": "terraform", "argv": argv})
+    chdir = Path(next((a.split("=", 1)[1] for a in argv if a.startswith("-chdir=")), "."))
+    installed = chdir / ".terraform" / "modules" / "modules.json"
+    if subcommand in ("get", "init"):
+        installed.parent.mkdir(parents=True, exist_ok=True)
+        installed.write_text("{}")
+    if argv[argv.index(subcommand):][:2] == ["providers", "lock"]:
+        # As the real one (checked in test_delivery.py): it reads the modules'
+        # requirements, so it needs them installed first.
+        if not installed.exists():
+            print('Error: Module not installed ... Run "terraform init"', file=sys.stderr)
+            return 1
+        (chdir / ".terraform.lock.hcl").write_text("# providers locked by the fake terraform\n")
     return int(os.environ.get(f"FAKE_TERRAFORM_EXIT_{subcommand.upper()}", "0"))
 
 

@@ -6,8 +6,6 @@ import json
 import os
 import subprocess
 
-from tests.images import SHARED_IMAGES
-
 from . import fake_cloud
 from .conftest import EXAMPLE_MODELS, REPO_ROOT
 
@@ -38,6 +36,7 @@ def _run(tmp_path, *args: str) -> subprocess.CompletedProcess:
         "PATH": f"{tmp_path / 'bin'}:{os.environ['PATH']}",
         "FAKE_GCS_ROOT": str(tmp_path / "gcs"),
         "FAKE_CLOUD_LOG": str(tmp_path / "calls.jsonl"),
+        "IAM_PROPAGATION_SECONDS": "0",
     }
     (tmp_path / "gcs").mkdir(exist_ok=True)
     return subprocess.run(
@@ -53,9 +52,10 @@ def test_bootstrap_prepares_an_empty_project_and_changes_nothing_the_second_time
         "project_id": "proj-1", "region": "europe-west4"
     }
     assert (config / "models.auto.tfvars.json").read_text() == EXAMPLE_MODELS.read_text()
-    # Cloud Build's test step fetches the sample photos from here (they are not in the repository).
-    samples = sorted(p.name for p in SHARED_IMAGES.glob("*.JPEG"))
-    assert samples and sorted(p.name for p in (config / "sample-images").iterdir()) == samples
+    # Nothing but the repository: no photos or other files from beside it are uploaded.
+    assert sorted(p.name for p in config.iterdir()) == ["models.auto.tfvars.json", "terraform.tfvars.json"]
+    # New grants take time to propagate: it waits before the first build may start.
+    assert "waiting 0 s for the new IAM grants to propagate" in result.stdout
     calls = fake_cloud.calls(tmp_path / "calls.jsonl", "gcloud")
     create = next(c for c in calls if c[:3] == ["storage", "buckets", "create"])
     assert "--uniform-bucket-level-access" in create and "--public-access-prevention" in create
@@ -82,15 +82,22 @@ def test_bootstrap_prepares_an_empty_project_and_changes_nothing_the_second_time
     # A second run keeps the configuration (rollout state included) as it is.
     (config / "models.auto.tfvars.json").write_text('{"models": {}}')
     (tmp_path / "calls.jsonl").unlink()
-    assert _run(tmp_path, "proj-1").returncode == 0
+    second = _run(tmp_path, "proj-1", "europe-west4")
+    assert second.returncode == 0
     assert (config / "models.auto.tfvars.json").read_text() == '{"models": {}}'
     again = fake_cloud.calls(tmp_path / "calls.jsonl", "gcloud")
-    assert not any(c[:2] == ["storage", "cp"] and "sample-images" in c[-1] for c in again)
+    assert not any(c[:2] == ["projects", "add-iam-policy-binding"] for c in again)
+    assert "waiting" not in second.stdout, "nothing new was granted, so nothing to wait for"
     assert not any(c[:3] == ["storage", "buckets", "create"] or c[:3] == ["iam", "service-accounts", "create"]
                    or c[:2] == ["secrets", "create"] for c in again)
     assert (tmp_path / "gcs" / ".secrets" / "callback-signing-secret").read_text() == secret
 
 
-def test_bootstrap_needs_a_project(tmp_path):
+def test_bootstrap_needs_a_project_and_a_region(tmp_path):
     result = _run(tmp_path)
     assert result.returncode == 2 and "usage:" in result.stderr
+    # The region has one home, terraform.tfvars.json, and no default to drift from.
+    assert _run(tmp_path, "proj-1").returncode == 2
+    bad = _run(tmp_path, "proj-1", "Europe")
+    assert bad.returncode == 2 and "not a Google Cloud region" in bad.stderr
+    assert not (tmp_path / "gcs" / "proj-1-tfstate").exists()

@@ -8,6 +8,7 @@ import re
 import pytest
 import yaml
 
+from . import fake_cloud
 from .conftest import REPO_ROOT
 
 CLOUDBUILD = (REPO_ROOT / "cloudbuild.yaml").read_text()
@@ -78,7 +79,7 @@ def test_bootstrap_creates_registry_and_buckets_before_images_and_models_go_ther
     assert "python3 scripts/rollout.py fetch" in bootstrap
     assert "bootstrap" in _waits_for("build-image") and "bootstrap" in _waits_for("push-ci-image")
     # A missing lock file is produced by `terraform providers lock`, kept for committing,
-    # and every init afterwards is held to it.
+    # and every init afterwards is held to it (run end to end below).
     assert "terraform -chdir=terraform providers lock" in bootstrap
     assert "init -lockfile=readonly" in bootstrap
     # The build must run as the deployer account bootstrap.sh grants.
@@ -97,12 +98,8 @@ def test_the_test_step_runs_the_whole_suite_in_the_ci_image_and_refuses_skips():
     script = test["args"][-1]
     assert 'PYTEST_ADDOPTS="--junitxml=test-artifacts/junit.xml" make test' in script
     assert "check_no_skips.py test-artifacts/junit.xml" in script
-    # The sample photos bootstrap.sh uploaded, where tests/images.py looks for them.
-    assert (
-        'gcloud storage cp "gs://${_TF_STATE_BUCKET}/config/sample-images/*" /workspace/sample-images/'
-        in script
-    )
-    assert "SAMPLE_IMAGES_DIR=/workspace/sample-images" in script
+    # The suite runs on the repository alone: its photos ship in tests/photos.
+    assert "gcloud" not in script and "SAMPLE_IMAGES_DIR" not in script
     for step in PIPELINE["steps"]:
         if step["id"] not in ("ci-image", "build-image", "push-ci-image", "package-function",
                               "package-model-service"):
@@ -171,7 +168,7 @@ def test_shell_variables_are_escaped_from_substitution(pipeline):
     text = (REPO_ROOT / pipeline).read_text()
     body = text.split("\noptions:\n", 1)[1].replace("$$", "")
     names = set(re.findall(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)", re.sub(r"#.*", "", body)))
-    assert names <= {"PROJECT_ID", "BUILD_ID"} | {n for n in names if n.startswith("_")}
+    assert names <= {"PROJECT_ID", "BUILD_ID", "LOCATION"} | {n for n in names if n.startswith("_")}
     declared = set(re.findall(r"^  (_[A-Z_]+):", text, flags=re.MULTILINE))
     assert {n for n in names if n.startswith("_")} == declared
 
@@ -266,3 +263,96 @@ def test_untaint_finds_tainted_model_services_in_terraform_show_output():
     assert result.stdout.splitlines() == ['module.model_service["cat"].google_cloud_run_v2_service.model']
     empty = subprocess.run([sys.executable, "-c", program], input="{}", capture_output=True, text=True)
     assert empty.returncode == 0 and empty.stdout == ""
+
+
+# --- the bootstrap step run end to end; nothing read from beside the repository (issue 17) ----
+
+DEPLOYER = "inference-deployer@proj-1.iam.gserviceaccount.com"
+
+
+def _bootstrap_script(location: str) -> str:
+    """The bootstrap step as Cloud Build runs it in a project `proj-1` in `location`."""
+    step = next(step for step in PIPELINE["steps"] if step["id"] == "bootstrap")
+    values = {"LOCATION": location, "_DEPLOYER": DEPLOYER, "_TF_STATE_BUCKET": "proj-1-tfstate",
+              "PROJECT_ID": "proj-1"}
+    script = step["args"][-1].replace("$$", "\0")
+    script = re.sub(r"\$\{([A-Z_]+)\}", lambda m: values[m.group(1)], script)
+    return script.replace("\0", "$")
+
+
+def _run_bootstrap(tmp_path, location: str):
+    import os
+    import shutil
+    import subprocess
+
+    workspace = tmp_path / "workspace"
+    if not workspace.exists():
+        shutil.copytree(REPO_ROOT / "scripts", workspace / "scripts",
+                        ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(REPO_ROOT / "terraform", workspace / "terraform",
+                        ignore=shutil.ignore_patterns(".terraform", "*.tfstate*", "*.tfvars.json",
+                                                      ".rollout-*", ".terraform.lock.hcl"))
+        fake_cloud.install(tmp_path / "bin")
+        (tmp_path / "gcs").mkdir()
+        fake_cloud_env = {"FAKE_GCS_ROOT": str(tmp_path / "gcs"),
+                          "FAKE_CLOUD_LOG": str(tmp_path / "calls.jsonl")}
+        os.environ.update(fake_cloud_env)
+        try:
+            fake_cloud.put("gs://proj-1-tfstate/config/terraform.tfvars.json",
+                           json.dumps({"project_id": "proj-1", "region": "europe-west4"}).encode())
+            fake_cloud.put("gs://proj-1-tfstate/config/models.auto.tfvars.json",
+                           (REPO_ROOT / "terraform" / "models.auto.tfvars.json.example").read_bytes())
+        finally:
+            for name in fake_cloud_env:
+                os.environ.pop(name)
+    (tmp_path / "calls.jsonl").unlink(missing_ok=True)
+    env = {**os.environ, "PATH": f"{tmp_path / 'bin'}:{os.environ['PATH']}",
+           "FAKE_GCS_ROOT": str(tmp_path / "gcs"), "FAKE_CLOUD_LOG": str(tmp_path / "calls.jsonl"),
+           "FAKE_GCLOUD_ACCOUNT": DEPLOYER, "TF_STATE_BUCKET": "proj-1-tfstate"}
+    result = subprocess.run(["bash", "-euo", "pipefail", "-c", _bootstrap_script(location)], cwd=workspace,
+                            env=env, capture_output=True, text=True, timeout=120)
+    calls = fake_cloud.calls(tmp_path / "calls.jsonl", "terraform")
+    return result, [[arg for arg in call if not arg.startswith("-")][:2] for call in calls]
+
+
+def test_the_first_build_locks_the_providers_after_installing_the_modules_and_keeps_the_lock(tmp_path):
+    result, terraform = _run_bootstrap(tmp_path, "europe-west4")
+    assert result.returncode == 0, result.stderr
+    assert terraform[:3] == [["get"], ["providers", "lock"], ["init"]], terraform
+    saved = tmp_path / "gcs" / "proj-1-tfstate" / "config" / "terraform.lock.hcl"
+    assert saved.is_file()
+    # The next build fetches that lock file and is held to it: no second `providers lock`.
+    result, terraform = _run_bootstrap(tmp_path, "europe-west4")
+    assert result.returncode == 0, result.stderr
+    assert ["providers", "lock"] not in terraform and terraform[0] == ["init"]
+
+
+def test_a_build_in_another_region_than_the_deployments_stops_before_terraform(tmp_path):
+    result, terraform = _run_bootstrap(tmp_path, "us-central1")
+    assert result.returncode != 0 and "--region=europe-west4" in result.stderr
+    assert terraform == []
+
+
+def test_the_fake_terraform_fails_like_the_real_one_when_modules_are_not_installed(tmp_path, terraform_bin):
+    # The real binary, offline: `providers lock` on the real root before `terraform get`
+    # stops at the missing modules, before it would try to download anything.
+    import shutil
+    import subprocess
+
+    shutil.copytree(REPO_ROOT / "terraform", tmp_path / "terraform",
+                    ignore=shutil.ignore_patterns(".terraform", "*.tfstate*", "*.tfvars.json"))
+    result = subprocess.run(
+        [terraform_bin, "-chdir=terraform", "providers", "lock", "-no-color", "-platform=linux_amd64"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode != 0 and "Module not installed" in result.stderr
+
+
+PIPELINE_FILES = ("cloudbuild.yaml", "ci/rollout.cloudbuild.yaml", "scripts/bootstrap.sh", "ci/Dockerfile")
+
+
+@pytest.mark.parametrize("path", PIPELINE_FILES)
+def test_nothing_in_the_build_reads_from_beside_the_repository(path):
+    text = re.sub(r"(?m)^\s*#.*$", "", (REPO_ROOT / path).read_text())
+    assert "../" not in text and "shared/" not in text and "SAMPLE_IMAGES_DIR" not in text, path
+    assert "us-central1" not in text, f"{path}: the region comes from terraform.tfvars.json, not a literal"

@@ -13,7 +13,7 @@ import re
 
 import pytest
 
-from scripts import rollout
+from scripts import rollouts as rollout
 from scripts.model_builders.catalog import CLASSIFIERS, DETECTORS
 
 from .conftest import (
@@ -239,7 +239,7 @@ def test_any_template_change_gives_the_newest_revision_a_new_name(models_evaluat
     before = evaluated["cat"]["template_revision"]
     assert models_evaluator.evaluate(sample_models())["cat"]["template_revision"] == before
     changes = {
-        "module-wide startup timeout": (sample_models(), {"model_startup_timeout_seconds": 600}),
+        "module-wide startup timeout": (sample_models(), {"model_startup_timeout_seconds": 120}),
         "model setting": (_mutated(lambda m: m["cat"].update(max_instances=7)), {}),
         "batching": (_mutated(lambda m: m["cat"].update(max_batch_size=8)), {}),
         "image": (_mutated(lambda m: m["cat"]["revisions"]["v1"].update(image=GPU_IMAGE)), {}),
@@ -294,5 +294,78 @@ def test_rollout_defaults_match_the_terraform_optional_defaults():
         for key, value in rollout.MODEL_DEFAULTS.items()
     }
     expected.pop("canary_tag")  # optional(string) without a default
+    assert expected["last_revision_serial"] == "0"
     assert parsed == expected
     assert re.search(r"canary_tag = optional\(string\)", models_type)
+
+
+# --- CPU and memory pairs, the startup probe window, revision order (issue 17) -----------------
+
+# Cloud Run's table for services (run/docs/configuring/services/cpu and memory-limits):
+# the GiB each CPU count accepts.
+CLOUD_RUN_PAIRS = {
+    "1": range(1, 5), "2": range(1, 9), "4": range(2, 17), "6": range(4, 25), "8": range(4, 33),
+}
+
+
+@pytest.mark.parametrize(
+    ("accelerator", "cpu", "memory", "valid"),
+    [
+        ("cpu", "1", "4Gi", True), ("cpu", "1", "8Gi", False), ("cpu", "2", "8Gi", True),
+        ("cpu", "2", "16Gi", False), ("cpu", "4", "1Gi", False), ("cpu", "4", "16Gi", True),
+        ("cpu", "4", "24Gi", False), ("cpu", "6", "24Gi", True), ("cpu", "6", "32Gi", False),
+        ("cpu", "8", "32Gi", True),
+        # A gpu model runs with at least 4 CPUs and 16Gi: 1 CPU and 8Gi becomes 4 and 16Gi (valid),
+        # but 32Gi stays 32Gi with 4 CPUs, which Cloud Run refuses.
+        ("gpu", "1", "8Gi", True), ("gpu", "1", "32Gi", False), ("gpu", "6", "24Gi", True),
+        ("gpu", "8", "32Gi", True),
+    ],
+)
+def test_cpu_and_memory_pairs_are_those_cloud_run_accepts(models_evaluator, accelerator, cpu, memory, valid):
+    deployed_cpu = max(4, int(cpu)) if accelerator == "gpu" else int(cpu)
+    deployed_gib = max(16, int(memory[:-2])) if accelerator == "gpu" else int(memory[:-2])
+    assert (deployed_gib in CLOUD_RUN_PAIRS[str(deployed_cpu)]) == valid, "the case table is wrong"
+    models = _mutated(lambda m: m["cat"].update(accelerator=accelerator, cpu=cpu, memory=memory))
+    if valid:
+        limits = models_evaluator.evaluate(models)["cat"]["limits"]
+        assert (limits["cpu"], limits["memory"]) == (str(deployed_cpu), f"{deployed_gib}Gi")
+        rollout.validate_models(models)
+    else:
+        assert "must be a pair Cloud Run accepts" in models_evaluator.rejection(models)
+        with pytest.raises(rollout.RolloutError, match="take .* of memory on Cloud Run"):
+            rollout.validate_models(models)
+
+
+def test_the_startup_probe_window_stays_within_cloud_runs_240_seconds(models_evaluator):
+    root_variables = blocks_by_name(load_module(TERRAFORM_DIR), "variable")
+    assert root_variables["model_startup_timeout_seconds"]["default"] <= 240
+    for seconds in (root_variables["model_startup_timeout_seconds"]["default"], 240, 235, 10):
+        probe = models_evaluator.evaluate(sample_models(), model_startup_timeout_seconds=seconds)["cat"][
+            "template"]["startup_probe"]
+        window = probe["failure_threshold"] * probe["period_seconds"]
+        assert seconds <= window <= 240, (seconds, probe)
+    assert "exceeds 240 s" in models_evaluator.rejection(sample_models(), model_startup_timeout_seconds=241)
+
+
+def test_terraform_and_rollout_agree_on_the_newest_revision_with_serial_keys(models_evaluator):
+    models = sample_models()
+    models["cat"]["revisions"] = {
+        key: {"model_version": 1, "image": CPU_IMAGE} for key in ("v1", "v1-2", "v1-r9", "v1-r10")
+    }
+    models["cat"]["traffic"] = {"v1-r9": 100}
+    services = models_evaluator.evaluate(models)
+    assert rollout.newest_revision(models["cat"]["revisions"]) == "v1-r10"
+    assert services["cat"]["template_revision"] == services["cat"]["revision_names"]["v1-r10"]
+
+
+def test_a_canary_after_a_rollback_gets_a_revision_name_never_used_before(models_evaluator):
+    settled = rollout.promote(sample_models(), "cat")
+    names = set()
+    models = settled
+    for _ in range(2):
+        models = rollout.canary(models, "cat", 1, GPU_IMAGE, percent=10)
+        names.add(models_evaluator.evaluate(models)["cat"]["template_revision"])
+        models = rollout.rollback(models, "cat")
+        back = models_evaluator.evaluate(models)["cat"]["template_revision"]
+        assert back == models_evaluator.evaluate(settled)["cat"]["template_revision"]
+    assert len(names) == 2, "the second canary must not reuse the retired canary's revision name"

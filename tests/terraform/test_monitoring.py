@@ -66,6 +66,18 @@ def test_alerts_on_dead_letters_and_on_the_oldest_queued_age():
         assert policy["notification_channels"] == "${var.notification_channels}"
 
 
+def test_an_alert_on_a_log_based_metric_waits_for_the_new_metric():
+    # terraform-provider-google#11102: 404 "Cannot find metric(s)" for up to 10 minutes
+    # when the alert is created right after its log-based metric.
+    wait = resources(MONITORING)[("time_sleep", "oldest_queued_metric_propagates")]
+    assert wait["triggers"] == {"metric": "${google_logging_metric.oldest_queued_age.id}"}
+    assert wait["create_duration"] == "${var.metric_propagation_seconds}s"
+    policies = resources(MONITORING, "google_monitoring_alert_policy")
+    for (_, name), policy in policies.items():
+        if "google_logging_metric." in str(policy["conditions"]):
+            assert policy["depends_on"] == ["${time_sleep.oldest_queued_metric_propagates}"], name
+
+
 def test_monitoring_variables_are_typed_described_and_validated():
     for name, body in blocks_by_name(MONITORING, "variable").items():
         assert body.get("description") and body.get("type"), name

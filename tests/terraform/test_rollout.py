@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from scripts import rollout
+from scripts import rollouts as rollout
 
 from . import fake_cloud
 from .conftest import GPU_IMAGE, TERRAFORM_DIR, sample_models
@@ -29,17 +29,18 @@ def test_full_rollout_canary_10_50_100():
     assert "canary_tag" not in models["resnet50"]
 
     models = rollout.canary(models, "resnet50", 4, NEW_IMAGE, percent=10)
-    assert _split(models, "resnet50") == {"v3": 90, "v4": 10}
-    assert models["resnet50"]["revisions"]["v4"] == {"model_version": 4, "image": NEW_IMAGE}
+    assert _split(models, "resnet50") == {"v3": 90, "v4-r1": 10}
+    assert models["resnet50"]["revisions"]["v4-r1"] == {"model_version": 4, "image": NEW_IMAGE}
     assert models["resnet50"]["canary_tag"] == "canary"
-    assert rollout.newest_revision(models["resnet50"]["revisions"]) == "v4"
+    assert models["resnet50"]["last_revision_serial"] == 1
+    assert rollout.newest_revision(models["resnet50"]["revisions"]) == "v4-r1"
 
     models = rollout.set_split(models, "resnet50", 50)
-    assert _split(models, "resnet50") == {"v3": 50, "v4": 50}
+    assert _split(models, "resnet50") == {"v3": 50, "v4-r1": 50}
 
     models = rollout.promote(models, "resnet50")
-    assert _split(models, "resnet50") == {"v4": 100}
-    assert set(models["resnet50"]["revisions"]) == {"v4"}
+    assert _split(models, "resnet50") == {"v4-r1": 100}
+    assert set(models["resnet50"]["revisions"]) == {"v4-r1"}
 
 
 def test_rollback_drops_the_canary_and_restores_the_previous_revision():
@@ -48,21 +49,21 @@ def test_rollback_drops_the_canary_and_restores_the_previous_revision():
     assert models["resnet50"]["revisions"] == {"v2": sample_models()["resnet50"]["revisions"]["v2"]}
     assert "canary_tag" not in models["resnet50"]
     models = rollout.canary(models, "resnet50", 4, NEW_IMAGE)
-    assert _split(models, "resnet50") == {"v2": 90, "v4": 10}
+    assert _split(models, "resnet50") == {"v2": 90, "v4-r1": 10}
 
 
 def test_canary_at_100_keeps_the_previous_revision_for_a_rollback_but_routes_nothing_to_it():
     models = rollout.canary(sample_models(), "cat", 2, NEW_IMAGE, percent=100)
-    assert _split(models, "cat") == {"v2": 100}
-    assert set(models["cat"]["revisions"]) == {"v1", "v2"}
+    assert _split(models, "cat") == {"v2-r1": 100}
+    assert set(models["cat"]["revisions"]) == {"v1", "v2-r1"}
     assert _split(rollout.rollback(models, "cat"), "cat") == {"v1": 100}
 
 
 def test_a_new_image_of_the_same_version_gets_the_next_key():
     settled = rollout.promote(sample_models(), "resnet50")
     models = rollout.canary(settled, "resnet50", 3, NEW_IMAGE)
-    assert set(models["resnet50"]["revisions"]) == {"v3", "v3-2"}
-    assert rollout.newest_revision(models["resnet50"]["revisions"]) == "v3-2"
+    assert set(models["resnet50"]["revisions"]) == {"v3", "v3-r1"}
+    assert rollout.newest_revision(models["resnet50"]["revisions"]) == "v3-r1"
     with pytest.raises(rollout.RolloutError, match="nothing to canary"):
         rollout.canary(settled, "resnet50", 3, settled["resnet50"]["revisions"]["v3"]["image"])
     # An explicit key redeploys the same version and image as a new revision.
@@ -72,6 +73,64 @@ def test_a_new_image_of_the_same_version_gets_the_next_key():
     assert _split(retried, "resnet50") == {"v3-retry": 100}
 
 
+ANOTHER_IMAGE = NEW_IMAGE.replace("4444", "5555")
+
+
+def _serving(models: dict, name: str) -> str:
+    [key] = [key for key, percent in _split(models, name).items() if percent == 100]
+    assert key == rollout.newest_revision(models[name]["revisions"])
+    return key
+
+
+def test_canary_promote_then_an_image_only_canary_promote_each_serve_a_new_revision():
+    # v1 -> canary of v1 with a new image -> promote -> canary of v1 with another image -> promote:
+    # the documented way to give an existing model a new image, twice in a row.
+    models = rollout.promote(sample_models(), "cat")
+    assert _serving(models, "cat") == "v1"
+    keys = ["v1"]
+    for image in (NEW_IMAGE, ANOTHER_IMAGE):
+        models = rollout.canary(models, "cat", 1, image, percent=10)
+        new = rollout.newest_revision(models["cat"]["revisions"])
+        assert new not in keys and models["cat"]["revisions"][new] == {"model_version": 1, "image": image}
+        models = rollout.promote(models, "cat")
+        assert _serving(models, "cat") == new
+        keys.append(new)
+    assert keys == ["v1", "v1-r1", "v1-r2"]
+
+
+def test_canary_rollback_canary_deploys_a_new_revision_never_the_retired_one():
+    models = rollout.promote(sample_models(), "resnet50")
+    first = rollout.canary(models, "resnet50", 4, NEW_IMAGE, percent=10)
+    rolled_back = rollout.rollback(first, "resnet50")
+    assert _serving(rolled_back, "resnet50") == "v3"
+    # The same version and image again: a new key, so a new Cloud Run revision name.
+    again = rollout.canary(rolled_back, "resnet50", 4, NEW_IMAGE, percent=100)
+    retired = rollout.newest_revision(first["resnet50"]["revisions"])
+    new = rollout.newest_revision(again["resnet50"]["revisions"])
+    assert (retired, new) == ("v4-r1", "v4-r2")
+    assert _serving(rollout.promote(again, "resnet50"), "resnet50") == new
+
+
+def test_a_key_left_in_an_older_scheme_still_orders_below_the_serial_keys():
+    models = sample_models()
+    models["cat"]["revisions"] = {"v1-2": {"model_version": 1, "image": NEW_IMAGE}}
+    models["cat"]["traffic"] = {"v1-2": 100}
+    models = rollout.canary(models, "cat", 1, ANOTHER_IMAGE)
+    assert rollout.newest_revision(models["cat"]["revisions"]) == "v1-r1"
+    # Serials compare as numbers: r10 is newer than r9.
+    revisions = {"v1-r9": {"model_version": 1, "image": NEW_IMAGE},
+                 "v1-r10": {"model_version": 1, "image": NEW_IMAGE}}
+    assert rollout.newest_revision(revisions) == "v1-r10"
+
+
+def test_redeploy_gives_the_newest_revision_a_new_key_with_its_traffic():
+    models = rollout.redeploy(sample_models(), "resnet50")
+    assert _split(models, "resnet50") == {"v2": 90, "v3-r1": 10}
+    assert models["resnet50"]["revisions"]["v3-r1"] == sample_models()["resnet50"]["revisions"]["v3"]
+    assert "v3" not in models["resnet50"]["revisions"]
+    assert _serving(rollout.redeploy(sample_models(), "cat"), "cat") == "v1-r1"
+
+
 def test_operations_do_not_modify_their_input():
     original = sample_models()
     snapshot = json.dumps(original, sort_keys=True)
@@ -79,6 +138,7 @@ def test_operations_do_not_modify_their_input():
     rollout.rollback(original, "resnet50")
     rollout.set_split(original, "resnet50", 50)
     rollout.canary(original, "cat", 2, NEW_IMAGE)
+    rollout.redeploy(original, "cat")
     assert json.dumps(original, sort_keys=True) == snapshot
 
 
@@ -191,22 +251,23 @@ def _targets(calls: list[list[str]]) -> list[str]:
 def test_canary_promote_rollback_are_one_command_each_and_keep_their_state_in_gcs(cloud, capsys):
     cloud.export("cat", 2)
     assert cloud.run("canary", "cat", "10") == 0  # newest exported version, current image
-    assert cloud.state()["cat"]["traffic"] == {"v1": 90, "v2": 10}
+    assert cloud.state()["cat"]["traffic"] == {"v1": 90, "v2-r1": 10}
     assert (
-        cloud.state()["cat"]["revisions"]["v2"]["image"] == sample_models()["cat"]["revisions"]["v1"]["image"]
+        cloud.state()["cat"]["revisions"]["v2-r1"]["image"]
+        == sample_models()["cat"]["revisions"]["v1"]["image"]
     )
     out = capsys.readouterr().out.strip().splitlines()
-    assert "cat: v1 90%, v2 10% (tag canary -> v2)" in out
+    assert "cat: v1 90%, v2-r1 10% (tag canary -> v2-r1)" in out
     assert out[-1] == f"saved gs://{STATE}/config/models.auto.tfvars.json"
 
     assert cloud.run("set", "cat", "50") == 0
-    assert cloud.state()["cat"]["traffic"] == {"v1": 50, "v2": 50}
+    assert cloud.state()["cat"]["traffic"] == {"v1": 50, "v2-r1": 50}
     assert cloud.run("promote", "cat") == 0
-    assert cloud.state()["cat"]["traffic"] == {"v2": 100}
+    assert cloud.state()["cat"]["traffic"] == {"v2-r1": 100}
 
     assert cloud.run("rollback", "resnet50") == 0
     assert cloud.state()["resnet50"]["traffic"] == {"v2": 100}
-    assert cloud.state()["cat"]["traffic"] == {"v2": 100}, "other models are left alone"
+    assert cloud.state()["cat"]["traffic"] == {"v2-r1": 100}, "other models are left alone"
 
     calls = cloud.terraform_calls()
     assert [call[1] for call in calls] == ["init", "apply"] * 4
@@ -225,8 +286,8 @@ def test_canary_with_an_explicit_version_and_image(cloud):
     cloud.export("resnet50", 4)
     assert cloud.run("promote", "resnet50") == 0
     assert cloud.run("canary", "resnet50", "5", "--version", "4", "--image", NEW_IMAGE) == 0
-    assert cloud.state()["resnet50"]["revisions"]["v4"] == {"model_version": 4, "image": NEW_IMAGE}
-    assert cloud.state()["resnet50"]["traffic"] == {"v3": 95, "v4": 5}
+    assert cloud.state()["resnet50"]["revisions"]["v4-r1"] == {"model_version": 4, "image": NEW_IMAGE}
+    assert cloud.state()["resnet50"]["traffic"] == {"v3": 95, "v4-r1": 5}
 
 
 def test_a_missing_model_version_stops_before_terraform_and_leaves_the_state_alone(cloud, capsys):
@@ -244,10 +305,11 @@ def test_rolling_back_a_canary_that_never_became_ready(cloud, capsys):
     assert cloud.run("canary", "dog", "10") == 1
     assert "rollout.py rollback dog" in capsys.readouterr().err
     # The failed canary is recorded, so the rollback knows what to undo.
-    assert cloud.state()["dog"]["traffic"] == {"v1": 90, "v2": 10}
+    assert cloud.state()["dog"]["traffic"] == {"v1": 90, "v2-r1": 10}
     cloud.monkeypatch.delenv("FAKE_TERRAFORM_EXIT_APPLY")
     assert cloud.run("rollback", "dog") == 0
-    assert cloud.state()["dog"] == sample_models()["dog"]
+    # Back as before, but for the serial: the failed canary's key is never handed out again.
+    assert cloud.state()["dog"] == {**sample_models()["dog"], "last_revision_serial": 1}
 
 
 def test_plan_changes_nothing_in_the_bucket(cloud):
@@ -266,7 +328,7 @@ def test_a_concurrent_change_of_the_state_is_not_overwritten(cloud, capsys, monk
         )
         return real_run(commands)
 
-    monkeypatch.setattr(rollout, "run_terraform", someone_else_saves_meanwhile)
+    monkeypatch.setattr(rollout.cli, "run_terraform", someone_else_saves_meanwhile)
     assert cloud.run("promote", "resnet50") == 2
     assert "changed by someone else" in capsys.readouterr().err
     assert cloud.state() == sample_models()
@@ -410,3 +472,33 @@ def test_a_targeted_apply_never_reads_the_function_archive(terraform_bin, tmp_pa
         terraform_bin, ["apply", "-auto-approve", "-input=false", "-no-color", missing], tmp_path
     )
     assert full.returncode != 0 and "functions.zip" in full.stdout + full.stderr
+
+
+def test_fetch_takes_the_lock_file_the_first_build_saved_unless_one_is_committed(cloud):
+    assert cloud.run("fetch") == 0
+    lock = cloud.terraform_dir / ".terraform.lock.hcl"
+    assert not lock.exists(), "no lock file anywhere yet: the build makes one"
+    fake_cloud.put(f"gs://{STATE}/config/terraform.lock.hcl", b"# saved by the first build\n")
+    assert cloud.run("fetch") == 0
+    assert lock.read_bytes() == b"# saved by the first build\n"
+    init = rollout.terraform_commands(cloud.terraform_dir, STATE, "cat", apply=True)[0]
+    assert "-lockfile=readonly" in init
+    lock.write_bytes(b"# committed\n")
+    assert cloud.run("fetch") == 0
+    assert lock.read_bytes() == b"# committed\n", "a committed lock file is never overwritten"
+
+
+def test_check_region_holds_a_build_to_the_deployments_region(cloud, capsys):
+    assert cloud.run("fetch") == 0
+    assert cloud.run("check-region", "us-central1") == 0
+    assert cloud.run("check-region", "europe-west4") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--region=us-central1" in err, err
+    assert cloud.run("check-region", "global") == 2
+
+
+def test_redeploy_from_the_command_line(cloud, capsys):
+    assert cloud.run("redeploy", "cat") == 0
+    assert cloud.state()["cat"]["traffic"] == {"v1-r1": 100}
+    assert cloud.state()["cat"]["last_revision_serial"] == 1
+    assert [call[1] for call in cloud.terraform_calls()] == ["init", "apply"]

@@ -242,6 +242,18 @@ def test_api_function_service_account_grants():
         == "roles/storage.objectCreator"
     )
     assert function[("google_project_iam_member", "firestore")]["role"] == "roles/datastore.user"
+    # The build account's roles as Google's page on the functions' build service account lists them.
+    build_roles = function[("google_project_iam_member", "build")]["for_each"]
+    for role in ("roles/storage.objectAdmin", "roles/artifactregistry.writer", "roles/logging.logWriter"):
+        assert role in build_roles, role
+    # Builds and functions start only once the grants have had time to propagate.
+    wait = function[("time_sleep", "grants_propagate")]
+    for grant in ("google_project_iam_member.build", "google_storage_bucket_iam_member.write_uploads",
+                  "google_project_iam_member.firestore"):
+        assert grant in str(wait["triggers"]), grant
+    for name in ("api", "dead_letter", "reconcile"):
+        assert function[("google_cloudfunctions2_function", name)]["depends_on"] == [
+            "${time_sleep.grants_propagate}"], name
     publisher = resources(MODULES["model_routing"])[("google_pubsub_topic_iam_member", "api_publisher")]
     assert publisher["topic"] == "${google_pubsub_topic.model.name}"
     assert publisher["role"] == "roles/pubsub.publisher"
@@ -309,20 +321,57 @@ def test_model_service_container_settings():
     assert template["revision"] == "${local.template_revision}"
     scaling = only(template["scaling"])
     assert scaling == {
-        "min_instance_count": "${var.model.min_instances}",
-        "max_instance_count": "${var.model.max_instances}",
+        "min_instance_count": "${local.template.min_instance_count}",
+        "max_instance_count": "${local.template.max_instance_count}",
     }
-    assert template["max_instance_request_concurrency"] == "${var.model.concurrency}"
+    assert template["max_instance_request_concurrency"] == (
+        "${local.template.max_instance_request_concurrency}"
+    )
     container = only(template["containers"])
     resources_ = only(container["resources"])
-    assert resources_["startup_cpu_boost"] is True
-    assert resources_["limits"] == "${local.limits}"
+    assert resources_["startup_cpu_boost"] == "${local.template.startup_cpu_boost}"
+    assert resources_["limits"] == "${local.template.limits}"
     assert dynamic_blocks(container)["env"]["for_each"] == "${local.env}"
     for probe in ("startup_probe", "liveness_probe"):
         http_get = only(only(container[probe])["http_get"])
-        assert http_get["path"] == "${var.health_path}", probe
+        assert http_get["path"] == f"${{local.template.{probe}.path}}", probe
+    service_locals = only(MODULES["model_service"]["locals"])
+    assert service_locals["template"]["startup_probe"]["path"] == "${var.health_path}"
+    assert service_locals["template"]["startup_cpu_boost"] is True
     health = blocks_by_name(MODULES["model_service"], "variable")["health_path"]
     assert health["default"] == "/healthz"
+
+
+# Names a template attribute may read besides local.template: the revision's own
+# name, image and environment, the service account, and dynamic blocks' iterators.
+TEMPLATE_SOURCES = ("local.template.", "local.template_revision", "local.newest.image", "local.env",
+                    "google_service_account.model.", "node_selector.value", "env.key", "env.value")
+
+
+def test_every_template_setting_comes_from_the_hashed_local_template():
+    # The revision name hashes local.template: a literal written into the
+    # template block would change the template without changing the name, and
+    # Cloud Run answers 409 to a changed template under an existing name.
+    template = only(_model_service()["template"])
+    leaves = []
+
+    def walk(value, path):
+        if isinstance(value, dict):
+            for key, item in value.items():
+                walk(item, f"{path}.{key}")
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                walk(item, f"{path}[{index}]")
+        else:
+            leaves.append((path, value))
+
+    walk(template, "template")
+    assert len(leaves) > 20
+    for path, value in leaves:
+        assert isinstance(value, str) and value.startswith("${") and value.endswith("}"), (path, value)
+        assert any(source in value for source in TEMPLATE_SOURCES), (path, value)
+    hashed = only(MODULES["model_service"]["locals"])["revision_names"]
+    assert "template = local.template" in hashed
 
 
 def test_traffic_targets_revisions_by_name_and_tag():
@@ -350,8 +399,13 @@ def test_gpu_settings_exist_only_under_the_accelerator_condition():
     # Everywhere else, GPU settings are reached only through those locals.
     template = only(_model_service()["template"])
     node_selector = dynamic_blocks(template)["node_selector"]
-    assert node_selector["for_each"] == "${local.accelerator == null ? [] : [local.accelerator]}"
-    assert template["gpu_zonal_redundancy_disabled"] == "${local.gpu_zonal_redundancy_disabled}"
+    assert node_selector["for_each"] == (
+        "${local.template.accelerator == null ? [] : [local.template.accelerator]}"
+    )
+    assert template["gpu_zonal_redundancy_disabled"] == "${local.template.gpu_zonal_redundancy_disabled}"
+    hashed = service_locals["template"]
+    assert hashed["accelerator"] == "${local.accelerator}"
+    assert hashed["gpu_zonal_redundancy_disabled"] == "${local.gpu_zonal_redundancy_disabled}"
     for module_name, module in MODULES.items():
         for (rtype, name), body in resources(module).items():
             for path, text in string_leaves(body):
@@ -359,7 +413,7 @@ def test_gpu_settings_exist_only_under_the_accelerator_condition():
                     f"{module_name} {rtype}.{name} {path} sets a GPU outside the conditional locals"
                 )
         for key, value in only(module.get("locals", [{}])).items():
-            if key not in gpu_locals and isinstance(value, str):
+            if key not in gpu_locals | {"template"} and isinstance(value, str):
                 assert not any(marker in value for marker in GPU_MARKERS), f"{module_name} local.{key}"
 
 
@@ -382,6 +436,12 @@ def test_uploads_bucket_has_uniform_access_lifecycle_and_cors():
     website_origin = only(ROOT["locals"])["allowed_origins"]
     assert "local.website_origin" in website_origin
     assert blocks_by_name(ROOT, "module")["storage"]["cors_origins"] == "${local.allowed_origins}"
+
+
+def test_the_model_repository_bucket_goes_with_its_objects_only_without_deletion_protection():
+    models = resources(MODULES["storage"])[("google_storage_bucket", "models")]
+    assert models["force_destroy"] == "${!var.deletion_protection}"
+    assert blocks_by_name(ROOT, "module")["storage"]["deletion_protection"] == "${var.deletion_protection}"
 
 
 def test_every_bucket_uses_uniform_access():
@@ -539,7 +599,7 @@ def test_model_service_batch_and_lease_settings_reach_the_container():
     ):
         assert service_locals["shared_env"][key] == f"${{tostring(var.model.{attribute})}}", key
     # Every template setting is hashed into the revision name.
-    settings = str(service_locals["template_settings"])
+    settings = str(service_locals["template"])
     for name in (
         "var.startup_timeout_seconds",
         "var.container_port",
@@ -548,7 +608,7 @@ def test_model_service_batch_and_lease_settings_reach_the_container():
         "local.limits",
     ):
         assert name in settings, name
-    assert "settings = local.template_settings" in service_locals["revision_names"]
+    assert "template = local.template" in service_locals["revision_names"]
 
 
 # --- security at the edges (issue 10) ---------------------------------------------------------
@@ -575,18 +635,22 @@ def test_terraform_never_allows_loopback_or_http_callbacks():
 def test_callbacks_are_signed_with_a_secret_manager_secret_only_the_model_account_reads():
     service = resources(MODULES["model_service"])
     container = only(only(_model_service()["template"])["containers"])
-    [signing] = [env for env in container["env"] if env["name"] == "CALLBACK_SIGNING_SECRET"]
+    [signing] = container["env"]
+    assert signing == {"name": "${local.template.secret_env_name}", "value_source": signing["value_source"]}
     reference = only(only(signing["value_source"])["secret_key_ref"])
-    assert reference == {"secret": "${var.callback_signing_secret}", "version": "latest"}
-    assert "value" not in signing
+    assert reference == {"secret": "${local.template.secret}", "version": "${local.template.secret_version}"}
     grant = service[("google_secret_manager_secret_iam_member", "callback_signing")]
     assert grant["secret_id"] == "${var.callback_signing_secret}"
     assert grant["role"] == "roles/secretmanager.secretAccessor"
     assert grant["member"] == "${google_service_account.model.member}"
-    assert "${google_secret_manager_secret_iam_member.callback_signing}" in _model_service()["depends_on"]
+    # The revision is created only once the grant has had time to propagate.
+    assert _model_service()["depends_on"] == ["${time_sleep.grants_propagate}"]
+    wait = service[("time_sleep", "grants_propagate")]
+    assert "google_secret_manager_secret_iam_member.callback_signing.id" in str(wait["triggers"])
     # A change of secret is a change of template: it must deploy under a new revision name.
-    settings = only(MODULES["model_service"]["locals"])["template_settings"]
-    assert settings["callback_signing_secret"] == "${var.callback_signing_secret}"
+    settings = only(MODULES["model_service"]["locals"])["template"]
+    assert settings["secret"] == "${var.callback_signing_secret}"
+    assert (settings["secret_env_name"], settings["secret_version"]) == ("CALLBACK_SIGNING_SECRET", "latest")
     assert (
         blocks_by_name(ROOT, "module")["model_service"]["callback_signing_secret"]
         == "${var.callback_signing_secret}"

@@ -122,3 +122,17 @@ def test_readme_tables_list_every_root_input_and_output():
     assert set(re.findall(r"^\| `(\w+)` \|", outputs, flags=re.MULTILINE)) == set(
         blocks_by_name(root, "output")
     )
+
+
+def test_readme_models_table_gives_the_terraform_defaults():
+    # The table once said concurrency 8 and max_batch_delay_ms 10 while the code had 32 and 0.
+    readme = (TERRAFORM_DIR / "README.md").read_text()
+    table = readme.split("### The `models` variable", 1)[1].split("\n\n", 3)[2]
+    models_type = blocks_by_name(load_module(TERRAFORM_DIR), "variable")["models"]["type"]
+    defaults = {name: value.strip('"') for name, value in
+                re.findall(r"(\w+) = optional\(\w+, ([^)]+)\)", models_type)}
+    documented = {}
+    for names, values in re.findall(r"^\| (`[^|]+) \| (`[^|]+) \|", table, flags=re.MULTILINE):
+        for name, value in zip(re.findall(r"`(\w+)`", names), re.findall(r"`([^`]+)`", values), strict=True):
+            documented[name] = value.strip('"')
+    assert documented == defaults

@@ -24,6 +24,8 @@ from tests.images import converted, tabby_bytes, truncated_jpeg
 def test_versions_resolve_numerically(tmp_path):
     for version in ("1", "2", "10", "notes"):
         (tmp_path / "m" / version).mkdir(parents=True)
+        (tmp_path / "m" / version / "saved_model.pb").write_bytes(b"graph")
+    (tmp_path / "m" / "11").mkdir()  # an export cut short: no graph yet, so not a version to serve
     repository = ModelRepository(str(tmp_path))
     assert repository.versions("m") == [1, 2, 10]
     assert repository.resolve("m", "latest") == 10
@@ -143,10 +145,13 @@ def test_if_missing_exports_a_detector_again_when_it_predates_the_top1_rule(tmp_
 
     version = tmp_path / "cat" / "1"
     version.mkdir(parents=True)
+    (version / "saved_model.pb").write_bytes(b"graph")
     (version / "model.json").write_text(json.dumps({"kind": "detector", "detector": {"label": "cat"}}))
     assert not export_model.has_version(tmp_path, "cat")
     (version / "model.json").write_text(
         json.dumps({"kind": "detector", "detector": {"scores": "probabilities"}}))
     assert export_model.has_version(tmp_path, "cat")
     (tmp_path / "tiny-test" / "1").mkdir(parents=True)
+    assert not export_model.has_version(tmp_path, "tiny-test"), "an incomplete version is not kept"
+    (tmp_path / "tiny-test" / "1" / "saved_model.pb").write_bytes(b"graph")
     assert export_model.has_version(tmp_path, "tiny-test") and not export_model.has_version(tmp_path, "dog")

@@ -55,13 +55,14 @@ resource "google_service_account" "build" {
   description  = "Cloud Build identity that turns functions/ into the function containers."
 }
 
-# What a function build needs: read the staged source, push the image, write
-# logs (narrower than roles/cloudbuild.builds.builder).
+# What a function build needs, as Google's page on the build service account of
+# Cloud Run functions lists it: Logs Writer, Artifact Registry Writer, and
+# Storage Object Admin (to read the staged source and store build images).
 resource "google_project_iam_member" "build" {
   for_each = toset([
     "roles/artifactregistry.writer",
     "roles/logging.logWriter",
-    "roles/storage.objectViewer",
+    "roles/storage.objectAdmin",
   ])
 
   project = var.project_id
@@ -125,7 +126,7 @@ resource "google_cloudfunctions2_function" "api" {
     environment_variables            = local.environment
   }
 
-  depends_on = [google_project_iam_member.build]
+  depends_on = [time_sleep.grants_propagate]
 }
 
 resource "google_cloudfunctions2_function" "dead_letter" {
@@ -162,7 +163,7 @@ resource "google_cloudfunctions2_function" "dead_letter" {
     environment_variables          = local.environment
   }
 
-  depends_on = [google_project_iam_member.build]
+  depends_on = [time_sleep.grants_propagate]
 }
 
 # A 2nd-gen function is a Cloud Run service of the same name; invoking it
@@ -183,4 +184,19 @@ resource "google_cloud_run_v2_service_iam_member" "dead_letter_invoker" {
   name     = google_cloudfunctions2_function.dead_letter.name
   role     = "roles/run.invoker"
   member   = google_service_account.dead_letter_invoker.member
+}
+
+# IAM changes take effect within minutes, not at once: the function builds run
+# as the build account, and the functions as the runtime account, right after
+# these grants. Waits only when a grant is created or changed.
+resource "time_sleep" "grants_propagate" {
+  create_duration = "${var.iam_propagation_seconds}s"
+
+  triggers = merge(
+    { for role, grant in google_project_iam_member.build : role => grant.id },
+    {
+      write_uploads = google_storage_bucket_iam_member.write_uploads.id
+      firestore     = google_project_iam_member.firestore.id
+    },
+  )
 }

@@ -39,7 +39,7 @@ resource "google_cloudfunctions2_function" "reconcile" {
     environment_variables          = local.environment
   }
 
-  depends_on = [google_project_iam_member.build]
+  depends_on = [time_sleep.grants_propagate]
 }
 
 # Identity of the Cloud Scheduler job: may invoke the reconcile function only.

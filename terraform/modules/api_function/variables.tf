@@ -211,3 +211,13 @@ variable "api_key_cache_seconds" {
     error_message = "api_key_cache_seconds must be between 0 and 3600."
   }
 }
+
+variable "iam_propagation_seconds" {
+  description = "Wait after this module's IAM grants are created or changed, before the functions are built and deployed with them."
+  type        = number
+
+  validation {
+    condition     = var.iam_propagation_seconds >= 0 && var.iam_propagation_seconds <= 600
+    error_message = "iam_propagation_seconds must be between 0 and 600."
+  }
+}

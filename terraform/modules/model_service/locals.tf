@@ -2,15 +2,20 @@ locals {
   service_name = "model-${var.model_name}"
   is_gpu       = var.model.accelerator == "gpu"
 
-  # The newest revision (highest model_version, ties broken by the greater key)
-  # is the one the template deploys. Older entries already exist in Cloud Run,
-  # which keeps past revisions, so traffic can still be routed to them.
-  revision_order = sort([for key, rev in var.model.revisions : format("%012d/%s", rev.model_version, key)])
-  newest_key     = split("/", local.revision_order[length(local.revision_order) - 1])[1]
-  newest         = var.model.revisions[local.newest_key]
+  # The newest revision (highest model_version, then highest serial, then the
+  # greater key) is the one the template deploys; scripts/rollout.py applies
+  # the same rule. rollout.py names new revisions v<version>-r<serial>, the
+  # serial counting up per model and never reused; keys without one count as
+  # serial 0. Older entries already exist in Cloud Run, which keeps past
+  # revisions, so traffic can still be routed to them.
+  revision_serials = { for key, rev in var.model.revisions : key => try(tonumber(regex("-r([0-9]+)$", key)[0]), 0) }
+  revision_order   = sort([for key, rev in var.model.revisions : format("%012d/%012d/%s", rev.model_version, local.revision_serials[key], key)])
+  newest_key       = split("/", local.revision_order[length(local.revision_order) - 1])[2]
+  newest           = var.model.revisions[local.newest_key]
 
   # GPU settings exist only for accelerator = "gpu": one NVIDIA L4, which needs
-  # at least 4 CPUs and 16 GiB of memory.
+  # at least 4 CPUs and 16 GiB of memory. The root `models` variable refuses a
+  # pair that is invalid once raised.
   accelerator                   = local.is_gpu ? "nvidia-l4" : null
   gpu_zonal_redundancy_disabled = local.is_gpu ? var.model.gpu_zonal_redundancy_disabled : null
   cpu                           = local.is_gpu ? tostring(max(4, tonumber(var.model.cpu))) : var.model.cpu
@@ -34,30 +39,56 @@ locals {
   }
   env = merge(local.shared_env, { MODEL_VERSION = tostring(local.newest.model_version) })
 
-  # Everything the template sets. Cloud Run refuses (409) a template that reuses
-  # an existing revision name with a different configuration, so each revision
-  # name ends in a hash of its template: any change of image, version or
-  # setting (model-level or module-wide, such as the probes) deploys under a new
-  # name, and an unchanged template keeps its name, so re-applying it is a no-op.
-  template_settings = {
-    limits                        = local.limits
+  # Every setting of the service template but the image and the model version,
+  # which come from the revision. main.tf reads each template attribute from
+  # here (a test refuses a literal there), so the hash below covers all of it.
+  startup_probe_period_seconds = 10
+  template = {
+    max_instance_request_concurrency = var.model.concurrency
+    # A push is redelivered after the ack deadline anyway; working longer is waste.
+    timeout                       = "${var.model.ack_deadline_seconds}s"
+    execution_environment         = "EXECUTION_ENVIRONMENT_GEN2"
+    min_instance_count            = var.model.min_instances
+    max_instance_count            = var.model.max_instances
     accelerator                   = local.accelerator
     gpu_zonal_redundancy_disabled = local.gpu_zonal_redundancy_disabled
-    cpu_idle                      = !local.is_gpu
-    concurrency                   = var.model.concurrency
-    min_instances                 = var.model.min_instances
-    max_instances                 = var.model.max_instances
-    timeout_seconds               = var.model.ack_deadline_seconds
-    startup_timeout_seconds       = var.startup_timeout_seconds
+    port_name                     = "http1"
     container_port                = var.container_port
-    health_path                   = var.health_path
-    shared_env                    = local.shared_env
-    callback_signing_secret       = var.callback_signing_secret
+    limits                        = local.limits
+    startup_cpu_boost             = true
+    # GPU instances must keep their CPU allocated outside requests.
+    cpu_idle        = !local.is_gpu
+    shared_env      = local.shared_env
+    secret_env_name = "CALLBACK_SIGNING_SECRET"
+    secret          = var.callback_signing_secret
+    # "latest" is read when an instance starts: to rotate, add a secret version
+    # and deploy a new revision.
+    secret_version = "latest"
+    startup_probe = {
+      initial_delay_seconds = 0
+      period_seconds        = local.startup_probe_period_seconds
+      timeout_seconds       = 5
+      # The window (threshold x period) stays within Cloud Run's 240 s ceiling:
+      # var.startup_timeout_seconds is validated against it.
+      failure_threshold = ceil(var.startup_timeout_seconds / local.startup_probe_period_seconds)
+      path              = var.health_path
+    }
+    liveness_probe = {
+      period_seconds    = 30
+      timeout_seconds   = 5
+      failure_threshold = 3
+      path              = var.health_path
+    }
   }
+
+  # Cloud Run refuses (409) a template that reuses an existing revision name
+  # with a different configuration, so each revision name ends in a hash of its
+  # whole template: any change of image, version or setting deploys under a new
+  # name, and an unchanged template keeps its name, so re-applying it is a no-op.
   revision_names = {
     for key, rev in var.model.revisions : key => format(
       "%s-%s-%s", local.service_name, key,
-      substr(sha256(jsonencode({ image = rev.image, model_version = rev.model_version, settings = local.template_settings })), 0, 8),
+      substr(sha256(jsonencode({ image = rev.image, model_version = rev.model_version, template = local.template })), 0, 8),
     )
   }
   template_revision = local.revision_names[local.newest_key]

@@ -35,40 +35,38 @@ resource "google_cloud_run_v2_service" "model" {
 
   template {
     # Named, so traffic entries can refer to revisions; the name ends in a
-    # hash of the template (see locals.tf).
+    # hash of local.template (see locals.tf), which every setting below comes from.
     revision                         = local.template_revision
     service_account                  = google_service_account.model.email
-    max_instance_request_concurrency = var.model.concurrency
-    # A push is redelivered after the ack deadline anyway; working longer is waste.
-    timeout               = "${var.model.ack_deadline_seconds}s"
-    execution_environment = "EXECUTION_ENVIRONMENT_GEN2"
+    max_instance_request_concurrency = local.template.max_instance_request_concurrency
+    timeout                          = local.template.timeout
+    execution_environment            = local.template.execution_environment
 
     scaling {
-      min_instance_count = var.model.min_instances
-      max_instance_count = var.model.max_instances
+      min_instance_count = local.template.min_instance_count
+      max_instance_count = local.template.max_instance_count
     }
 
     dynamic "node_selector" {
-      for_each = local.accelerator == null ? [] : [local.accelerator]
+      for_each = local.template.accelerator == null ? [] : [local.template.accelerator]
       content {
         accelerator = node_selector.value
       }
     }
-    gpu_zonal_redundancy_disabled = local.gpu_zonal_redundancy_disabled
+    gpu_zonal_redundancy_disabled = local.template.gpu_zonal_redundancy_disabled
 
     containers {
       image = local.newest.image
 
       ports {
-        name           = "http1"
-        container_port = var.container_port
+        name           = local.template.port_name
+        container_port = local.template.container_port
       }
 
       resources {
-        limits            = local.limits
-        startup_cpu_boost = true
-        # GPU instances must keep their CPU allocated outside requests.
-        cpu_idle = !local.is_gpu
+        limits            = local.template.limits
+        startup_cpu_boost = local.template.startup_cpu_boost
+        cpu_idle          = local.template.cpu_idle
       }
 
       dynamic "env" {
@@ -80,13 +78,13 @@ resource "google_cloud_run_v2_service" "model" {
       }
 
       # Callbacks are signed with this (Standard Webhooks); read from Secret Manager
-      # when a revision starts, never stored in the template or Terraform state.
+      # when an instance starts, never stored in the template or Terraform state.
       env {
-        name = "CALLBACK_SIGNING_SECRET"
+        name = local.template.secret_env_name
         value_source {
           secret_key_ref {
-            secret  = var.callback_signing_secret
-            version = "latest"
+            secret  = local.template.secret
+            version = local.template.secret_version
           }
         }
       }
@@ -95,23 +93,23 @@ resource "google_cloud_run_v2_service" "model" {
       # model, when its model version is not in the repository; cloudbuild.yaml
       # and scripts/rollout.py check the repository before any apply.
       startup_probe {
-        initial_delay_seconds = 0
-        period_seconds        = 10
-        timeout_seconds       = 5
-        failure_threshold     = ceil(var.startup_timeout_seconds / 10)
+        initial_delay_seconds = local.template.startup_probe.initial_delay_seconds
+        period_seconds        = local.template.startup_probe.period_seconds
+        timeout_seconds       = local.template.startup_probe.timeout_seconds
+        failure_threshold     = local.template.startup_probe.failure_threshold
         http_get {
-          path = var.health_path
-          port = var.container_port
+          path = local.template.startup_probe.path
+          port = local.template.container_port
         }
       }
 
       liveness_probe {
-        period_seconds    = 30
-        timeout_seconds   = 5
-        failure_threshold = 3
+        period_seconds    = local.template.liveness_probe.period_seconds
+        timeout_seconds   = local.template.liveness_probe.timeout_seconds
+        failure_threshold = local.template.liveness_probe.failure_threshold
         http_get {
-          path = var.health_path
-          port = var.container_port
+          path = local.template.liveness_probe.path
+          port = local.template.container_port
         }
       }
     }
@@ -134,12 +132,9 @@ resource "google_cloud_run_v2_service" "model" {
     }
   }
 
-  depends_on = [
-    google_storage_bucket_iam_member.read_uploads,
-    google_storage_bucket_iam_member.read_models,
-    google_project_iam_member.firestore,
-    google_secret_manager_secret_iam_member.callback_signing,
-  ]
+  # Cloud Run checks the secret and the account's access when it creates a
+  # revision: wait until the grants have propagated.
+  depends_on = [time_sleep.grants_propagate]
 }
 
 # The signing secret is readable by the model services' own accounts only.
@@ -148,4 +143,18 @@ resource "google_secret_manager_secret_iam_member" "callback_signing" {
   secret_id = var.callback_signing_secret
   role      = "roles/secretmanager.secretAccessor"
   member    = google_service_account.model.member
+}
+
+# IAM changes take effect within minutes, not at once, and Cloud Run checks
+# secret access when it creates a revision; a failed first create would leave
+# a tainted service. Waits only when a grant is created or changed.
+resource "time_sleep" "grants_propagate" {
+  create_duration = "${var.iam_propagation_seconds}s"
+
+  triggers = {
+    read_uploads     = google_storage_bucket_iam_member.read_uploads.id
+    read_models      = google_storage_bucket_iam_member.read_models.id
+    firestore        = google_project_iam_member.firestore.id
+    callback_signing = google_secret_manager_secret_iam_member.callback_signing.id
+  }
 }

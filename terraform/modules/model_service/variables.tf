@@ -37,8 +37,9 @@ variable "model" {
       model_version = number
       image         = string
     }))
-    traffic    = map(number)
-    canary_tag = string
+    traffic              = map(number)
+    canary_tag           = string
+    last_revision_serial = number
   })
 
   validation {
@@ -83,12 +84,22 @@ variable "ingress" {
 }
 
 variable "startup_timeout_seconds" {
-  description = "Time a new instance gets to load its model before the startup probe fails it."
+  description = "Time a new instance gets to load its model before the startup probe fails it (10-240 s: Cloud Run's ceiling on a service's startup probe window)."
   type        = number
 
   validation {
-    condition     = var.startup_timeout_seconds >= 10
-    error_message = "startup_timeout_seconds must be at least 10."
+    condition     = var.startup_timeout_seconds >= 10 && var.startup_timeout_seconds <= 240
+    error_message = "startup_timeout_seconds must be between 10 and 240 (Cloud Run's ceiling on a startup probe's failure_threshold x period_seconds)."
+  }
+}
+
+variable "iam_propagation_seconds" {
+  description = "Wait after this module's IAM grants are created or changed, before the service's revision is created (Cloud Run checks secret access then)."
+  type        = number
+
+  validation {
+    condition     = var.iam_propagation_seconds >= 0 && var.iam_propagation_seconds <= 600
+    error_message = "iam_propagation_seconds must be between 0 and 600."
   }
 }
 

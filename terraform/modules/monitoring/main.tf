@@ -368,6 +368,17 @@ resource "google_monitoring_alert_policy" "dead_letters" {
   }
 }
 
+# Cloud Monitoring answers 404 "Cannot find metric(s)" for up to 10 minutes on
+# an alert policy over a log-based metric created moments before
+# (terraform-provider-google#11102, open): wait once, when the metric is made.
+resource "time_sleep" "oldest_queued_metric_propagates" {
+  create_duration = "${var.metric_propagation_seconds}s"
+
+  triggers = {
+    metric = google_logging_metric.oldest_queued_age.id
+  }
+}
+
 resource "google_monitoring_alert_policy" "oldest_queued" {
   project               = var.project_id
   display_name          = "Inference: a prediction has waited too long in the queue"
@@ -413,4 +424,6 @@ resource "google_monitoring_alert_policy" "oldest_queued" {
     mime_type = "text/markdown"
     content   = "A prediction has been queued for more than ${var.oldest_queued_alert_seconds} s. Check that the model services are up and ready (the dashboard's throughput and batch charts), and the reconciler's \"reconciled prediction\" log lines."
   }
+
+  depends_on = [time_sleep.oldest_queued_metric_propagates]
 }

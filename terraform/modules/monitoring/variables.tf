@@ -51,3 +51,13 @@ variable "alert_window_seconds" {
     error_message = "alert_window_seconds must be a whole number of minutes, at least 60."
   }
 }
+
+variable "metric_propagation_seconds" {
+  description = "Wait between creating the queue-age log-based metric and the alert policy on it (a new metric is unknown to Cloud Monitoring for up to 10 minutes)."
+  type        = number
+
+  validation {
+    condition     = var.metric_propagation_seconds >= 0
+    error_message = "metric_propagation_seconds must be >= 0."
+  }
+}

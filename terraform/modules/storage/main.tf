@@ -34,6 +34,9 @@ resource "google_storage_bucket" "models" {
   location                    = var.region
   uniform_bucket_level_access = true
   public_access_prevention    = "enforced"
+  # The exported models (and their old object versions) go with the bucket only
+  # once deletion protection is off, as the tear-down in README.md does.
+  force_destroy = !var.deletion_protection
 
   # An overwritten or deleted model version can be restored.
   versioning {

@@ -33,3 +33,8 @@ variable "noncurrent_version_retention_days" {
     error_message = "noncurrent_version_retention_days must be at least 1."
   }
 }
+
+variable "deletion_protection" {
+  description = "Keep the model repository bucket from being destroyed while it holds objects (force_destroy is its negation)."
+  type        = bool
+}
