@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, Response, jsonify, request
+from inference_contract.lifecycle import LifecycleError
 from werkzeug.exceptions import HTTPException
 
-from .errors import ServiceError
+from .errors import ServiceError, lifecycle_status
 from .handler import PredictionHandler
 from .push import parse_envelope
 
@@ -22,6 +23,13 @@ def create_app(handler: PredictionHandler, model, metrics=None) -> Flask:
         level = logging.WARNING if error.status < 500 else logging.ERROR
         log.log(level, error.message, extra={"code": error.code, "status": error.status})
         return jsonify({"error": {"code": error.code, "message": error.message}}), error.status
+
+    @app.errorhandler(LifecycleError)
+    def lifecycle_error(error: LifecycleError):
+        status, code = lifecycle_status(error)
+        log.log(logging.WARNING if status < 500 else logging.ERROR, error.message,
+                extra={"code": code, "status": status})
+        return jsonify({"error": {"code": code, "message": error.message}}), status
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):

@@ -10,6 +10,10 @@ one forms by itself.
 Every batch logs one structured line ("batch": model, batch_size, model_ms,
 wait_ms, failed) which Cloud Logging turns into the batch-size and model-latency
 metrics; `on_batch` feeds the same figures to the local /metrics.
+
+A batch fails loudly: a model call that raises, or that returns a different
+number of results than it was given images, fails every request of the batch;
+and a request waits for its batch at most PREDICT_TIMEOUT_SECONDS.
 """
 
 from __future__ import annotations
@@ -20,7 +24,10 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
+
+from .errors import TransientError
 
 log = logging.getLogger(__name__)
 
@@ -36,26 +43,32 @@ class Inference:
     wait_seconds: float
 
 
+class BatchFailed(TransientError):
+    """The model call of a batch did not give one result per image."""
+
+
 class MicroBatcher:
     def __init__(self, predict_batch: Callable[[list[bytes]], list], max_batch_size: int,
-                 max_delay_seconds: float, model_name: str = "",
+                 max_delay_seconds: float, timeout_seconds: float, model_name: str = "",
                  on_batch: Callable[[int, float], None] | None = None) -> None:
         self._predict_batch = predict_batch
         self._max_batch_size = max_batch_size
         self._max_delay = max_delay_seconds
+        self._timeout = timeout_seconds
         self._model_name = model_name
         self._on_batch = on_batch
         self._queue: queue.Queue[tuple[bytes, Future, float]] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="micro-batcher", daemon=True)
         self._thread.start()
 
-    def predict(self, image: bytes, timeout: float | None = None):
-        return self.predict_timed(image, timeout).result
-
-    def predict_timed(self, image: bytes, timeout: float | None = None) -> Inference:
+    def predict(self, image: bytes) -> Inference:
+        """The image's result, run in the next batch; TransientError if that takes too long."""
         future: Future = Future()
         self._queue.put((image, future, time.monotonic()))
-        return future.result(timeout)
+        try:
+            return future.result(self._timeout)
+        except FutureTimeout:
+            raise TransientError(f"the model gave no result within {self._timeout:g} s") from None
 
     def _run(self) -> None:
         while True:
@@ -73,7 +86,9 @@ class MicroBatcher:
     def _run_batch(self, batch: list[tuple[bytes, Future, float]]) -> None:
         started = time.monotonic()
         try:
-            results = self._predict_batch([image for image, _, _ in batch])
+            results = list(self._predict_batch([image for image, _, _ in batch]))
+            if len(results) != len(batch):
+                raise BatchFailed(f"the model returned {len(results)} results for {len(batch)} images")
         except Exception as exc:  # handed to every waiting request, which decides
             self._report(len(batch), time.monotonic() - started, started - batch[0][2], failed=True)
             for _, future, _ in batch:
@@ -81,7 +96,7 @@ class MicroBatcher:
             return
         seconds = time.monotonic() - started
         self._report(len(batch), seconds, started - batch[0][2], failed=False)
-        for (_, future, queued), result in zip(batch, results, strict=False):
+        for (_, future, queued), result in zip(batch, results, strict=True):
             future.set_result(Inference(result, len(batch), seconds, started - queued))
 
     def _report(self, size: int, seconds: float, wait: float, failed: bool) -> None:

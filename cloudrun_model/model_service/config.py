@@ -35,6 +35,14 @@ class Settings:
     storage_timeout_seconds: float = 30.0
     max_batch_size: int = 16
     max_batch_delay_ms: float = 0.0
+    # gunicorn's threads, the requests served at once (gunicorn.conf.py reads request_threads()).
+    request_threads: int = 2 * max_batch_size
+    # A request waits this long for its batch's result, then answers 503 (Pub/Sub redelivers);
+    # below the push's ack deadline (Terraform's default 60 s), which is Cloud Run's request timeout.
+    predict_timeout_seconds: float = 30.0
+    # The Storage and Firestore clients' private API on the hot path (client_internals.py);
+    # false: their public API only.
+    use_private_client_api: bool = True
     revision: str | None = None
     # Callbacks: loopback hosts only where receivers run on this machine (local stack, tests).
     callback_allow_loopback: bool = False
@@ -64,8 +72,19 @@ class Settings:
                                             cls.storage_timeout_seconds, float, 0.1),
             max_batch_size=number(env, "MAX_BATCH_SIZE", cls.max_batch_size, minimum=1),
             max_batch_delay_ms=number(env, "MAX_BATCH_DELAY_MS", cls.max_batch_delay_ms, float),
+            request_threads=request_threads(env),
+            predict_timeout_seconds=number(env, "PREDICT_TIMEOUT_SECONDS", cls.predict_timeout_seconds,
+                                           float, 0.1),
+            use_private_client_api=flag(env, "USE_PRIVATE_CLIENT_API", cls.use_private_client_api),
             callback_allow_loopback=flag(env, "CALLBACK_ALLOW_LOOPBACK"),
             callback_signing_secret=_secret(env, "CALLBACK_SIGNING_SECRET"),
             # Cloud Run sets K_REVISION; it tells a canary's results from its baseline's.
             revision=env.get("K_REVISION") or None,
         )
+
+
+def request_threads(env: dict[str, str] | None = None) -> int:
+    """GUNICORN_THREADS, by default two batches' worth: the next batch forms while one runs."""
+    env = os.environ if env is None else env
+    batch = number(env, "MAX_BATCH_SIZE", Settings.max_batch_size, minimum=1)
+    return number(env, "GUNICORN_THREADS", 2 * batch, minimum=1)

@@ -1,12 +1,15 @@
 """Typed errors of the model service.
 
 HTTP errors tell Pub/Sub what to do: 400 for an envelope that will never parse,
-409 while another delivery of the same message is running, 503 for transient
+409 while another delivery of the same message is running (a
+lifecycle error from the contract, mapped below), 503 for transient
 faults. Permanent failures of a prediction are not HTTP errors: they are recorded
 as `failed` and acknowledged.
 """
 
 from __future__ import annotations
+
+from inference_contract.lifecycle import LifecycleError, PredictionInProgress
 
 
 class ServiceError(Exception):
@@ -21,11 +24,6 @@ class ServiceError(Exception):
 class InvalidEnvelope(ServiceError):
     status = 400
     code = "invalid_envelope"
-
-
-class PredictionInProgress(ServiceError):
-    status = 409
-    code = "in_progress"
 
 
 class TransientError(ServiceError):
@@ -59,7 +57,15 @@ class ModelLoadError(RuntimeError):
     """The configured model cannot be found or read."""
 
 
-class UnknownPrediction(PredictionFailure):
-    """The message names a prediction with no document (expired, or never created)."""
+# The contract's lifecycle errors as this service answers them (app.py's handler): a
+# delivery of a prediction that another delivery is running is retried by Pub/Sub later.
+# Any other is unexpected here, a 500 (Pub/Sub retries it too).
+LIFECYCLE_STATUS = {PredictionInProgress: (409, "in_progress")}
 
-    code = "unknown_prediction"
+
+def lifecycle_status(error: LifecycleError) -> tuple[int, str]:
+    """(HTTP status, error code) for a lifecycle error that reaches the app."""
+    for kind, answer in LIFECYCLE_STATUS.items():
+        if isinstance(error, kind):
+            return answer
+    return 500, "internal"

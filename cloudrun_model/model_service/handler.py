@@ -11,17 +11,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Protocol
 
+from inference_contract.lifecycle import Claim, UnknownPrediction, run_outcome
 from inference_contract.messages import PredictionMessage, PushedMessage
-from inference_contract.predictions import FAILED, SUCCEEDED, callback_pending, public_view
+from inference_contract.predictions import callback_pending, public_view
 
 from .batcher import Inference
-from .errors import (
-    InvalidEnvelope,
-    ModelNotReady,
-    PredictionFailure,
-    UnknownPrediction,
-)
-from .transitions import Claim
+from .errors import InvalidEnvelope, ModelNotReady, PredictionFailure
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +25,6 @@ class Model(Protocol):
     info: object
 
     def wait_ready(self, timeout: float) -> bool: ...
-
-    def predict(self, images: list[bytes]) -> list: ...
 
 
 class ImageReader(Protocol):
@@ -131,7 +124,7 @@ class LeaseKeeper:
 
 
 class PredictionHandler:
-    def __init__(self, model_name: str, model: Model, predict_one: Callable[[bytes], object],
+    def __init__(self, model_name: str, model: Model, predict_one: Callable[[bytes], Inference],
                  store: PredictionStore, reader: ImageReader, notifier: CallbackNotifier,
                  lease_seconds: float, model_ready_wait_seconds: float = 0.0,
                  clock: Callable[[], datetime] = utcnow, leases: LeaseKeeper | None = None,
@@ -181,32 +174,27 @@ class PredictionHandler:
         with self.leases.hold(request.prediction_id, lease_token):
             try:
                 image = self._reader.read(request.image_uri)
-                started = time.monotonic()
-                outcome = self._predict_one(image)
-                if isinstance(outcome, Inference):
-                    inference, outcome = outcome, outcome.result
-                else:  # a predict_one without a batcher: a batch of one
-                    inference = Inference(outcome, 1, time.monotonic() - started, 0.0)
+                inference = self._predict_one(image)
+                result = inference.result
             except PredictionFailure as failure:
-                outcome = failure
+                result = failure
             except Exception:
                 # Transient: give the claim back so Pub/Sub's redelivery can run it at once.
                 self._release(request.prediction_id, lease_token, context)
                 raise
-        if isinstance(outcome, PredictionFailure):
-            update = {"status": FAILED, "error": {"code": outcome.code, "message": outcome.message}}
-        else:
-            update = {"status": SUCCEEDED, "result": outcome, "error": None}
         now = self._clock()
-        update["timings"] = timings(claimed.document, inference, now)
-        wrote, final = self._store.finish(request.prediction_id, {**update, "model_version": version},
-                                          self._lease_seconds, now)
+        spent = timings(claimed.document, inference, now)
+        if isinstance(result, PredictionFailure):
+            outcome = run_outcome(model_version=version, timings=spent, error=(result.code, result.message))
+        else:
+            outcome = run_outcome(model_version=version, timings=spent, result=result)
+        wrote, final = self._store.finish(request.prediction_id, outcome, self._lease_seconds, now)
         if wrote:
             # One line per prediction; Cloud Logging's log-based metrics read queue_ms and total_ms.
             log.info("prediction finished", extra={**context, "status": final["status"],
-                                                   "model_version": version, **update["timings"]})
+                                                   "model_version": version, **spent})
             if self._metrics:
-                self._metrics.observe_prediction(self._model_name, final["status"], update["timings"])
+                self._metrics.observe_prediction(self._model_name, final["status"], spent)
         if wrote and callback_pending(final):
             self._call_back(final, context)
         return final["status"]

@@ -9,11 +9,13 @@ import threading
 from flask import Flask
 from inference_contract.logs import configure_logging
 
-from .adapters import FirestoreRunStore, GcsImageReader, HttpCallbackNotifier
 from .app import create_app
 from .batcher import MicroBatcher
+from .callbacks import HttpCallbackNotifier
 from .config import Settings
 from .errors import ModelLoadError
+from .firestore_runs import FirestoreRunStore
+from .gcs_images import GcsImageReader
 from .handler import PredictionHandler, utcnow
 from .metrics import ServiceMetrics
 from .model import ImageModel
@@ -28,19 +30,20 @@ def build_app() -> Flask:
     from google.cloud import firestore, storage
 
     storage_client = storage.Client(project=settings.project)
-    store = FirestoreRunStore(firestore.Client(project=settings.project))
+    store = FirestoreRunStore(firestore.Client(project=settings.project),
+                              use_private_api=settings.use_private_client_api)
     model = ImageModel(ModelRepository(settings.model_repository, storage_client),
                        settings.model_name, settings.model_version)
     metrics = ServiceMetrics()
     batcher = MicroBatcher(model.predict, settings.max_batch_size, settings.max_batch_delay_ms / 1000,
-                           settings.model_name,
+                           settings.predict_timeout_seconds, settings.model_name,
                            on_batch=lambda size, seconds: metrics.observe_batch(settings.model_name,
                                                                                 size, seconds))
     handler = PredictionHandler(
-        settings.model_name, model, batcher.predict_timed, store,
-        # A connection per request thread (gunicorn.conf.py: twice the batch size by default).
-        GcsImageReader(storage_client, settings.storage_timeout_seconds,
-                       pool_size=max(64, 2 * settings.max_batch_size)),
+        settings.model_name, model, batcher.predict, store,
+        # A connection per request thread: gunicorn.conf.py runs settings.request_threads of them.
+        GcsImageReader(storage_client, settings.storage_timeout_seconds, pool_size=settings.request_threads,
+                       use_private_api=settings.use_private_client_api),
         HttpCallbackNotifier(settings.callback_timeout_seconds, settings.callback_signing_secret,
                              settings.callback_allow_loopback), settings.run_lease_seconds,
         settings.model_ready_wait_seconds, metrics=metrics)

@@ -9,7 +9,7 @@ explicitly), private, link-local (169.254.0.0/16, the metadata server), CGNAT
 (100.64.0.0/10), multicast, reserved, unspecified, documentation and benchmark
 ranges, IPv6 ULA, link-local and site-local, and IPv4 addresses embedded in IPv6
 (IPv4-mapped, NAT64, 6to4, Teredo) judged by the IPv4 address they carry.
-requests-hardened's own filter is applied on top (see model_service.adapters).
+requests-hardened's own filter is applied on top (see model_service.callbacks).
 """
 
 from __future__ import annotations

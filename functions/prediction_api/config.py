@@ -6,9 +6,8 @@ import os
 from dataclasses import dataclass
 from datetime import timedelta
 
+from inference_contract.lifecycle import RecoveryPolicy
 from inference_contract.settings import ConfigError, comma_separated, flag, number, require
-
-from .recovery import RecoveryPolicy
 
 __all__ = ["ConfigError", "Settings"]
 
@@ -37,7 +36,7 @@ class Settings:
     idempotency_window_seconds: int = 24 * 3600
     public_base_url: str | None = None
     max_wait_seconds: int = 30
-    # The reconciler (see recovery.py).
+    # The reconciler (see inference_contract.lifecycle).
     redeliver_after_seconds: int = 60
     max_prediction_age_seconds: int = 60 * 60
     max_delivery_attempts: int = 5

@@ -11,11 +11,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol
 from urllib.parse import urlsplit
 
+from inference_contract import lifecycle
 from inference_contract.callback_targets import ForbiddenTarget, Resolver, check_host, system_resolver
 from inference_contract.messages import PredictionMessage
-from inference_contract.predictions import FINAL_STATUSES, QUEUED, public_view
+from inference_contract.predictions import FINAL_STATUSES, public_view
 
-from . import recovery
 from .config import Settings
 from .errors import BackendUnavailable, Conflict, InvalidRequest, NotFound
 from .images import Upload
@@ -189,31 +189,12 @@ class PredictionService:
         object_name = f"uploads/{model}/{prediction_id}"
         now = self._clock()
         image_uri = self._uploads.put(object_name, image.data, image.content_type)
-        document = {
-            "id": prediction_id,
-            "model": model,
-            "model_version": None,
-            "status": QUEUED,
-            "result": None,
-            "error": None,
-            "created_at": now,
-            "started_at": None,
-            "completed_at": None,
-            "expire_at": now + timedelta(days=self.settings.prediction_ttl_days),
-            "image_uri": image_uri,
-            "content_type": image.content_type,
-            "size_bytes": len(image.data),
-            "filename": image.filename,
-            "callback_url": callback_url,
-            "callback": None,
-            # The id of the API key that created it (never the key): only that key reads it.
-            "api_key_id": api_key_id,
-            "attempts": 0,
-            "redeliveries": 0,
-            # Overdue from then on unless a model service claims it first: the
-            # reconciler publishes it again (see recovery.py).
-            "reconcile_at": now + timedelta(seconds=self.settings.redeliver_after_seconds),
-        }
+        document = lifecycle.new_prediction(
+            prediction_id=prediction_id, model=model, now=now,
+            expire_at=now + timedelta(days=self.settings.prediction_ttl_days), image_uri=image_uri,
+            content_type=image.content_type, size_bytes=len(image.data), filename=image.filename,
+            callback_url=callback_url, api_key_id=api_key_id,
+            redeliver_after=timedelta(seconds=self.settings.redeliver_after_seconds))
         # If recording or publishing fails, the stored image is left for the uploads
         # bucket's lifecycle rule to delete (the API's account cannot delete objects).
         self._store.create(document)
@@ -259,7 +240,7 @@ class PredictionService:
         """A dead-lettered message: fail the prediction if it was really tried, else leave it
         to the reconciler."""
         now = self._clock()
-        action = self._store.transact(prediction_id, lambda document: recovery.dead_letter(
+        action = self._store.transact(prediction_id, lambda document: lifecycle.dead_letter(
             document, now, self.settings.recovery, delivery_attempts))
         log.warning("dead-lettered prediction", extra={
             "prediction_id": prediction_id, "model": model, "action": action,
@@ -272,8 +253,8 @@ class PredictionService:
         policy = self.settings.recovery
         counts: dict[str, int] = {}
         for document in self._store.overdue(now, self.settings.reconcile_batch_size):
-            _, planned = recovery.reconcile(document, now, policy)
-            if planned in recovery.PUBLISHING_ACTIONS:
+            _, planned = lifecycle.reconcile(document, now, policy)
+            if planned in lifecycle.PUBLISHING_ACTIONS:
                 # Published before the document is updated: a failure here leaves it
                 # overdue for the next pass; a duplicate message is harmless.
                 try:
@@ -282,9 +263,9 @@ class PredictionService:
                     counts["publish_failed"] = counts.get("publish_failed", 0) + 1
                     continue
             action = self._store.transact(document["id"],
-                                          lambda fresh: recovery.reconcile(fresh, now, policy))
+                                          lambda fresh: lifecycle.reconcile(fresh, now, policy))
             counts[action] = counts.get(action, 0) + 1
-            if action != recovery.NOT_DUE:
+            if action != lifecycle.NOT_DUE:
                 log.info("reconciled prediction", extra={
                     "prediction_id": document["id"], "model": document.get("model"), "action": action,
                     "status": document.get("status"), "attempts": document.get("attempts"),

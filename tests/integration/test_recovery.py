@@ -108,16 +108,19 @@ def test_a_killed_model_service_is_restarted_and_serves_again(stack):
     assert final["status"] == "succeeded" and final["result"]["match"] is True
 
 
-def test_transitions_made_together_lose_no_update(stack):
-    """The model service groups concurrent transitions into one read and one conditional batch write."""
+@pytest.mark.parametrize("use_private_api", [True, False], ids=["private_api", "public_api"])
+def test_transitions_made_together_lose_no_update(stack, use_private_api):
+    """The model service groups concurrent transitions into one read and one conditional batch write,
+    through the client's private API or its public fallback (client_internals)."""
     import threading
 
     from google.cloud import firestore
-    from model_service.adapters import FirestoreRunStore
+    from model_service.firestore_runs import FirestoreRunStore
 
     client = firestore.Client(project=stack.config.project)
-    store = FirestoreRunStore(client)
-    references = [client.collection("predictions").document(f"grouped-{i}") for i in range(3)]
+    store = FirestoreRunStore(client, use_private_api=use_private_api)
+    references = [client.collection("predictions").document(f"grouped-{use_private_api}-{i}")
+                  for i in range(3)]
     for reference in references:
         reference.set({"n": 0})
 

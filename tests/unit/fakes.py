@@ -6,8 +6,9 @@ import copy
 import json
 
 from inference_contract.messages import PredictionMessage
-from model_service.adapters import CallbackResult
-from model_service.transitions import PredictionRunStore
+from inference_contract.predictions import QUEUED
+from model_service.callbacks import CallbackResult
+from model_service.run_store import PredictionRunStore
 from prediction_api.errors import BackendUnavailable
 
 
@@ -117,7 +118,7 @@ class FakeApiStore:
         return copy.deepcopy(sorted(due, key=lambda d: d["reconcile_at"])[:limit])
 
     def oldest_queued(self) -> dict | None:
-        queued = [d for d in self.documents.values() if d.get("status") == "queued"]
+        queued = [d for d in self.documents.values() if d.get("status") == QUEUED]
         return copy.deepcopy(min(queued, key=lambda d: d["created_at"])) if queued else None
 
     def model_versions(self) -> list[dict]:
@@ -161,9 +162,6 @@ class FakeModel:
                 else {"top_k": [{"class_id": 281, "label": "tabby", "score": 0.9}], "weights": "w"}
                 for image in images]
 
-    def predict_one(self, image: bytes):
-        return self.predict([image])[0]
-
 
 class FakeImageReader:
     def __init__(self) -> None:
@@ -183,7 +181,7 @@ class FakeImageReader:
 
 
 class FakeServiceStore(PredictionRunStore):
-    """Documents in a dict; the transitions are the real ones, from PredictionRunStore."""
+    """Documents in a dict; the transitions are the contract's, through PredictionRunStore."""
 
     def __init__(self) -> None:
         self.documents: dict[str, dict] = {}

@@ -6,7 +6,8 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from model_service.batcher import MicroBatcher
+from model_service.batcher import BatchFailed, MicroBatcher
+from model_service.errors import TransientError
 
 
 def test_concurrent_requests_share_batches_and_keep_their_results():
@@ -18,12 +19,12 @@ def test_concurrent_requests_share_batches_and_keep_their_results():
         batches.append(images)
         return [image.upper() for image in images]
 
-    batcher = MicroBatcher(predict_batch, max_batch_size=4, max_delay_seconds=0.05)
+    batcher = MicroBatcher(predict_batch, max_batch_size=4, max_delay_seconds=0.05, timeout_seconds=10)
     inputs = [f"img{i}".encode() for i in range(9)]
     with ThreadPoolExecutor(9) as pool:
-        futures = [pool.submit(batcher.predict, image, 10) for image in inputs]
+        futures = [pool.submit(batcher.predict, image) for image in inputs]
         threading.Timer(0.3, release.set).start()
-        results = [future.result() for future in futures]
+        results = [future.result().result for future in futures]
     assert results == [image.upper() for image in inputs]
     assert max(len(batch) for batch in batches) == 4
     assert len(batches) < len(inputs)
@@ -33,9 +34,41 @@ def test_a_failing_batch_fails_each_of_its_requests():
     def predict_batch(images):
         raise RuntimeError("model exploded")
 
-    batcher = MicroBatcher(predict_batch, max_batch_size=8, max_delay_seconds=0.01)
+    batcher = MicroBatcher(predict_batch, max_batch_size=8, max_delay_seconds=0.01, timeout_seconds=5)
     with pytest.raises(RuntimeError, match="exploded"):
-        batcher.predict(b"x", timeout=5)
+        batcher.predict(b"x")
+
+
+def test_a_batch_with_a_result_missing_fails_each_of_its_requests(caplog):
+    release = threading.Event()
+
+    def predict_batch(images):
+        release.wait(5)
+        return images[:-1]  # one row short
+
+    batcher = MicroBatcher(predict_batch, max_batch_size=3, max_delay_seconds=0.05, timeout_seconds=10)
+    with caplog.at_level("INFO", logger="model_service.batcher"), ThreadPoolExecutor(3) as pool:
+        futures = [pool.submit(batcher.predict, f"i{i}".encode()) for i in range(3)]
+        threading.Timer(0.3, release.set).start()
+        for future in futures:
+            with pytest.raises(BatchFailed, match="results for"):
+                future.result()
+    assert all(r.failed for r in caplog.records if r.getMessage() == "batch")
+
+
+def test_a_request_waits_for_its_batch_within_the_timeout():
+    release = threading.Event()
+
+    def predict_batch(images):
+        release.wait(5)
+        return images
+
+    batcher = MicroBatcher(predict_batch, max_batch_size=1, max_delay_seconds=0, timeout_seconds=0.2)
+    try:
+        with pytest.raises(TransientError, match="no result within 0.2 s"):
+            batcher.predict(b"x")
+    finally:
+        release.set()
 
 
 def test_with_no_delay_it_takes_what_is_queued_while_a_batch_runs():
@@ -49,16 +82,16 @@ def test_with_no_delay_it_takes_what_is_queued_while_a_batch_runs():
         release.wait(5)  # the first batch runs while the others queue
         return images
 
-    batcher = MicroBatcher(predict_batch, max_batch_size=8, max_delay_seconds=0)
+    batcher = MicroBatcher(predict_batch, max_batch_size=8, max_delay_seconds=0, timeout_seconds=10)
     with ThreadPoolExecutor(9) as pool:
-        first = pool.submit(batcher.predict, b"first", 10)
+        first = pool.submit(batcher.predict, b"first")
         assert first_running.wait(5)
-        rest = [pool.submit(batcher.predict, f"img{i}".encode(), 10) for i in range(8)]
+        rest = [pool.submit(batcher.predict, f"img{i}".encode()) for i in range(8)]
         while batcher._queue.qsize() < 8:
             threading.Event().wait(0.01)
         release.set()
-        assert (first.result() == b"first"
-                and [f.result() for f in rest] == [f"img{i}".encode() for i in range(8)])
+        assert (first.result().result == b"first"
+                and [f.result().result for f in rest] == [f"img{i}".encode() for i in range(8)])
     # Nobody waited for the first to fill; the eight queued behind it ran as one batch.
     assert batches == [1, 8]
 
@@ -71,10 +104,11 @@ def test_each_result_carries_its_batch_and_each_batch_logs_one_line(caplog):
         release.wait(5)
         return [image.upper() for image in images]
 
-    batcher = MicroBatcher(predict_batch, max_batch_size=3, max_delay_seconds=0.05, model_name="m",
+    batcher = MicroBatcher(predict_batch, max_batch_size=3, max_delay_seconds=0.05, timeout_seconds=10,
+                           model_name="m",
                            on_batch=lambda size, seconds: seen.append((size, seconds)))
     with caplog.at_level("INFO", logger="model_service.batcher"), ThreadPoolExecutor(3) as pool:
-        futures = [pool.submit(batcher.predict_timed, f"i{i}".encode(), 10) for i in range(3)]
+        futures = [pool.submit(batcher.predict, f"i{i}".encode()) for i in range(3)]
         threading.Timer(0.3, release.set).start()
         inferences = [future.result() for future in futures]
     assert [i.result for i in inferences] == [b"I0", b"I1", b"I2"]

@@ -10,7 +10,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from model_service.adapters import HttpCallbackNotifier
+from model_service.callbacks import HttpCallbackNotifier
 from standardwebhooks import Webhook
 
 SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()

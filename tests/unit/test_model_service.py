@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from model_service.app import create_app
+from model_service.batcher import MicroBatcher
 from model_service.config import ConfigError, Settings
 from model_service.errors import TransientError
 from model_service.handler import LeaseKeeper, PredictionHandler
@@ -24,7 +25,8 @@ class World:
         self.model = FakeModel(model_ready)
         self.reader, self.store, self.notifier = FakeImageReader(), FakeServiceStore(), FakeNotifier()
         self.clock = [NOW]
-        handler = PredictionHandler("resnet50", self.model, self.model.predict_one, self.store,
+        batcher = MicroBatcher(self.model.predict, 16, 0, timeout_seconds=10)
+        handler = PredictionHandler("resnet50", self.model, batcher.predict, self.store,
                                     self.reader, self.notifier, lease_seconds=60,
                                     clock=lambda: self.clock[0])
         self.client = create_app(handler, self.model).test_client()
@@ -74,14 +76,22 @@ def test_redelivery_of_a_finished_prediction_is_a_noop(world):
 
 
 def test_concurrent_delivery_is_refused_until_the_lease_expires(world):
-    world.store.documents["p1"].update(status="running", started_at=NOW - timedelta(seconds=10))
+    world.store.documents["p1"].update(status="running", started_at=NOW - timedelta(seconds=10),
+                                       lease_expires_at=NOW + timedelta(seconds=50))
     response = world.push()
     assert response.status_code == 409 and response.get_json()["error"]["code"] == "in_progress"
     assert world.model.batches == []
-    world.clock[0] = NOW + timedelta(seconds=61)
+    world.clock[0] = NOW + timedelta(seconds=50)
     assert world.push().status_code == 204
     assert world.store.documents["p1"]["status"] == "succeeded"
     assert world.store.documents["p1"]["attempts"] == 1
+
+
+def test_a_running_document_without_a_lease_is_taken_over(world):
+    """The one lease rule of both units: no lease_expires_at, no fresh lease."""
+    world.store.documents["p1"].update(status="running", started_at=NOW - timedelta(seconds=10))
+    assert world.push().status_code == 204
+    assert world.store.documents["p1"]["status"] == "succeeded"
 
 
 def test_undecodable_image_is_a_final_failure(world):
@@ -223,14 +233,13 @@ def test_result_records_queue_and_model_times_and_batch_size(world):
 
 
 def test_metrics_endpoint_counts_predictions_and_batches():
-    from model_service.batcher import MicroBatcher
     from model_service.metrics import ServiceMetrics
 
     metrics = ServiceMetrics()
     model, reader, store = FakeModel(), FakeImageReader(), FakeServiceStore()
-    batcher = MicroBatcher(model.predict, 4, 0.01, "resnet50",
+    batcher = MicroBatcher(model.predict, 4, 0.01, 10, "resnet50",
                            on_batch=lambda size, seconds: metrics.observe_batch("resnet50", size, seconds))
-    handler = PredictionHandler("resnet50", model, batcher.predict_timed, store, reader, FakeNotifier(),
+    handler = PredictionHandler("resnet50", model, batcher.predict, store, reader, FakeNotifier(),
                                 lease_seconds=60, clock=lambda: NOW, metrics=metrics)
     client = create_app(handler, model, metrics).test_client()
     reader.images[URI] = b"jpeg bytes"
@@ -251,7 +260,7 @@ def test_metrics_endpoint_counts_predictions_and_batches():
 def test_a_callback_lost_in_a_crash_is_sent_when_the_reconciler_publishes_it_again(world):
     """Finished, then the worker died before calling back; the reconciler's pass and the
     redelivery it causes must send the callback, once."""
-    from prediction_api.recovery import CALLBACK, RecoveryPolicy, reconcile
+    from inference_contract.lifecycle import CALLBACK, RecoveryPolicy, reconcile
 
     world.store.documents["p1"]["callback_url"] = "http://client.example/done"
     world.store.finish("p1", {"status": "succeeded", "result": {}, "error": None}, 60, NOW)

@@ -1,8 +1,9 @@
-"""The model service's Firestore and Storage adapters, below the client libraries' convenience layer.
+"""The model service's Firestore and Storage adapters, and the private client API beneath them.
 
-FirestoreWire must send and read exactly what the Firestore client would; the
+PrivateFirestoreWire must send and read exactly what the Firestore client would; the
 run store must only act on a remembered document through a conditional write;
-GcsImageReader must read, check and retry as `Blob.download_as_bytes` does.
+GcsImageReader must read, check and retry as `Blob.download_as_bytes` does, on
+either path (client_internals): the private one and its public fallback.
 """
 
 from __future__ import annotations
@@ -22,8 +23,12 @@ from google.cloud.firestore_v1 import _helpers
 from google.cloud.firestore_v1.types import document as document_types
 from google.cloud.firestore_v1.types import write as write_types
 from google.protobuf import timestamp_pb2
-from model_service.adapters import FirestoreRunStore, FirestoreWire, GcsImageReader
-from model_service.errors import ImageMissing, TransientError, UnknownPrediction
+from inference_contract.lifecycle import UnknownPrediction
+from model_service import client_internals
+from model_service.client_internals import PrivateFirestoreWire, PublicFirestoreWire
+from model_service.errors import ImageMissing, TransientError
+from model_service.firestore_runs import FirestoreRunStore
+from model_service.gcs_images import GcsImageReader
 
 NOW = datetime(2026, 5, 1, 12, 30, 15, 123456, tzinfo=UTC)
 
@@ -67,7 +72,7 @@ def test_wire_writes_what_the_client_would(client, update, conditional):
     option = (client.write_option(last_update_time=DatetimeWithNanoseconds.from_timestamp_pb(update_time))
               if conditional else None)
     (expected,) = _helpers.pbs_for_update(reference._document_path, update, option)
-    wire = FirestoreWire(client)
+    wire = PrivateFirestoreWire(client)
     written = wire._update_pb(reference, update, update_time if conditional else None)
     assert written == write_types.Write.pb(expected)
 
@@ -76,7 +81,7 @@ def test_wire_reads_what_the_client_would(client):
     stored = {key: value for update in UPDATES[:4] for key, value in update.items()}
     fields = _helpers.encode_dict(stored)
     pb = document_types.Document.pb(document_types.Document(name="x", fields=fields))
-    decoded = {key: FirestoreWire(client)._decode(value) for key, value in pb.fields.items()}
+    decoded = {key: PrivateFirestoreWire(client)._decode(value) for key, value in pb.fields.items()}
     assert decoded == _helpers.decode_dict(fields, client)
     assert type(decoded["started_at"]) is DatetimeWithNanoseconds
 
@@ -112,27 +117,11 @@ class FakeWire:
 
 
 class WireStore(FirestoreRunStore):
-    """The run store's grouping and remembering over FakeWire; one-by-one writes over it as well."""
+    """The run store's grouping and remembering over FakeWire."""
 
     def __init__(self, client, wire: FakeWire) -> None:
         super().__init__(client)
         self._wire = wire
-
-    def _transact_alone(self, prediction_id, decide):
-        self._forget(prediction_id)
-        for _ in range(self.MAX_CONFLICTS):
-            document, update_time = self._wire.get_all(None, [prediction_id])[prediction_id]
-            update, value = decide(document)
-            if not update:
-                return value
-            try:
-                reference = self._predictions.document(prediction_id)
-                (new_time,) = self._wire.commit([(reference, update, update_time)])
-            except (gexc.FailedPrecondition, gexc.NotFound):
-                continue
-            self._remember(prediction_id, {**document, **update}, new_time)
-            return value
-        raise TransientError("kept changing")
 
 
 def queued(prediction_id: str) -> dict:
@@ -208,8 +197,9 @@ class ObjectServer:
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
-                name = self.path.split("/o/", 1)[1].split("?", 1)[0].replace("%2F", "/")
-                body = server.objects.get(name)
+                # Anything but an object's media (the client's background bucket lookup): not found.
+                name = self.path.split("/o/", 1)[-1].split("?", 1)[0].replace("%2F", "/")
+                body = server.objects.get(name) if "/o/" in self.path else None
                 if body is None:
                     self.send_response(404)
                     self.send_header("Content-Length", "0")
@@ -237,12 +227,16 @@ def object_server():
     server.httpd.shutdown()
 
 
-def reader(url: str, timeout: float = 5) -> GcsImageReader:
-    return GcsImageReader(storage.Client(project="p", credentials=AnonymousCredentials(),
-                                         client_options={"api_endpoint": url}), timeout)
+@pytest.fixture(params=[True, False], ids=["private_api", "public_api"])
+def reader(request):
+    def make(url: str, timeout: float = 5) -> GcsImageReader:
+        return GcsImageReader(storage.Client(project="p", credentials=AnonymousCredentials(),
+                                             client_options={"api_endpoint": url}), timeout,
+                              use_private_api=request.param)
+    return make
 
 
-def test_reads_the_object_and_checks_its_crc32c(object_server):
+def test_reads_the_object_and_checks_its_crc32c(object_server, reader):
     object_server.objects["uploads/m/1"] = b"\xff\xd8 an image " * 1000
     assert reader(object_server.url).read("gs://bucket/uploads/m/1") == b"\xff\xd8 an image " * 1000
     assert "x-goog-api-client" in {k.lower() for k in object_server.requests[0]}
@@ -251,15 +245,44 @@ def test_reads_the_object_and_checks_its_crc32c(object_server):
         reader(object_server.url).read("gs://bucket/uploads/m/1")
 
 
-def test_a_missing_object_is_image_missing(object_server):
+def test_a_missing_object_is_image_missing(object_server, reader):
     with pytest.raises(ImageMissing):
         reader(object_server.url).read("gs://bucket/uploads/m/none")
 
 
-def test_transient_answers_are_retried_then_given_up(object_server):
+def test_transient_answers_are_retried_then_given_up(object_server, reader):
     object_server.objects["a"] = b"data"
     object_server.failures = [503, 429]
     assert reader(object_server.url).read("gs://bucket/a") == b"data"
     object_server.failures = [503] * 1000
     with pytest.raises(TransientError):
         reader(object_server.url, timeout=1.5).read("gs://bucket/a")
+
+
+# --- The seam's switch ------------------------------------------------------------------------
+
+
+def test_the_private_api_is_used_unless_switched_off(client, object_server):
+    gcs = storage.Client(project="p", credentials=AnonymousCredentials(),
+                         client_options={"api_endpoint": object_server.url})
+    assert type(client_internals.firestore_wire(client)) is PrivateFirestoreWire
+    assert type(client_internals.firestore_wire(client, use_private=False)) is PublicFirestoreWire
+    assert type(client_internals.image_fetcher(gcs, 5, 4)) is client_internals.PrivateImageFetcher
+    assert type(client_internals.image_fetcher(gcs, 5, 4, use_private=False)) is \
+        client_internals.PublicImageFetcher
+
+
+def test_a_client_without_the_private_attributes_gets_the_public_api(client, caplog):
+    class UpgradedClient:
+        """A client whose private attributes were renamed: only the public API is there."""
+
+        def __init__(self, wrapped) -> None:
+            self._wrapped = wrapped
+
+        def collection(self, name):
+            return self._wrapped.collection(name)
+
+    with caplog.at_level("WARNING", logger="model_service.client_internals"):
+        wire = client_internals.firestore_wire(UpgradedClient(client))
+    assert type(wire) is PublicFirestoreWire
+    assert "using its public API" in caplog.text
