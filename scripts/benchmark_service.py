@@ -36,10 +36,11 @@ import time
 import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import requests
+from inference_contract.predictions import FINAL_STATUSES, SUCCEEDED
 
 from emulators.processes import free_port, gunicorn_worker_pid, process_cpu_seconds
 from scripts.local_stack import LocalStack, StackConfig
@@ -107,26 +108,32 @@ class Seeder:
         self._predictions = self._firestore.collection("predictions")
         self._model = model
         blobs = storage.Client(project=project).bucket(bucket)
-        self.uris = []
+        self.uris, self.sizes = [], []
         for i, photo in enumerate(photos):
             name = f"benchmark/{model}/{i}.jpg"
             blobs.blob(name).upload_from_string(photo, content_type="image/jpeg")
             self.uris.append(f"gs://{bucket}/{name}")
+            self.sizes.append(len(photo))
 
     def envelopes(self, count: int) -> list[dict]:
+        from inference_contract.lifecycle import new_prediction
+        from inference_contract.messages import PredictionMessage
+
         now = datetime.now(UTC)
         batch = self._firestore.batch()
         envelopes = []
         for i in range(count):
             prediction_id = f"bench-{uuid.uuid4().hex}"
-            uri = self.uris[i % len(self.uris)]
-            batch.create(self._predictions.document(prediction_id), {
-                "id": prediction_id, "model": self._model, "status": "queued", "created_at": now,
-                "attempts": 0, "callback_url": None, "image_uri": uri, "reconcile_at": None,
-                "api_key_id": self._api_key_id})
-            payload = {"id": prediction_id, "model": self._model, "image_uri": uri,
-                       "content_type": "image/jpeg", "callback_url": None}
-            envelopes.append({"message": {"data": base64.b64encode(json.dumps(payload).encode()).decode(),
+            document = new_prediction(
+                prediction_id=prediction_id, model=self._model, now=now, expire_at=now + timedelta(days=1),
+                image_uri=self.uris[i % len(self.uris)], content_type="image/jpeg",
+                size_bytes=self.sizes[i % len(self.sizes)],
+                filename=None, callback_url=None, api_key_id=self._api_key_id, redeliver_after=timedelta(0))
+            # Never overdue: the benchmark delivers each message itself, the reconciler must not.
+            document["reconcile_at"] = None
+            batch.create(self._predictions.document(prediction_id), document)
+            data, attributes = PredictionMessage.for_document(document).encode()
+            envelopes.append({"message": {"data": base64.b64encode(data).decode(), "attributes": attributes,
                                           "messageId": prediction_id}, "subscription": "benchmark"})
             if len(envelopes) % 400 == 0:  # Firestore's batch limit is 500 writes
                 batch.commit()
@@ -205,7 +212,7 @@ def api_path(api_url: str, model: str, photos: list[bytes], one_at_a_time: int, 
         status_url = response.json()["status_url"]
         while True:
             body = session.get(status_url, params={"wait": 10}, headers=headers, timeout=30).json()
-            if body["status"] in ("succeeded", "failed"):
+            if body["status"] in FINAL_STATUSES:
                 break
         done = time.perf_counter()
         stamps = {k: datetime.fromisoformat(body[k]) for k in ("created_at", "started_at", "completed_at")}
@@ -223,7 +230,7 @@ def api_path(api_url: str, model: str, photos: list[bytes], one_at_a_time: int, 
     with ThreadPoolExecutor(16) as pool:
         parallel = list(pool.map(one, range(concurrent)))
     wall = time.perf_counter() - wall
-    summary["failed"] = sum(r["status"] != "succeeded" for r in runs + parallel)
+    summary["failed"] = sum(r["status"] != SUCCEEDED for r in runs + parallel)
     summary["in_flight_16_images_per_s"] = round(concurrent / wall, 1)
     return summary
 

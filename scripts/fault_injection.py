@@ -30,12 +30,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import requests
+from inference_contract.predictions import FINAL_STATUSES, RUNNING, SUCCEEDED
 
 from emulators.processes import gunicorn_worker_pid
 from scripts.sample_photos import all_samples
 
 ROOT = Path(__file__).resolve().parent.parent
-FINAL = ("succeeded", "failed")
 
 
 class CallbackReceiver:
@@ -94,7 +94,7 @@ def wait_all_final(api_url: str, ids: list[str], deadline: float, headers: dict)
                 continue
             body = session.get(f"{api_url}/v1/predictions/{prediction_id}", headers=headers,
                                timeout=30).json()
-            if body.get("status") in FINAL:
+            if body.get("status") in FINAL_STATUSES:
                 finals[prediction_id] = body
         if len(finals) < len(ids):
             time.sleep(1)
@@ -133,7 +133,7 @@ def run(api_url: str, model: str, model_port: int, images: int = 300, kills: int
     def some_running() -> bool:
         for prediction_id in submitted_ids[-16:]:
             body = poll.get(f"{api_url}/v1/predictions/{prediction_id}", headers=headers, timeout=30).json()
-            if body.get("status") == "running":
+            if body.get("status") == RUNNING:
                 return True
         return False
 
@@ -167,7 +167,7 @@ def run(api_url: str, model: str, model_port: int, images: int = 300, kills: int
             receiver.close()
 
     completed = sorted(datetime.fromisoformat(f["completed_at"]).timestamp() - wall_offset
-                       for f in finals.values() if f["status"] == "succeeded" and f.get("completed_at"))
+                       for f in finals.values() if f["status"] == SUCCEEDED and f.get("completed_at"))
     recovery = []
     for killed in kill_times:
         after = [t for t in completed if t > killed]
@@ -209,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
                  args.timeout, headers=client_headers())
     report.pop("ids")
     print(json.dumps(report, indent=1))
-    ok = (report["statuses"] == {"succeeded": args.images} and report["callbacks_missing"] == 0
+    ok = (report["statuses"] == {SUCCEEDED: args.images} and report["callbacks_missing"] == 0
           and report["callbacks_distinct"] == args.images)
     return 0 if ok else 1
 
