@@ -42,8 +42,8 @@ from pathlib import Path
 import requests
 from inference_contract.predictions import FINAL_STATUSES, SUCCEEDED
 
+from emulators.local_stack import LocalStack, StackConfig
 from emulators.processes import free_port, gunicorn_worker_pid, process_cpu_seconds
-from scripts.local_stack import LocalStack, StackConfig
 from scripts.sample_photos import all_samples
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -42,10 +42,10 @@ def stack(tmp_path_factory):
     missing = _missing_tools()
     if missing:
         pytest.skip(f"the emulators need {' and '.join(missing)}, which is not installed")
+    from emulators.local_stack import LocalStack, StackConfig
     from emulators.processes import free_port
     from emulators.provision import DeliveryPolicy
     from emulators.suite import EmulatorPorts
-    from scripts.local_stack import LocalStack, StackConfig
 
     base = tmp_path_factory.mktemp("stack")
     # Logs of this session only: tests read them, and a previous run's lines would mislead.

@@ -140,7 +140,7 @@ def test_supervisor_restarts_a_dead_process_with_backoff_and_says_so(tmp_path):
 def test_the_development_key_is_made_once_kept_private_and_replaced_when_revoked(tmp_path):
     from prediction_api.auth import Authenticator, FileKeyStore, revoke
 
-    from scripts.local_stack import development_key
+    from emulators.local_stack import development_key
 
     keys, key_file = tmp_path / "state" / "api_keys.json", tmp_path / "state" / "api_key"
     first = development_key(keys, key_file, 6000)
