@@ -4,6 +4,7 @@ One copy of what both deploy units must agree on; each unit ships it as a
 top-level package next to its own code (scripts/package_units.py copies it in):
 
 - predictions: the prediction document's statuses and the fields a client sees;
+- lifecycle: the first document and every transition of it, as pure functions;
 - messages: the Pub/Sub message that asks a model service for a prediction;
 - naming: topic and subscription names (naming.json, which Terraform reads too);
 - logs: the JSON log line format;

@@ -71,3 +71,13 @@ def test_terraform_model_defaults_are_the_model_services(name, attribute):
     models_type = ROOT_VARIABLES["models"]["type"]
     terraform_default = re.search(rf"\b{attribute} = optional\(number, ([0-9.]+)\)", models_type).group(1)
     assert float(terraform_default) == _python_default(ModelServiceSettings, attribute), name
+
+
+def test_terraform_concurrency_is_the_model_services_request_threads():
+    """Cloud Run's concurrency is gunicorn's thread count (GUNICORN_THREADS), whose default lives in
+    model_service.config: twice the default batch size."""
+    shared_env = only(load_module(MODULES_DIR / "model_service")["locals"])["shared_env"]
+    assert shared_env["GUNICORN_THREADS"] == "${tostring(var.model.concurrency)}"
+    models_type = ROOT_VARIABLES["models"]["type"]
+    terraform_default = re.search(r"\bconcurrency\s*= optional\(number, ([0-9]+)\)", models_type).group(1)
+    assert int(terraform_default) == _python_default(ModelServiceSettings, "request_threads")

@@ -170,6 +170,26 @@ def test_settings_from_env():
                            "MODEL_REPOSITORY": "/m", "MODEL_VERSION": "0"})
 
 
+def test_request_threads_are_read_once_for_gunicorn_and_the_reader_pool(monkeypatch):
+    """gunicorn.conf.py and Settings (which sizes the image reader's pool) read the same setting."""
+    import runpy
+    from pathlib import Path
+
+    required = {"GOOGLE_CLOUD_PROJECT": "p", "MODEL_NAME": "cat", "MODEL_REPOSITORY": "/m"}
+    conf = Path(__file__).resolve().parents[2] / "cloudrun_model" / "gunicorn.conf.py"
+    for env, threads in (({}, 32), ({"MAX_BATCH_SIZE": "4"}, 8), ({"GUNICORN_THREADS": "5"}, 5)):
+        assert Settings.from_env({**required, **env}).request_threads == threads
+        for name in ("MAX_BATCH_SIZE", "GUNICORN_THREADS"):
+            monkeypatch.delenv(name, raising=False)
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        assert runpy.run_path(str(conf))["threads"] == threads
+    assert Settings.from_env(required).predict_timeout_seconds == 30.0
+    assert Settings.from_env({**required, "USE_PRIVATE_CLIENT_API": "false"}).use_private_client_api is False
+    with pytest.raises(ConfigError, match="GUNICORN_THREADS"):
+        Settings.from_env({**required, "GUNICORN_THREADS": "0"})
+
+
 def test_a_dead_workers_prediction_is_retaken_once_its_short_lease_expires():
     world = World()
     world.store.documents["p1"].update(status="running", attempts=1, lease_token="dead-worker",
