@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 import uuid
 from datetime import UTC, datetime
 
@@ -71,9 +72,16 @@ def test_a_new_version_is_served_beside_the_old_and_named_in_results(stack):
         baseline = requests.get(f"{stack.model_urls['tiny-test']}/healthz", timeout=5).json()
         assert baseline["version"] == 1
 
-        models = {m["name"]: m for m in requests.get(f"{stack.api_url}/v1/models", headers=HEADERS,
-                                                     timeout=10).json()["models"]}
-        assert [v["version"] for v in models["tiny-test"]["versions"]] == [1, 2]
+        # The service records its version just after it is ready (wiring._load): give it a moment.
+        deadline = time.monotonic() + 15
+        while True:
+            models = {m["name"]: m for m in requests.get(f"{stack.api_url}/v1/models", headers=HEADERS,
+                                                         timeout=10).json()["models"]}
+            versions = [v["version"] for v in models["tiny-test"]["versions"]]
+            if versions == [1, 2] or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert versions == [1, 2]
 
         # A prediction delivered to the canary says which version produced it.
         from google.cloud import firestore, storage
