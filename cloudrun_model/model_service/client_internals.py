@@ -16,11 +16,22 @@ which is logged once. The pins in pyproject.toml name this module; after
 upgrading a client, run tests/unit/test_model_service_adapters.py, which
 compares what the fast paths send and read with the clients' own encoding.
 
-Measured with scripts/benchmark_service.py (the tiny-test model, so that the
-service's own overhead shows; 2 shared CPU cores, fake-gcs-server and the
-Firestore emulator on the same machine):
+Both paths measured with scripts/benchmark_service.py --parts service --levels 32
+(a model service at its push endpoint, 32 requests in flight), run alternately
+three times on 2 CPU cores shared with other work (load average 2 to 4), the
+emulators on the same machine. Worker CPU per image, model included, and
+images/s:
 
-    (figures below, from the runs described in the commit that added them)
+    tiny-test (the model costs little: the service's own CPU shows), 384 images
+      private API (the default)   4.7, 5.4, 4.8 ms   179, 199, 234 images/s
+      public API                  5.9, 7.5, 7.5 ms   132, 150, 147 images/s
+    efficientnet-lite0, 192 images (the model's ~25 ms and the noise dominate)
+      private API                 30.4, 27.6 ms      51.5, 58.6 images/s
+      public API                  29.5, 27.0 ms      53.4, 53.6 images/s
+
+So the private path saves about 2 ms of CPU per image and a quarter of the
+throughput where the model is cheap; with a real model the difference is
+within the noise of a shared machine.
 """
 
 from __future__ import annotations
