@@ -7,7 +7,10 @@ transaction, the model service as a write conditional on the document's update
 time (model_service.firestore_runs); the tests' in-memory stores run the same
 functions, so the rules are tested once, where they live.
 
-A prediction goes queued -> running -> succeeded | failed. The API writes the
+A prediction goes queued -> running -> succeeded | failed, or from queued to
+cancelled (`cancel`, asked by its owner) or to failed with `deadline_exceeded`
+(not started by its `deadline_at`: `claim` refuses to run it, and `reconcile`
+fails it). The API writes the
 first document (`new_prediction`); a model service claims it (`claim`), keeps
 its lease (`renew`), gives it back after a transient fault (`release`) and
 finishes it (`finish`), then owes its callback (`claim_callback`,
@@ -21,6 +24,8 @@ Fields this module owns on the document, besides the public ones of predictions.
 - `lease_token`, `lease_expires_at`: which delivery runs a `running` prediction,
   and until when. The running delivery renews the lease while it works, so a
   short lease is enough and a dead worker's prediction is retaken within it.
+- `deadline_at`: when a prediction not started by then fails instead of running
+  (None: only the maximum age applies). Written once, with the first document.
 - `reconcile_at`: when the reconciler should look at the document next if
   nothing else happens to it (None: nothing left to do).
 - `callback`: {"state": "pending" | "delivered" | "failed", "attempts",
@@ -41,6 +46,7 @@ from .predictions import (
     CALLBACK_DELIVERED,
     CALLBACK_FAILED,
     CALLBACK_PENDING,
+    CANCELLED,
     FAILED,
     FINAL_STATUSES,
     QUEUED,
@@ -52,8 +58,11 @@ from .predictions import (
 # Fields only the lifecycle writes; tests/unit/test_lifecycle_ownership.py holds the units to it.
 LIFECYCLE_FIELDS = frozenset({
     "status", "started_at", "completed_at", "attempts", "redeliveries", "lease_token",
-    "lease_expires_at", "reconcile_at", "callback",
+    "lease_expires_at", "reconcile_at", "callback", "deadline_at",
 })
+
+# The error code of a prediction that was not started by its deadline.
+DEADLINE_EXCEEDED = "deadline_exceeded"
 
 # A callback that failed is tried again after this, doubling up to the cap.
 CALLBACK_FIRST_RETRY = timedelta(seconds=10)
@@ -76,10 +85,21 @@ class PredictionInProgress(LifecycleError):
     """Another delivery holds a fresh lease on the prediction."""
 
 
+class NotCancellable(LifecycleError):
+    """The prediction has started or is final: too late to cancel it."""
+
+    def __init__(self, message: str, status: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 def new_prediction(*, prediction_id: str, model: str, now: datetime, expire_at: datetime,
                    image_uri: str, content_type: str, size_bytes: int, filename: str | None,
-                   callback_url: str | None, api_key_id: str | None, redeliver_after: timedelta) -> dict:
-    """The document of a prediction the API has just accepted."""
+                   callback_url: str | None, api_key_id: str | None, redeliver_after: timedelta,
+                   deadline: timedelta | None = None) -> dict:
+    """The document of a prediction the API has just accepted; with a deadline, it fails
+    instead of running if no model service has started it by now + deadline."""
+    deadline_at = now + deadline if deadline is not None else None
     return {
         "id": prediction_id,
         "model": model,
@@ -101,10 +121,28 @@ def new_prediction(*, prediction_id: str, model: str, now: datetime, expire_at: 
         "api_key_id": api_key_id,
         "attempts": 0,
         "redeliveries": 0,
+        "deadline_at": deadline_at,
         # Overdue from then on unless a model service claims it first: the
-        # reconciler publishes it again.
-        "reconcile_at": now + redeliver_after,
+        # reconciler publishes it again, or fails it once its deadline has passed.
+        "reconcile_at": _no_later_than_deadline(now + redeliver_after, deadline_at),
     }
+
+
+def _no_later_than_deadline(when: datetime, deadline_at: datetime | None) -> datetime:
+    return min(when, deadline_at) if deadline_at is not None else when
+
+
+def deadline_passed(document: dict, now: datetime) -> bool:
+    """Whether a prediction that is not running nor final has missed its deadline."""
+    deadline_at = document.get("deadline_at")
+    return (deadline_at is not None and now >= deadline_at
+            and document.get("status") not in FINAL_STATUSES and not lease_is_fresh(document, now))
+
+
+def _deadline_failure(document: dict, now: datetime) -> dict | None:
+    return fail(document, now, DEADLINE_EXCEEDED,
+                "no model service started the prediction before its deadline "
+                f"({document['deadline_at'].isoformat()})")
 
 
 def lease_is_fresh(document: dict, now: datetime) -> bool:
@@ -148,7 +186,8 @@ class Claim:
 
 def claim(document: dict | None, now: datetime, *, prediction_id: str, model_version: int,
           lease: timedelta, lease_token: str) -> tuple[dict | None, Claim]:
-    """Take the prediction for this delivery, or say it is final already.
+    """Take the prediction for this delivery, or say it is final already (cancelled
+    included), or fail it, final, when its deadline has passed: it never runs then.
 
     Raises PredictionInProgress while another delivery's lease is fresh, and
     UnknownPrediction when there is no such document.
@@ -159,6 +198,9 @@ def claim(document: dict | None, now: datetime, *, prediction_id: str, model_ver
         return None, Claim(False, document)
     if lease_is_fresh(document, now):
         raise PredictionInProgress(f"prediction {prediction_id} is being processed")
+    if deadline_passed(document, now):
+        update = _deadline_failure(document, now)
+        return update, Claim(False, {**document, **update})
     update = {"status": RUNNING, "started_at": now, "model_version": model_version,
               "attempts": int(document.get("attempts") or 0) + 1, "lease_token": lease_token,
               "lease_expires_at": now + lease, "reconcile_at": now + lease}
@@ -249,6 +291,7 @@ def record_callback(document: dict | None, now: datetime, *, delivered: bool,
 REPUBLISH = "republished"
 CALLBACK = "republished_for_callback"
 TIMED_OUT = "timed_out"
+DEADLINE_MISSED = "deadline_exceeded"
 DELIVERY_FAILED = "delivery_failed"
 CALLBACK_ABANDONED = "callback_abandoned"
 NOT_DUE = "not_due"
@@ -299,6 +342,8 @@ def reconcile(document: dict | None, now: datetime, policy: RecoveryPolicy) -> t
                     f"{policy.max_age.total_seconds():.0f} s"), TIMED_OUT
     if lease_is_fresh(document, now):
         return {"reconcile_at": document["lease_expires_at"]}, NOT_DUE
+    if deadline_passed(document, now):
+        return _deadline_failure(document, now), DEADLINE_MISSED
     attempts = int(document.get("attempts") or 0)
     if attempts >= policy.max_attempts:
         return fail(document, now, "delivery_failed",
@@ -307,7 +352,8 @@ def reconcile(document: dict | None, now: datetime, policy: RecoveryPolicy) -> t
     redeliveries = int(document.get("redeliveries") or 0)
     backoff = policy.redeliver_after * 2 ** min(redeliveries, MAX_BACKOFF_DOUBLINGS)
     # Looked at again no later than its maximum age, when it times out.
-    next_look = min(now + backoff, created + policy.max_age)
+    next_look = _no_later_than_deadline(min(now + backoff, created + policy.max_age),
+                                        document.get("deadline_at"))
     return {"redeliveries": redeliveries + 1, "reconcile_at": next_look}, REPUBLISH
 
 
@@ -332,3 +378,26 @@ def dead_letter(document: dict | None, now: datetime, policy: RecoveryPolicy,
     if document["status"] == QUEUED:
         return {"reconcile_at": now}, REPUBLISH  # the transport dropped it: due at once
     return None, NOT_DUE  # running: its lease decides when it is overdue
+
+
+# --- The API's cancel -------------------------------------------------------------------------
+
+def cancel(document: dict | None, now: datetime) -> tuple[dict | None, dict]:
+    """End a queued prediction as cancelled: (update, final document).
+
+    Idempotent: a prediction cancelled already is returned as it is (no update).
+    One running or final otherwise raises NotCancellable with its status; a model
+    service's claim refuses a cancelled one, so it never reaches the model. Its
+    callback, if any, is owed at once, as for fail(): the reconciler's next pass
+    publishes it, and the model service calls back.
+    """
+    if document is None:
+        raise UnknownPrediction("no such prediction")
+    status = document["status"]
+    if status == CANCELLED:
+        return None, document
+    if status != QUEUED:
+        raise NotCancellable(f"the prediction is {status}: only a queued prediction can be cancelled",
+                             status)
+    update = _final(document, now, {"status": CANCELLED}, callback_due=now)
+    return update, {**document, **update}

@@ -8,13 +8,15 @@ QUEUED = "queued"
 RUNNING = "running"
 SUCCEEDED = "succeeded"
 FAILED = "failed"
-STATUSES = (QUEUED, RUNNING, SUCCEEDED, FAILED)
-FINAL_STATUSES = frozenset({SUCCEEDED, FAILED})
+# Ended by its owner before a model service started it (POST /v1/predictions/{id}:cancel).
+CANCELLED = "cancelled"
+STATUSES = (QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED)
+FINAL_STATUSES = frozenset({SUCCEEDED, FAILED, CANCELLED})
 
 # What a client sees of a prediction: the API's responses and the callbacks' bodies.
 PUBLIC_FIELDS = (
     "id", "model", "model_version", "status", "result", "error",
-    "created_at", "started_at", "completed_at", "timings",
+    "created_at", "started_at", "completed_at", "timings", "deadline_at",
 )
 
 

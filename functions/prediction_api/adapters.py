@@ -95,19 +95,20 @@ class FirestorePredictionStore:
             watch.unsubscribe()
         return latest.get("document") or self.get(prediction_id)
 
-    def transact(self, prediction_id: str, decide) -> str:
-        """Run decide(document or None) -> (update or None, action) in a transaction; return action."""
+    def transact(self, prediction_id: str, decide):
+        """Run decide(document or None) -> (update or None, value) in a transaction; return value
+        (what decide raises comes out unchanged)."""
         from google.cloud import firestore
 
         reference = self._predictions.document(prediction_id)
 
         @firestore.transactional
-        def run(transaction) -> str:
+        def run(transaction):
             snapshot = reference.get(transaction=transaction)
-            update, action = decide(snapshot.to_dict() if snapshot.exists else None)
+            update, value = decide(snapshot.to_dict() if snapshot.exists else None)
             if update:
                 transaction.update(reference, update)
-            return action
+            return value
 
         try:
             return run(self._client.transaction())
@@ -120,6 +121,27 @@ class FirestorePredictionStore:
             query = (self._predictions.where(filter=FieldFilter("reconcile_at", "<=", now))
                      .order_by("reconcile_at").limit(limit))
             return [snapshot.to_dict() for snapshot in query.stream()]
+        except (gexc.GoogleAPIError, OSError) as exc:
+            raise _unavailable("Firestore", exc) from exc
+
+    def list_owned(self, api_key_id, model, status, limit: int, after) -> list[dict]:
+        """A key's predictions, newest first, after the cursor (created_at, id).
+
+        Each combination of filters has its composite index (api_key_id[, model][, status],
+        created_at descending), declared in terraform/modules/firestore.
+        """
+        query = self._predictions.where(filter=FieldFilter("api_key_id", "==", api_key_id))
+        for field, value in (("model", model), ("status", status)):
+            if value is not None:
+                query = query.where(filter=FieldFilter(field, "==", value))
+        query = (query.order_by("created_at", direction="DESCENDING")
+                 .order_by("__name__", direction="DESCENDING"))
+        if after is not None:
+            query = query.start_after({"created_at": after[0], "__name__": after[1]})
+        try:
+            return [snapshot.to_dict() for snapshot in query.limit(limit).stream()]
+        except (gexc.InvalidArgument, ValueError):
+            return []  # a cursor id Firestore cannot hold names no prediction
         except (gexc.GoogleAPIError, OSError) as exc:
             raise _unavailable("Firestore", exc) from exc
 

@@ -11,6 +11,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .auth import Authenticator, RateLimiter
 from .config import ConfigError
+from .control import parse_deadline
 from .errors import (
     ApiError,
     InvalidRequest,
@@ -24,7 +25,7 @@ from .images import SUPPORTED_CONTENT_TYPES, Upload, validate_image
 from .metrics import ApiMetrics
 from .openapi import openapi_document
 from .push import parse_dead_letter
-from .service import PredictionService
+from .service import PredictionService, valid_prediction_id
 
 log = logging.getLogger(__name__)
 
@@ -194,8 +195,12 @@ def create_api_app(service: PredictionService, authenticator: Authenticator | No
         callback_url = service.check_callback_url(callback_url)
         # A bad ?callback_url= is refused even when a form field names another.
         service.check_callback_url(request.args.get("callback_url") or None)
+        # Like callback_url: a form field, or the query string (for a raw image body).
+        deadline = parse_deadline(request.form.get("deadline_seconds")
+                                  or request.args.get("deadline_seconds"), settings)
         documents, replayed = service.submit_once(
-            model, images, callback_url, g.get("api_key_id"), request.headers.get("Idempotency-Key"))
+            model, images, callback_url, g.get("api_key_id"), request.headers.get("Idempotency-Key"),
+            deadline)
         if metrics and not replayed:
             metrics.accepted.labels(model).inc(len(documents))
         accepted = [{"id": d["id"], "status": d["status"], "model": d["model"],
@@ -220,6 +225,18 @@ def create_api_app(service: PredictionService, authenticator: Authenticator | No
         if until not in WAIT_UNTIL:
             raise InvalidRequest(f"until must be one of {', '.join(WAIT_UNTIL)}, got {until!r}")
         return jsonify(service.get(prediction_id, wait, g.get("api_key_id"), until))
+
+    @app.get("/v1/predictions")
+    def list_predictions():
+        args = request.args
+        return jsonify(service.control.list_page(
+            g.get("api_key_id"), args.get("model"), args.get("status"), args.get("page_size"),
+            args.get("page_token")))
+
+    @app.post("/v1/predictions/<prediction_id>:cancel")
+    def cancel_prediction(prediction_id: str):
+        return jsonify(service.control.cancel(prediction_id, g.get("api_key_id"),
+                                              valid_prediction_id(prediction_id)))
 
     @app.get("/v1/openapi.json")
     def openapi():

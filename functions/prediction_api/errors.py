@@ -79,6 +79,13 @@ class Conflict(ApiError):
     code = "idempotency_conflict"
 
 
+class NotCancellable(ApiError):
+    """A cancel of a prediction that has started or is final; `status` says which it is."""
+
+    status = 409
+    code = "not_cancellable"
+
+
 class TooManyRequests(ApiError):
     """The API key's quota of requests per minute is spent; retry_after says when to retry."""
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from inference_contract.predictions import QUEUED, STATUSES
 
+from . import openapi_control
 from .config import Settings
 from .images import SUPPORTED_CONTENT_TYPES
 
@@ -55,7 +56,8 @@ def openapi_document(settings: Settings, server_url: str) -> dict:
             "version": "1.0.0",
             "description": (
                 "Send images to a model; poll (or get a callback) for what it saw. Each accepted image "
-                "becomes a prediction that goes queued -> running -> succeeded or failed. "
+                "becomes a prediction that goes queued -> running -> succeeded or failed, "
+                "or from queued to cancelled (cancel) or failed (deadline_seconds). "
                 "Errors are JSON {\"error\": {\"code\", \"message\"}}."),
         },
         "servers": [{"url": server_url}],
@@ -71,6 +73,9 @@ def openapi_document(settings: Settings, server_url: str) -> dict:
                          "description": "where to POST the final prediction (the form field wins); "
                                         "empty: none",
                          "schema": _CALLBACK_URL},
+                        {"name": "deadline_seconds", "in": "query", "required": False,
+                         "description": "as the form field (which wins)",
+                         "schema": openapi_control.deadline_seconds(settings)},
                     ],
                     "requestBody": {
                         "required": True,
@@ -87,6 +92,7 @@ def openapi_document(settings: Settings, server_url: str) -> dict:
                                             "description": "one part per image: JPEG, PNG, WebP, GIF or BMP",
                                         },
                                         "callback_url": _CALLBACK_URL,
+                                        "deadline_seconds": openapi_control.deadline_seconds(settings),
                                     },
                                 },
                                 "encoding": {"image": {"contentType": ", ".join(image_types)}},
@@ -131,6 +137,7 @@ def openapi_document(settings: Settings, server_url: str) -> dict:
                     },
                 },
             },
+            **openapi_control.paths(settings, _errors),
             "/v1/models": {
                 "get": {
                     "operationId": "listModels",
@@ -207,8 +214,11 @@ def openapi_document(settings: Settings, server_url: str) -> dict:
                         "started_at": _nullable(timestamp),
                         "completed_at": _nullable(timestamp),
                         "timings": _nullable({"$ref": "#/components/schemas/Timings"}),
+                        "deadline_at": _nullable({**timestamp, "description": "from deadline_seconds: "
+                                                  "not started by then, it fails with deadline_exceeded"}),
                     },
                 },
+                **openapi_control.schemas(),
                 "Timings": {
                     "type": "object",
                     "description": "where a finished prediction's time went",

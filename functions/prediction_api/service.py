@@ -17,6 +17,7 @@ from inference_contract.messages import PredictionMessage
 from inference_contract.predictions import FINAL_STATUSES, public_view
 
 from .config import Settings
+from .control import PredictionControl
 from .errors import BackendUnavailable, Conflict, InvalidRequest, NotFound
 from .images import Upload
 
@@ -64,12 +65,15 @@ def valid_prediction_id(prediction_id: str) -> bool:
         prediction_id.startswith("__") and prediction_id.endswith("__"))
 
 
-def request_fingerprint(model: str, images: list[Upload], callback_url: str | None) -> str:
+def request_fingerprint(model: str, images: list[Upload], callback_url: str | None,
+                        deadline: timedelta | None = None) -> str:
     """What makes two submits "the same request" for an Idempotency-Key."""
     digest = hashlib.sha256()
     for part in (model, callback_url or "", *(f"{image.content_type}:{hashlib.sha256(image.data).hexdigest()}"
                                               for image in images)):
         digest.update(part.encode() + b"\n")
+    if deadline is not None:  # absent from requests without one, so their fingerprints stay as they were
+        digest.update(f"deadline:{deadline.total_seconds():.0f}\n".encode())
     return digest.hexdigest()
 
 
@@ -86,6 +90,7 @@ class PredictionService:
         self.settings = settings
         self._uploads, self._store, self._publisher = uploads, store, publisher
         self._idempotency, self._clock, self._new_id, self._resolve = idempotency, clock, new_id, resolve
+        self.control = PredictionControl(settings, store, clock)  # cancel and list
 
     def check_model(self, model: str) -> None:
         if model not in self.settings.models:
@@ -121,7 +126,8 @@ class PredictionService:
         return callback_url
 
     def submit_once(self, model: str, images: list[Upload], callback_url: str | None,
-                    api_key_id: str | None, idempotency_key: str | None) -> tuple[list[dict], bool]:
+                    api_key_id: str | None, idempotency_key: str | None,
+                    deadline: timedelta | None = None) -> tuple[list[dict], bool]:
         """submit(), or with an Idempotency-Key the predictions its first use created: (documents, replayed).
 
         The same key from the same API key within the window returns the original
@@ -129,11 +135,11 @@ class PredictionService:
         while the first is still being accepted.
         """
         if idempotency_key is None or self._idempotency is None:
-            return self.submit(model, images, callback_url, api_key_id), False
+            return self.submit(model, images, callback_url, api_key_id, deadline), False
         if not _IDEMPOTENCY_KEY.match(idempotency_key):
             raise InvalidRequest("Idempotency-Key must be 1 to 255 printable ASCII characters without spaces")
         record_id = hashlib.sha256(f"{api_key_id or '-'}\n{idempotency_key}".encode()).hexdigest()
-        fingerprint = request_fingerprint(model, images, callback_url)
+        fingerprint = request_fingerprint(model, images, callback_url, deadline)
         now = self._clock()
         window = timedelta(seconds=self.settings.idempotency_window_seconds)
         pending = {"fingerprint": fingerprint, "state": "pending", "prediction_ids": [],
@@ -157,7 +163,7 @@ class PredictionService:
         else:
             raise Conflict("a request with this Idempotency-Key is still being accepted; retry shortly")
         try:
-            documents = self.submit(model, images, callback_url, api_key_id)
+            documents = self.submit(model, images, callback_url, api_key_id, deadline)
         except BaseException:
             self._idempotency.delete(record_id)
             raise
@@ -166,7 +172,7 @@ class PredictionService:
         return documents, False
 
     def submit(self, model: str, images: list[Upload], callback_url: str | None,
-               api_key_id: str | None = None) -> list[dict]:
+               api_key_id: str | None = None, deadline: timedelta | None = None) -> list[dict]:
         """Store, record and publish each image. All-or-nothing per image.
 
         Every check on the request has passed before this is called, so a failure
@@ -177,14 +183,14 @@ class PredictionService:
         accepted: list[dict] = []
         for image in images:
             try:
-                accepted.append(self._submit_one(model, image, callback_url, api_key_id))
+                accepted.append(self._submit_one(model, image, callback_url, api_key_id, deadline))
             except BackendUnavailable as exc:
                 exc.details["accepted"] = [document["id"] for document in accepted]
                 raise
         return accepted
 
     def _submit_one(self, model: str, image: Upload, callback_url: str | None,
-                    api_key_id: str | None) -> dict:
+                    api_key_id: str | None, deadline: timedelta | None) -> dict:
         prediction_id = self._new_id()
         object_name = f"uploads/{model}/{prediction_id}"
         now = self._clock()
@@ -194,7 +200,7 @@ class PredictionService:
             expire_at=now + timedelta(days=self.settings.prediction_ttl_days), image_uri=image_uri,
             content_type=image.content_type, size_bytes=len(image.data), filename=image.filename,
             callback_url=callback_url, api_key_id=api_key_id,
-            redeliver_after=timedelta(seconds=self.settings.redeliver_after_seconds))
+            redeliver_after=timedelta(seconds=self.settings.redeliver_after_seconds), deadline=deadline)
         # If recording or publishing fails, the stored image is left for the uploads
         # bucket's lifecycle rule to delete (the API's account cannot delete objects).
         self._store.create(document)

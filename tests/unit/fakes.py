@@ -106,12 +106,22 @@ class FakeApiStore:
             self.documents[prediction_id].update(self.on_wait)
         return self.get(prediction_id)
 
-    def transact(self, prediction_id: str, decide) -> str:
+    def transact(self, prediction_id: str, decide):
         document = self.documents.get(prediction_id)
-        update, action = decide(copy.deepcopy(document))
+        update, value = decide(copy.deepcopy(document))
         if update:
             document.update(copy.deepcopy(update))
-        return action
+        return value
+
+    def list_owned(self, api_key_id, model, status, limit: int, after) -> list[dict]:
+        wanted = {"api_key_id": api_key_id, "model": model, "status": status}
+        found = [d for d in self.documents.values()
+                 if all(value is None and field != "api_key_id" or d.get(field) == value
+                        for field, value in wanted.items())]
+        found.sort(key=lambda d: (d["created_at"], d["id"]), reverse=True)
+        if after is not None:
+            found = [d for d in found if (d["created_at"], d["id"]) < after]
+        return copy.deepcopy(found[:limit])
 
     def overdue(self, now, limit: int) -> list[dict]:
         due = [d for d in self.documents.values() if d.get("reconcile_at") and d["reconcile_at"] <= now]

@@ -161,7 +161,7 @@ def test_get_prediction_and_long_poll(world):
     body = world.client.get("/v1/predictions/id0").get_json()
     assert body["status"] == "queued" and body["created_at"] == NOW.isoformat()
     assert set(body) == {"id", "model", "model_version", "status", "result", "error",
-                         "created_at", "started_at", "completed_at", "timings"}
+                         "created_at", "started_at", "completed_at", "timings", "deadline_at"}
     assert world.store.waited == []
     world.store.on_wait = {"status": "succeeded", "result": {"top_k": []}, "model_version": 3}
     body = world.client.get("/v1/predictions/id0?wait=7").get_json()

@@ -295,3 +295,33 @@ def test_a_callback_lost_in_a_crash_is_sent_when_the_reconciler_publishes_it_aga
     assert len(world.notifier.sent) == 1
     assert world.store.documents["p1"]["callback"]["state"] == "delivered"
     assert world.push().status_code == 204 and len(world.notifier.sent) == 1
+
+
+def test_a_cancelled_prediction_never_reaches_the_model_and_its_callback_is_sent(world):
+    from inference_contract import lifecycle
+
+    document = {**world.store.documents["p1"], "callback_url": "http://client.example/done"}
+    update, _ = lifecycle.cancel(document, NOW)
+    world.store.documents["p1"] = {**document, **update}
+    assert world.push(callback_url="http://client.example/done").status_code == 204  # final: acked
+    assert world.model.batches == [] and world.reader.reads == []
+    assert [(url, sent["status"]) for url, sent in world.notifier.sent] == [
+        ("http://client.example/done", "cancelled")]
+    assert world.store.documents["p1"]["callback"]["state"] == "delivered"
+
+
+def test_a_prediction_seen_after_its_deadline_fails_without_running(world):
+    world.store.documents["p1"].update(deadline_at=NOW + timedelta(seconds=1),
+                                       callback_url="http://client.example/done")
+    world.clock[0] = NOW + timedelta(seconds=2)
+    assert world.push(callback_url="http://client.example/done").status_code == 204
+    document = world.store.documents["p1"]
+    assert document["status"] == "failed" and document["error"]["code"] == "deadline_exceeded"
+    assert document["attempts"] == 0 and world.model.batches == [] and world.reader.reads == []
+    assert [sent["error"]["code"] for _, sent in world.notifier.sent] == ["deadline_exceeded"]
+
+
+def test_a_prediction_seen_before_its_deadline_runs(world):
+    world.store.documents["p1"]["deadline_at"] = NOW + timedelta(seconds=1)
+    assert world.push().status_code == 204
+    assert world.store.documents["p1"]["status"] == "succeeded" and len(world.model.batches) == 1

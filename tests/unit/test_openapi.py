@@ -110,3 +110,28 @@ def test_a_response_that_breaks_the_document_is_caught(api):
     store.documents["id0"]["status"] = "lost"  # not one of the documented statuses
     with pytest.raises(JsonSchemaError):
         _check(schema, document, "/v1/predictions/{id}", "GET", client.get("/v1/predictions/id0"))
+
+
+def test_cancel_list_and_deadline_answers_match_the_document(api):
+    client, store, _, schema, document = api
+    upload = "/v1/models/{model}/predictions"
+    for deadline in ("30", "0"):
+        _check(schema, document, upload, "POST", client.post(
+            "/v1/models/cat/predictions", content_type="multipart/form-data",
+            data={"image": [(io.BytesIO(tabby_bytes()), "a.jpg")], "deadline_seconds": deadline}))
+    cancel = "/v1/predictions/{id}:cancel"
+    answer = client.post("/v1/predictions/id0:cancel")
+    assert answer.get_json()["status"] == "cancelled"
+    _check(schema, document, cancel, "POST", answer)
+    _check(schema, document, cancel, "POST", client.post("/v1/predictions/missing:cancel"))
+    _post(client, "cat", tabby_bytes())
+    store.documents["id1"]["status"] = "running"
+    conflict = client.post("/v1/predictions/id1:cancel")
+    assert conflict.status_code == 409
+    _check(schema, document, cancel, "POST", conflict)
+    listing = "/v1/predictions"
+    page = client.get("/v1/predictions?page_size=1")
+    assert page.get_json()["next_page_token"]
+    _check(schema, document, listing, "GET", page)
+    _check(schema, document, listing, "GET", client.get("/v1/predictions?status=cancelled&model=cat"))
+    _check(schema, document, listing, "GET", client.get("/v1/predictions?page_size=0"))
