@@ -106,7 +106,8 @@ def test_the_deadline_is_part_of_an_idempotent_request(world):
 
     def post(**form):
         return world.client.post("/v1/models/cat/predictions", headers=headers,
-                                 content_type="multipart/form-data", data={"image": [(BytesIO(tabby_bytes()), "a.jpg")], **form})
+                                 content_type="multipart/form-data",
+                                 data={"image": [(BytesIO(tabby_bytes()), "a.jpg")], **form})
 
     assert post(deadline_seconds="10").status_code == 202
     assert post(deadline_seconds="10").headers.get("Idempotent-Replayed") == "true"
