@@ -17,6 +17,14 @@ from inference_contract.predictions import FINAL_STATUSES, QUEUED
 from .errors import BackendUnavailable
 
 
+# GET /v1/predictions: a key's predictions (LISTING_OWNER), optionally filtered by each of
+# LISTING_FILTERS, newest first. Every combination has its composite index in
+# terraform/modules/firestore (tests/terraform/test_listing_indexes.py).
+LISTING_OWNER = "api_key_id"
+LISTING_FILTERS = ("model", "status")
+LISTING_ORDER = "created_at"
+
+
 def _unavailable(service: str, exc: Exception) -> BackendUnavailable:
     return BackendUnavailable(f"{service} is unavailable: {type(exc).__name__}")
 
@@ -128,16 +136,17 @@ class FirestorePredictionStore:
         """A key's predictions, newest first, after the cursor (created_at, id).
 
         Each combination of filters has its composite index (api_key_id[, model][, status],
-        created_at descending), declared in terraform/modules/firestore.
+        created_at descending), declared in terraform/modules/firestore. api_key_id None (API
+        keys off) lists the predictions made without a key: all of them then.
         """
-        query = self._predictions.where(filter=FieldFilter("api_key_id", "==", api_key_id))
-        for field, value in (("model", model), ("status", status)):
+        query = self._predictions.where(filter=FieldFilter(LISTING_OWNER, "==", api_key_id))
+        for field, value in zip(LISTING_FILTERS, (model, status), strict=True):
             if value is not None:
                 query = query.where(filter=FieldFilter(field, "==", value))
-        query = (query.order_by("created_at", direction="DESCENDING")
+        query = (query.order_by(LISTING_ORDER, direction="DESCENDING")
                  .order_by("__name__", direction="DESCENDING"))
         if after is not None:
-            query = query.start_after({"created_at": after[0], "__name__": after[1]})
+            query = query.start_after({LISTING_ORDER: after[0], "__name__": after[1]})
         try:
             return [snapshot.to_dict() for snapshot in query.limit(limit).stream()]
         except (gexc.InvalidArgument, ValueError):

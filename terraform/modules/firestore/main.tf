@@ -75,3 +75,39 @@ resource "google_firestore_index" "oldest_queued" {
     order      = "ASCENDING"
   }
 }
+
+# GET /v1/predictions lists a key's own predictions, newest first:
+# `predictions where api_key_id == K [and model == M] [and status == S]
+# order by created_at desc, __name__ desc`. Each combination of the optional
+# filters needs its composite index (Firestore appends __name__ descending
+# itself). The filters are prediction_api.adapters.LISTING_FILTERS;
+# tests/terraform/test_listing_indexes.py checks that every combination has one.
+locals {
+  listing_indexes = {
+    owner              = ["api_key_id"]
+    owner_model        = ["api_key_id", "model"]
+    owner_status       = ["api_key_id", "status"]
+    owner_model_status = ["api_key_id", "model", "status"]
+  }
+}
+
+resource "google_firestore_index" "listing" {
+  for_each = local.listing_indexes
+
+  project    = var.project_id
+  database   = google_firestore_database.default.name
+  collection = var.predictions_collection
+
+  dynamic "fields" {
+    for_each = each.value
+    content {
+      field_path = fields.value
+      order      = "ASCENDING"
+    }
+  }
+
+  fields {
+    field_path = "created_at"
+    order      = "DESCENDING"
+  }
+}
