@@ -16,7 +16,6 @@ from inference_contract.predictions import FINAL_STATUSES, QUEUED
 
 from .errors import BackendUnavailable
 
-
 # GET /v1/predictions: a key's predictions (LISTING_OWNER), optionally filtered by each of
 # LISTING_FILTERS, newest first. Every combination has its composite index in
 # terraform/modules/firestore (tests/terraform/test_listing_indexes.py).

@@ -25,8 +25,8 @@ def _declared_indexes() -> set[tuple[tuple[str, str], ...]]:
     listing = {}
     for block in FIRESTORE["locals"]:
         listing.update(block.get("listing_indexes", {}))
-    return {tuple((field, content["order"]) for field in fields) + ((ordering["field_path"], ordering["order"]),)
-            for fields in listing.values()}
+    last = ((ordering["field_path"], ordering["order"]),)
+    return {tuple((field, content["order"]) for field in fields) + last for fields in listing.values()}
 
 
 def _queries() -> set[tuple[tuple[str, str], ...]]:
