@@ -3,6 +3,8 @@
     inference models
     inference predict --model cat photos/*.jpg
     inference predict --model efficientnet-lite0 --json photos/*.jpg > results.json
+    inference list --model cat --status queued
+    inference cancel ID
 
 The API's URL comes from --url or INFERENCE_API_URL (default http://127.0.0.1:8080,
 the local stack); its key from --api-key, INFERENCE_API_KEY or the file
@@ -24,6 +26,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from . import control
 from .client import ApiError, Client
 
 DEFAULT_URL = "http://127.0.0.1:8080"
@@ -58,6 +61,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                          help="images in flight at once (default %(default)s)")
     predict.add_argument("--timeout", type=float, default=600,
                          help="seconds to wait for all results (default %(default)s)")
+    control.add_commands(commands)
     return parser.parse_args(argv)
 
 
@@ -161,6 +165,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "models":
             return run_models(args, client, out)
+        if args.command == "cancel":
+            return control.run_cancel(args, client, err, out)
+        if args.command == "list":
+            return control.run_list(args, client, out)
         return run_predict(args, client, err, out)
     except ApiError as exc:
         err.print(f"[red]error:[/] {exc}")

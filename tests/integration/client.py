@@ -7,8 +7,8 @@ import json
 import time
 
 import requests
+from inference_contract.predictions import FINAL_STATUSES
 
-FINAL = ("succeeded", "failed")
 # The key every request to the API carries: the test stack's development key, set by
 # the stack fixture (tests/conftest.py) once the stack is up.
 HEADERS: dict[str, str] = {}
@@ -33,7 +33,7 @@ def wait_final(status_url: str, timeout: float = 60.0) -> dict:
                                 headers=HEADERS, timeout=40)
         response.raise_for_status()
         body = response.json()
-        if body["status"] in FINAL:
+        if body["status"] in FINAL_STATUSES:
             return body
 
 
