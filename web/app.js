@@ -15,10 +15,10 @@
   const HISTORY_SIZE = 20;
   const MODEL_KEY = "inference.model";
   const API_KEY = "inference.apiKey"; // sessionStorage only: never localStorage
-  const FINAL = new Set(["succeeded", "failed"]);
+  const FINAL = new Set(["succeeded", "failed", "cancelled"]);
   const STATE_NAMES = {
     ready: "Ready", uploading: "Uploading", queued: "Queued", running: "Running",
-    succeeded: "Succeeded", failed: "Failed",
+    succeeded: "Succeeded", failed: "Failed", cancelled: "Cancelled",
   };
   const KIND_GROUPS = [
     ["classifier", "Classifiers: top-5 labels"],
@@ -216,6 +216,7 @@
         progress: card.querySelector(".upload-progress"), result: card.querySelector(".result"),
         error: card.querySelector(".error"), remove: card.querySelector(".remove-button"),
         retry: card.querySelector(".retry-button"), statusLink: card.querySelector(".status-link"),
+        cancel: card.querySelector(".cancel-button"),
       },
     };
     card.dataset.name = file.name;
@@ -228,6 +229,8 @@
     item.el.img.src = item.previewUrl;
     item.el.remove.setAttribute("aria-label", `Remove ${file.name}`);
     item.el.retry.setAttribute("aria-label", `Try ${file.name} again`);
+    item.el.cancel.setAttribute("aria-label", `Cancel ${file.name}`);
+    item.el.cancel.addEventListener("click", () => cancelPrediction(item));
     item.el.statusLink.setAttribute("aria-label", `Status URL of ${file.name}`);
     item.el.remove.addEventListener("click", () => removeItem(item));
     item.el.retry.addEventListener("click", () => startUpload(item, item.model));
@@ -257,6 +260,8 @@
     item.el.detail.textContent = detail || "";
     item.el.progress.hidden = state !== "uploading";
     item.el.retry.hidden = !(state === "failed" && item.retryable);
+    // Only a prediction no model service has started can be cancelled.
+    item.el.cancel.hidden = state !== "queued";
     updateControls();
   }
 
@@ -358,6 +363,29 @@
     setState(item, "failed", detail);
     announce(`${item.file.name}: failed. ${message}`);
     recordHistory(item);
+  }
+
+  // POST .../{id}:cancel: the cancelled prediction (200), or why not (409: it started).
+  async function cancelPrediction(item) {
+    item.el.cancel.disabled = true;
+    let response;
+    try {
+      response = await fetch(`${API_BASE}/v1/predictions/${encodeURIComponent(item.predictionId)}:cancel`, {
+        method: "POST", cache: "no-store", headers: authHeaders(),
+      });
+    } catch {
+      showError(item, unreachableMessage());
+      return;
+    } finally {
+      item.el.cancel.disabled = false;
+    }
+    const body = parseJson(await response.text().catch(() => ""));
+    if (response.ok && body && body.status) {
+      showError(item, "");
+      applyPrediction(item, body);
+    } else {
+      showError(item, apiErrorMessage(response.status, body));
+    }
   }
 
   // ---- following a prediction through the long-poll ------------------------------

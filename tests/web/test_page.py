@@ -26,7 +26,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 RESULT_TIMEOUT_MS = 90_000
-FINAL_STATE = re.compile(r"^(succeeded|failed)$")
+FINAL_STATE = re.compile(r"^(succeeded|failed|cancelled)$")
 # ImageNet class ids: tabby, tiger cat, Persian, Siamese, Egyptian cat; golden retriever.
 TABBY, CAT_CLASSES, GOLDEN_RETRIEVER = 281, {281, 282, 283, 284, 285}, 207
 
@@ -183,6 +183,23 @@ def test_detectors_answer_yes_or_no(session):
     upload(page, "dog", [retriever])
     assert verdict(wait_final(page, retriever.name)) == "yes"
     expect(page.locator("#history .history-row")).to_have_count(3)
+
+
+def test_a_queued_prediction_is_cancelled_from_its_card(session):
+    from tests.integration.test_control import MODEL, model_service_down
+
+    page = session.open_ready()
+    tabby = sample("tabby")
+    with model_service_down(session.stack, MODEL):  # nothing can start it meanwhile
+        upload(page, MODEL, [tabby])
+        located = card(page, tabby.name)
+        expect(located).to_have_attribute("data-state", "queued", timeout=30_000)
+        located.locator(".cancel-button").click()
+        wait_final(page, tabby.name, expected="cancelled")
+        expect(located.locator(".cancel-button")).to_be_hidden()
+        expect(located.locator(".state-badge")).to_have_text("Cancelled")
+    href = located.locator(".status-link").get_attribute("href")
+    assert requests.get(href, headers=KEY_HEADERS, timeout=10).json()["status"] == "cancelled"
 
 
 def test_api_error_is_shown_next_to_its_image(session, tmp_path):
