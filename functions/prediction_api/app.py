@@ -8,6 +8,7 @@ import time
 from flask import Flask, Request, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing import BaseConverter
 
 from .auth import Authenticator, RateLimiter
 from .config import ConfigError
@@ -165,12 +166,21 @@ def _metrics(service: PredictionService, metrics: ApiMetrics | None) -> ApiMetri
 WAIT_UNTIL = ("final", "change")
 
 
+class SegmentWithoutColon(BaseConverter):
+    """Every path parameter of this API: a segment without ":" (no model name or prediction id
+    has one), so that /v1/predictions/{id}:cancel is only ever the cancel route: another
+    method there is a 405, not a read of the id "{id}:cancel"."""
+
+    regex = "[^/:]+"
+
+
 def create_api_app(service: PredictionService, authenticator: Authenticator | None = None,
                    limiter: RateLimiter | None = None, metrics: ApiMetrics | None = None) -> Flask:
     settings = service.settings
     if settings.auth_required and authenticator is None:
         raise ConfigError("AUTH_REQUIRED is true but no API key store was configured")
     app = Flask("prediction_api")
+    app.url_map.converters["default"] = SegmentWithoutColon
     # Whole-request cap; the per-image limit is checked as each part is read.
     app.config["MAX_CONTENT_LENGTH"] = settings.max_images_per_request * settings.max_image_bytes + (1 << 20)
     # Behind Google's front end the scheme and host come from X-Forwarded-*. main.py

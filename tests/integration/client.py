@@ -21,8 +21,8 @@ def post_images(stack, model: str, *images: tuple[str, bytes, str], headers: dic
                          data=form, headers=headers if headers is not None else HEADERS, timeout=60)
 
 
-def wait_final(status_url: str, timeout: float = 60.0) -> dict:
-    """Long-poll the status URL until the prediction is final."""
+def wait_final(status_url: str, timeout: float = 60.0, headers: dict | None = None) -> dict:
+    """Long-poll the status URL until the prediction is final (with the stack's key, or headers)."""
     deadline = time.monotonic() + timeout
     body: dict = {}
     while True:
@@ -30,7 +30,7 @@ def wait_final(status_url: str, timeout: float = 60.0) -> dict:
         if remaining <= 0:
             raise AssertionError(f"{status_url} not final after {timeout:.0f} s: {body}")
         response = requests.get(status_url, params={"wait": min(10, max(1, int(remaining)))},
-                                headers=HEADERS, timeout=40)
+                                headers=HEADERS if headers is None else headers, timeout=40)
         response.raise_for_status()
         body = response.json()
         if body["status"] in FINAL_STATUSES:

@@ -137,7 +137,7 @@ def test_a_second_key_sees_none_of_the_first_keys_predictions_and_cannot_cancel_
     assert response.status_code == 202, response.text
     ids = [p["id"] for p in response.json()["predictions"]]
     for prediction_id in ids:
-        wait_final(f"{stack.api_url}/v1/predictions/{prediction_id}", timeout=60)
+        wait_final(f"{stack.api_url}/v1/predictions/{prediction_id}", timeout=60, headers=first)
 
     # Newest first, two pages, on the emulator's query with the real adapter.
     page = _list(stack, first, page_size=2)

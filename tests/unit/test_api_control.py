@@ -75,10 +75,14 @@ def test_only_the_key_that_created_a_prediction_can_cancel_it():
     assert _cancel(world, "id0", alice).get_json()["status"] == "cancelled"
 
 
-def test_get_on_the_cancel_path_is_not_a_cancel(world):
+def test_another_method_on_the_cancel_path_is_405_and_cancels_nothing(world):
     world.post_images(tabby_bytes())
-    assert world.client.get("/v1/predictions/id0:cancel").status_code == 404
+    for method in ("GET", "PUT", "DELETE"):
+        response = world.client.open("/v1/predictions/id0:cancel", method=method)
+        assert_error(response, 405, "method_not_allowed")
+        assert "POST" in response.headers["Allow"]
     assert world.store.documents["id0"]["status"] == "queued"
+    assert_error(world.client.post("/v1/predictions"), 405, "method_not_allowed")
 
 
 # --- deadline_seconds --------------------------------------------------------------------------
