@@ -169,6 +169,9 @@ class PredictionHandler:
                         extra={**context, "reason": exc.message})
             return "unknown"
         if not claimed.run:
+            if claimed.expired:
+                log.info("prediction not run: its deadline passed", extra={
+                    **context, "deadline_at": claimed.document["deadline_at"]})
             return self._redelivered_final(request, context)
         inference: Inference | None = None
         with self.leases.hold(request.prediction_id, lease_token):

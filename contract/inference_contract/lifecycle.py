@@ -182,6 +182,7 @@ class Claim:
 
     run: bool  # True: run the model; False: the prediction is final already
     document: dict
+    expired: bool = False  # this claim found it past its deadline and failed it
 
 
 def claim(document: dict | None, now: datetime, *, prediction_id: str, model_version: int,
@@ -200,7 +201,7 @@ def claim(document: dict | None, now: datetime, *, prediction_id: str, model_ver
         raise PredictionInProgress(f"prediction {prediction_id} is being processed")
     if deadline_passed(document, now):
         update = _deadline_failure(document, now)
-        return update, Claim(False, {**document, **update})
+        return update, Claim(False, {**document, **update}, expired=True)
     update = {"status": RUNNING, "started_at": now, "model_version": model_version,
               "attempts": int(document.get("attempts") or 0) + 1, "lease_token": lease_token,
               "lease_expires_at": now + lease, "reconcile_at": now + lease}

@@ -68,6 +68,7 @@ def test_the_model_service_never_claims_a_cancelled_prediction():
     _, final = lifecycle.cancel(accepted(), NOW)
     update, claimed = claim(final)
     assert update is None and claimed.run is False and claimed.document["status"] == CANCELLED
+    assert not claimed.expired
 
 
 def test_a_deadline_bounds_when_the_reconciler_first_looks():
@@ -86,7 +87,7 @@ def test_a_claim_after_the_deadline_fails_it_without_running_and_owes_the_callba
     document = accepted("https://client.example/done", deadline=timedelta(seconds=1))
     late = NOW + timedelta(seconds=1)
     update, claimed = claim(document, late)
-    assert claimed.run is False
+    assert claimed.run is False and claimed.expired
     assert update["status"] == FAILED and update["error"]["code"] == lifecycle.DEADLINE_EXCEEDED
     assert "attempts" not in update and "started_at" not in update
     # The delivery that found it late sends the callback (claim_callback takes it at once).

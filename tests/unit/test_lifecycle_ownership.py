@@ -18,9 +18,10 @@ from inference_contract.predictions import STATUSES
 
 ROOT = Path(__file__).resolve().parents[2]
 UNIT_SOURCES = sorted([*(ROOT / "functions").rglob("*.py"), *(ROOT / "cloudrun_model").rglob("*.py")])
-STATUS_NAMES = {"QUEUED", "RUNNING", "SUCCEEDED", "FAILED"}
+STATUS_NAMES = {"QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED"}
 TRANSITIONS = {"new_prediction", "claim", "renew", "release", "run_outcome", "finish", "claim_callback",
-               "record_callback", "fail", "reconcile", "dead_letter", "lease_is_fresh", "lease_expiry"}
+               "record_callback", "fail", "reconcile", "dead_letter", "lease_is_fresh", "lease_expiry",
+               "cancel", "deadline_passed"}
 OTHER_FIELDS = lifecycle.LIFECYCLE_FIELDS - {"status"}
 
 

@@ -310,7 +310,8 @@ def test_a_cancelled_prediction_never_reaches_the_model_and_its_callback_is_sent
     assert world.store.documents["p1"]["callback"]["state"] == "delivered"
 
 
-def test_a_prediction_seen_after_its_deadline_fails_without_running(world):
+def test_a_prediction_seen_after_its_deadline_fails_without_running(world, caplog):
+    caplog.set_level("INFO", logger="model_service.handler")
     world.store.documents["p1"].update(deadline_at=NOW + timedelta(seconds=1),
                                        callback_url="http://client.example/done")
     world.clock[0] = NOW + timedelta(seconds=2)
@@ -319,6 +320,7 @@ def test_a_prediction_seen_after_its_deadline_fails_without_running(world):
     assert document["status"] == "failed" and document["error"]["code"] == "deadline_exceeded"
     assert document["attempts"] == 0 and world.model.batches == [] and world.reader.reads == []
     assert [sent["error"]["code"] for _, sent in world.notifier.sent] == ["deadline_exceeded"]
+    assert "prediction not run: its deadline passed" in caplog.messages
 
 
 def test_a_prediction_seen_before_its_deadline_runs(world):
