@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from inference_contract.image_size import DEFAULT_MAX_IMAGE_PIXELS
 from inference_contract.settings import ConfigError, flag, number, require
 
 __all__ = ["ConfigError", "Settings"]
@@ -35,6 +36,8 @@ class Settings:
     storage_timeout_seconds: float = 30.0
     max_batch_size: int = 16
     max_batch_delay_ms: float = 0.0
+    # Images declaring more pixels (every frame counted) fail without being decoded.
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
     revision: str | None = None
     # Callbacks: loopback hosts only where receivers run on this machine (local stack, tests).
     callback_allow_loopback: bool = False
@@ -64,6 +67,7 @@ class Settings:
                                             cls.storage_timeout_seconds, float, 0.1),
             max_batch_size=number(env, "MAX_BATCH_SIZE", cls.max_batch_size, minimum=1),
             max_batch_delay_ms=number(env, "MAX_BATCH_DELAY_MS", cls.max_batch_delay_ms, float),
+            max_image_pixels=number(env, "MAX_IMAGE_PIXELS", cls.max_image_pixels, minimum=1),
             callback_allow_loopback=flag(env, "CALLBACK_ALLOW_LOOPBACK"),
             callback_signing_secret=_secret(env, "CALLBACK_SIGNING_SECRET"),
             # Cloud Run sets K_REVISION; it tells a canary's results from its baseline's.

@@ -30,7 +30,7 @@ def build_app() -> Flask:
     storage_client = storage.Client(project=settings.project)
     store = FirestoreRunStore(firestore.Client(project=settings.project))
     model = ImageModel(ModelRepository(settings.model_repository, storage_client),
-                       settings.model_name, settings.model_version)
+                       settings.model_name, settings.model_version, settings.max_image_pixels)
     metrics = ServiceMetrics()
     batcher = MicroBatcher(model.predict, settings.max_batch_size, settings.max_batch_delay_ms / 1000,
                            settings.model_name,
