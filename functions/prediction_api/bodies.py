@@ -15,12 +15,21 @@ def read_bounded(stream: BinaryIO, max_bytes: int) -> bytes:
     A chunked body has no Content-Length to refuse it by; reading it in chunks up to
     one byte past the limit keeps at most max_bytes + 1 in memory whatever is sent.
     """
-    body = bytearray()
-    while len(body) <= max_bytes:
-        chunk = stream.read(min(CHUNK_BYTES, max_bytes + 1 - len(body)))
+    chunks: list[bytes] = []  # joined once at the end: no growing buffer to over-allocate
+    received = 0
+    while received <= max_bytes:
+        chunk = stream.read(min(CHUNK_BYTES, max_bytes + 1 - received))
         if not chunk:
-            return bytes(body)
-        body += chunk
+            return b"".join(chunks)
+        chunks.append(chunk)
+        received += len(chunk)
     raise PayloadTooLarge(
         f"the image is more than {max_bytes} bytes; the limit is {max_bytes} bytes per image",
         limit_bytes=max_bytes)
+
+
+def discard_rest(stream: BinaryIO) -> None:
+    """Read what is left of a body a chunk at a time, keeping none of it (a body
+    refused before or at its limit, chunked or not): memory stays at one chunk."""
+    while stream.read(CHUNK_BYTES):
+        pass

@@ -25,9 +25,11 @@ def client_group(address: str | None) -> str:
         parsed = ipaddress.ip_address((address or "").split("%", 1)[0])
     except ValueError:
         return address or "-"
-    if isinstance(parsed, ipaddress.IPv6Address) and parsed.ipv4_mapped is None:
+    if isinstance(parsed, ipaddress.IPv6Address):
+        if parsed.ipv4_mapped is not None:
+            return str(parsed.ipv4_mapped)
         return str(ipaddress.ip_network(f"{parsed}/64", strict=False))
-    return str(parsed.ipv4_mapped or parsed)
+    return str(parsed)
 
 
 class FailureLimiter:
