@@ -127,22 +127,23 @@ class Authenticator:
                     self._unknown.popitem(last=False)
         return record
 
-    def _refuse(self, client: str | None, message: str) -> Unauthorized:
-        if self._failures is not None:
-            self._failures.failed(client)
-        return Unauthorized(message)
-
     def authenticate(self, header: str | None, client: str | None = None) -> ApiKey:
-        """The key the header holds; client is the caller's address, for the failure limit."""
+        """The key the header holds; client is the caller's address, for the failure limit.
+
+        Only a well-formed key that fails counts against it: a missing or malformed
+        header is refused without asking the store, so it costs nothing to limit.
+        """
         if not header:
-            raise self._refuse(client, "an API key is required: send it in the X-API-Key header")
+            raise Unauthorized("an API key is required: send it in the X-API-Key header")
         match = KEY_PATTERN.match(header.strip())
         if not match:
-            raise self._refuse(client, "the X-API-Key header does not hold a valid API key")
+            raise Unauthorized("the X-API-Key header does not hold a valid API key")
         record = self._record(match.group(1), client)
         if (record is None or not hmac.compare_digest(record.get("hash", ""), hash_key(header.strip()))
                 or record.get("revoked_at")):
-            raise self._refuse(client, "the API key is unknown or revoked")
+            if self._failures is not None:
+                self._failures.failed(client)
+            raise Unauthorized("the API key is unknown or revoked")
         with self._lock:
             self._succeeded.add(record["id"])
         return ApiKey(record["id"], record.get("name", ""),

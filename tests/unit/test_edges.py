@@ -292,3 +292,13 @@ def test_the_limits_are_settings():
             settings.auth_failures_per_minute, settings.trusted_proxy_hops) == (1000, 3, 7, 2)
     defaults = Settings.from_env({"GOOGLE_CLOUD_PROJECT": "p", "UPLOADS_BUCKET": "b", "MODELS": "m"})
     assert (defaults.max_image_pixels, defaults.trusted_proxy_hops) == (40_000_000, 1)
+
+
+def test_missing_or_malformed_keys_cost_nothing_and_do_not_count():
+    world, keys, _, _ = limited_world(per_minute=1)
+    for header in ("", "nonsense", "ik_short"):
+        for _ in range(5):
+            assert_error(get_models(world, header), 401, "unauthorized")
+    assert keys.reads == 0
+    assert_error(get_models(world, unknown_key()), 401, "unauthorized")  # the one failure allowed
+    assert_error(get_models(world, unknown_key()), 429, "rate_limited")
