@@ -56,8 +56,9 @@ def declared_size(data: bytes) -> DeclaredSize | None:
 def _jpeg(data: bytes) -> DeclaredSize | None:
     at = 2
     while at + 4 <= len(data):
-        if data[at] != 0xFF:
-            return None
+        if data[at] != 0xFF:  # stray bytes between segments: libjpeg and Pillow skip them too
+            at += 1
+            continue
         marker = data[at + 1]
         if marker == 0xFF:  # fill byte
             at += 1

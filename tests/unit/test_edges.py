@@ -70,6 +70,14 @@ def test_every_frame_of_an_animation_is_counted(image_format):
     assert (size.width, size.height, size.frames, size.pixels) == (30, 20, 5, 3000)
 
 
+def test_stray_bytes_between_jpeg_segments_are_skipped_as_decoders_do():
+    photo = tabby_bytes()
+    after_first_segment = 4 + int.from_bytes(photo[4:6], "big")
+    with_junk = photo[:after_first_segment] + b"\x00\x00" + photo[after_first_segment:]
+    assert Image.open(io.BytesIO(with_junk)).size == (335, 500)
+    assert declared_size(with_junk) == DeclaredSize("JPEG", 335, 500)
+
+
 def test_a_gif_frame_beyond_the_screen_grows_the_canvas():
     bomb = bytearray(image_bombs.gif(10, 10, 1))
     bomb[bomb.index(b"\x2c") + 5:bomb.index(b"\x2c") + 9] = b"\x40\x1f\x40\x1f"  # an 8000x8000 frame

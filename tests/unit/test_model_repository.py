@@ -180,7 +180,7 @@ def test_a_bomb_fails_alone_before_the_graph_and_in_it(tiny_repository):
         assert isinstance(refused, InvalidImage) and "could not be decoded" in refused.message
 
 
-def test_a_large_jpeg_is_decoded_at_a_reduced_scale_with_nearly_the_same_scores(tiny_repository):
+def test_a_jpeg_over_the_full_scale_limit_scores_like_its_photo(tiny_repository):
     import io
 
     from PIL import Image
