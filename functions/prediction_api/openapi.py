@@ -18,9 +18,10 @@ _ERROR_CODES = {
     400: "invalid_request, invalid_image or too_many_images",
     401: "unauthenticated: no or a wrong X-API-Key (when API keys are on)",
     404: "not_found: unknown model, prediction or path",
-    413: "payload_too_large: an image over MAX_IMAGE_BYTES",
+    413: "payload_too_large: an image over MAX_IMAGE_BYTES, chunked or not",
     415: "unsupported_media_type: neither multipart/form-data nor a supported image/* type",
-    429: "rate_limited: over the key's quota; retry after Retry-After seconds",
+    429: "rate_limited: over the key's quota, or too many unknown keys from this address; "
+         "retry after Retry-After seconds",
     503: "backend_unavailable: Storage, Firestore or Pub/Sub failed; retry after Retry-After seconds",
 }
 
@@ -183,6 +184,8 @@ def openapi_document(settings: Settings, server_url: str) -> dict:
                             "message": {"type": ["string", "null"]},
                             "accepted": {"type": "array", "items": {"type": "string"},
                                          "description": "503 on upload: ids already queued"},
+                            "limit_pixels": {"type": "integer",
+                                             "description": "400 invalid_image: MAX_IMAGE_PIXELS"},
                         },
                     }},
                 },
