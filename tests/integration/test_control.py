@@ -156,3 +156,44 @@ def test_a_second_key_sees_none_of_the_first_keys_predictions_and_cannot_cancel_
     mine = _cancel(stack, ids[0], headers=first)
     assert mine.status_code == 409 and mine.json()["error"] == {
         "code": "not_cancellable", "message": mine.json()["error"]["message"], "status": "succeeded"}
+
+
+def test_a_model_service_that_sees_a_prediction_after_its_deadline_fails_it_without_running(stack):
+    """The model service's side alone: the document is kept out of the reconciler's sight."""
+    import base64
+    import uuid
+    from datetime import UTC, datetime, timedelta
+
+    from google.cloud import firestore, storage
+    from inference_contract import lifecycle
+    from inference_contract.messages import PredictionMessage
+
+    prediction_id = uuid.uuid4().hex
+    name = f"uploads/{MODEL}/{prediction_id}"
+    storage.Client(project=stack.config.project).bucket(stack.config.uploads_bucket).blob(name) \
+        .upload_from_string(tabby_bytes(), content_type="image/jpeg")
+    created = datetime.now(UTC) - timedelta(seconds=5)
+    document = lifecycle.new_prediction(
+        prediction_id=prediction_id, model=MODEL, now=created, expire_at=created + timedelta(days=1),
+        image_uri=f"gs://{stack.config.uploads_bucket}/{name}", content_type="image/jpeg",
+        size_bytes=len(tabby_bytes()), filename="tabby.jpg", callback_url=None, api_key_id=stack.api_key_id,
+        redeliver_after=timedelta(seconds=5), deadline=timedelta(seconds=1))
+    document["reconcile_at"] = created + timedelta(hours=1)  # only the model service can see it late
+    firestore.Client(project=stack.config.project).collection("predictions").document(prediction_id) \
+        .create(document)
+    log_path = stack.model_processes[MODEL].log_path
+    offset = log_path.stat().st_size
+    data, attributes = PredictionMessage.for_document(document).encode()
+    envelope = {"message": {"data": base64.b64encode(data).decode(), "messageId": f"late-{prediction_id}",
+                            "attributes": attributes},
+                "subscription": "projects/test-project/subscriptions/direct"}
+    assert requests.post(f"{stack.model_urls[MODEL]}/", json=envelope, timeout=60).status_code == 204
+    stored = firestore_document(stack, prediction_id)
+    assert stored["status"] == FAILED and stored["error"]["code"] == DEADLINE_EXCEEDED, stored
+    assert stored["attempts"] == 0 and stored["started_at"] is None
+    with open(log_path, "rb") as log:
+        log.seek(offset)
+        lines = [json.loads(line) for line in log.read().decode().splitlines() if line.startswith("{")]
+    assert [line for line in lines if line.get("message") == "batch"] == [], lines
+    assert any(line.get("prediction_id") == prediction_id
+               and line.get("message") == "prediction not run: its deadline passed" for line in lines), lines
