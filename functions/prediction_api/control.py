@@ -109,7 +109,7 @@ class PredictionControl:
         if status is not None and status not in STATUSES:
             raise InvalidRequest(f"status must be one of {', '.join(STATUSES)}, got {status[:40]!r}")
         try:
-            size = DEFAULT_PAGE_SIZE if page_size in (None, "") else int(page_size)
+            size = DEFAULT_PAGE_SIZE if page_size is None else int(page_size)
         except ValueError:
             size = 0
         if not 1 <= size <= MAX_PAGE_SIZE:

@@ -150,6 +150,7 @@ def test_a_key_lists_only_its_own_predictions():
 
 
 @pytest.mark.parametrize("query", [{"page_size": "0"}, {"page_size": "101"}, {"page_size": "x"},
+                                   {"page_size": ""}, {"status": ""}, {"model": ""},
                                    {"status": "lost"}, {"model": "nope"}, {"page_token": "not-a-token"},
                                    {"page_token": "eyJjIjoxfQ"}])
 def test_bad_list_parameters_are_400(world, query):
