@@ -124,15 +124,16 @@ class ImageSources:
             raise InvalidRequest(f"{what} must be an absolute http, https or gs:// URL")
         if credentials:
             raise InvalidRequest(f"{what} must not carry credentials")
-        allowed = self._settings.image_url_allowed_hosts
-        if allowed and hostname.lower() not in allowed:
-            raise InvalidRequest(f"{what} is refused: this deployment fetches images only from "
-                                 f"{', '.join(allowed)}")
         try:
             check_host(hostname, port or (443 if parts.scheme == "https" else 80),
                        self._settings.callback_allow_loopback, self._resolve)
         except ForbiddenTarget as exc:
             raise InvalidRequest(f"{what} is refused: {exc}") from None
+        # After the address rules, so that a refusal names the rule a target breaks.
+        allowed = self._settings.image_url_allowed_hosts
+        if allowed and hostname.lower() not in allowed:
+            raise InvalidRequest(f"{what} is refused: this deployment fetches images only from "
+                                 f"{', '.join(allowed)}")
         return parts
 
     def _fetch_http(self, reference: ImageReference, deadline: float) -> bytes:

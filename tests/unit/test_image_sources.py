@@ -234,3 +234,18 @@ def test_the_storage_adapter_names_the_account_to_grant(error, code, says):
     with pytest.raises(ApiError) as raised:
         reader.read("b", "x.jpg", 1000, 1.0)
     assert raised.value.code == code and raised.value.message.startswith(says)
+
+
+def test_answers_about_image_urls_match_the_openapi_document(server):
+    import schemathesis
+
+    world = World()
+    world.buckets.objects[("user-photos", "tabby.jpg")] = tabby_bytes()
+    operation = schemathesis.openapi.from_dict(world.client.get("/v1/openapi.json").get_json())[
+        "/v1/models/{model}/predictions"]["POST"]
+    for urls, status in (((server.url("/tabby.jpg"), "gs://user-photos/tabby.jpg"), 202),
+                         ((server.url("/gone.jpg"),), 422), (("gs://user-photos/missing.jpg",), 422),
+                         (("http://10.0.0.1/x",), 400)):
+        response = world.post(*urls)
+        assert response.status_code == status, response.get_json()
+        operation.validate_response(response)
