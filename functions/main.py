@@ -7,6 +7,7 @@ import functools
 import flask
 import functions_framework
 from prediction_api.app import framework_error
+from prediction_api.bodies import discard_rest
 from prediction_api.wiring import build_api_app, build_dead_letter_app, build_reconcile_app
 from werkzeug.exceptions import HTTPException
 
@@ -25,10 +26,14 @@ def _dispatch(app: flask.Flask, request: flask.Request) -> flask.Response:
     Calling app.full_dispatch_request() would skip app.wsgi_app, and with it the
     ProxyFix that makes status_url carry the public scheme and host. The body is
     read through functions-framework's own (length-limited) stream, so that its
-    after-request read finds it consumed rather than short.
+    after-request read finds it consumed rather than short; what the app left unread
+    (a body it refused at its limit) is read and dropped a chunk at a time, since that
+    after-request read would hold all of it in memory at once.
     """
     environ = {**request.environ, "wsgi.input": request.stream, "wsgi.input_terminated": True}
-    return flask.Response.from_app(app.wsgi_app, environ, buffered=True)
+    response = flask.Response.from_app(app.wsgi_app, environ, buffered=True)
+    discard_rest(request.stream)
+    return response
 
 
 @functions_framework.http

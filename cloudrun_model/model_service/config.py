@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from inference_contract.image_size import DEFAULT_MAX_IMAGE_PIXELS
 from inference_contract.settings import ConfigError, flag, number, require
 
 __all__ = ["ConfigError", "Settings"]
@@ -43,6 +44,8 @@ class Settings:
     # The Storage and Firestore clients' private API on the hot path (client_internals.py);
     # false: their public API only.
     use_private_client_api: bool = True
+    # Images declaring more pixels (every frame counted) fail without being decoded.
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
     revision: str | None = None
     # Callbacks: loopback hosts only where receivers run on this machine (local stack, tests).
     callback_allow_loopback: bool = False
@@ -76,6 +79,7 @@ class Settings:
             predict_timeout_seconds=number(env, "PREDICT_TIMEOUT_SECONDS", cls.predict_timeout_seconds,
                                            float, 0.1),
             use_private_client_api=flag(env, "USE_PRIVATE_CLIENT_API", cls.use_private_client_api),
+            max_image_pixels=number(env, "MAX_IMAGE_PIXELS", cls.max_image_pixels, minimum=1),
             callback_allow_loopback=flag(env, "CALLBACK_ALLOW_LOOPBACK"),
             callback_signing_secret=_secret(env, "CALLBACK_SIGNING_SECRET"),
             # Cloud Run sets K_REVISION; it tells a canary's results from its baseline's.

@@ -2,7 +2,9 @@
 
 Decoding, resizing and normalisation are inside the SavedModel's graph, so the
 preprocessing is versioned with the weights. This class only turns scores into
-results: top-k labels for a classifier, yes/no for a detector.
+results: top-k labels for a classifier, yes/no for a detector, and keeps what the
+graph decodes bounded: an image declaring more pixels than the budget never reaches
+it, and a batch is cut so that one graph call decodes at most a budget's worth.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from inference_contract.image_size import DEFAULT_MAX_IMAGE_PIXELS, declared_size, over_budget
 from inference_contract.model_layout import LABELS, MODEL_CARD
 
 from .errors import InvalidImage, ModelLoadError
@@ -67,8 +70,10 @@ class ModelInfo:
 class ImageModel:
     """Loads once per process; `predict` takes a batch of encoded images."""
 
-    def __init__(self, repository: ModelRepository, name: str, version: str = "latest") -> None:
+    def __init__(self, repository: ModelRepository, name: str, version: str = "latest",
+                 max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> None:
         self._repository = repository
+        self._max_pixels = max_pixels
         self._name = name
         self._requested_version = version
         self._serve = None
@@ -122,7 +127,25 @@ class ImageModel:
         return "bfloat16"
 
     def predict(self, images: list[bytes]) -> list[dict | InvalidImage]:
-        """One result per image, or an InvalidImage in its place when it can't be decoded."""
+        """One result per image, or an InvalidImage in its place when it can't be decoded
+        or declares more pixels than the budget (that image alone fails)."""
+        results: list[dict | InvalidImage | None] = [None] * len(images)
+        admitted: list[tuple[int, int]] = []  # (index, declared pixels)
+        for index, image in enumerate(images):
+            size = declared_size(image)
+            refusal = ("its size cannot be read from its header" if size is None
+                       else over_budget(size, self._max_pixels))
+            if refusal:
+                results[index] = InvalidImage(f"the image {refusal}")
+            else:
+                admitted.append((index, size.pixels))
+        for group in decode_groups(admitted, self._max_pixels):
+            for index, result in zip(group, self._predict_admitted([images[i] for i in group]),
+                                     strict=True):
+                results[index] = result
+        return results
+
+    def _predict_admitted(self, images: list[bytes]) -> list[dict | InvalidImage]:
         if not images:
             return []
         try:
@@ -131,7 +154,7 @@ class ImageModel:
             if len(images) == 1:
                 return [InvalidImage("the image could not be decoded")]
             # One bad image fails the whole batch in the graph; find which.
-            return [result for image in images for result in self.predict([image])]
+            return [result for image in images for result in self._predict_admitted([image])]
         return [self._result(row) for row in scores]
 
     def _scores(self, images: list[bytes]) -> np.ndarray:
@@ -149,6 +172,21 @@ class ImageModel:
             "weights": info.weights,
             "precision": info.precision,
         }
+
+
+def decode_groups(admitted: list[tuple[int, int]], max_pixels: int) -> list[list[int]]:
+    """The images' indexes cut into graph calls whose declared pixels add up to at most
+    max_pixels (an image within the budget always fits alone), in order: sixteen
+    photos stay one call, sixteen images near the budget become sixteen."""
+    groups: list[list[int]] = []
+    total = max_pixels + 1
+    for index, pixels in admitted:
+        if total + pixels > max_pixels:
+            groups.append([])
+            total = 0
+        groups[-1].append(index)
+        total += pixels
+    return groups
 
 
 def detect(info: ModelInfo, scores: np.ndarray) -> dict:

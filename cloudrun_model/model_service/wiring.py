@@ -33,7 +33,7 @@ def build_app() -> Flask:
     store = FirestoreRunStore(firestore.Client(project=settings.project),
                               use_private_api=settings.use_private_client_api)
     model = ImageModel(ModelRepository(settings.model_repository, storage_client),
-                       settings.model_name, settings.model_version)
+                       settings.model_name, settings.model_version, settings.max_image_pixels)
     metrics = ServiceMetrics()
     batcher = MicroBatcher(model.predict, settings.max_batch_size, settings.max_batch_delay_ms / 1000,
                            settings.predict_timeout_seconds, settings.model_name,

@@ -6,10 +6,12 @@ import logging
 import time
 
 from flask import Flask, Request, Response, g, jsonify, request
+from inference_contract.image_size import DEFAULT_MAX_IMAGE_PIXELS
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .auth import Authenticator, RateLimiter
+from .bodies import read_bounded
 from .config import ConfigError
 from .errors import (
     ApiError,
@@ -79,6 +81,7 @@ def image_urls(req: Request) -> list[str]:
 
 
 def read_images(req: Request, max_bytes: int, max_images: int,
+                max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
                 url_count: int = 0) -> tuple[list[Upload], str | None]:
     """The uploaded images and callback URL of a prediction request, validated; url_count
     images named by image_url count against max_images too."""
@@ -90,7 +93,7 @@ def read_images(req: Request, max_bytes: int, max_images: int,
                                  f"or fields named '{IMAGE_URL_FIELD}'")
         if len(parts) + url_count > max_images:
             raise TooManyImages(f"{len(parts) + url_count} images sent; at most {max_images} per request")
-        images = [validate_image(part.read(max_bytes + 1), max_bytes, part.filename or None)
+        images = [validate_image(part.read(max_bytes + 1), max_bytes, part.filename or None, max_pixels)
                   for part in parts]
         # An empty field is no callback; the query string is read too, as for a raw body.
         return images, req.form.get("callback_url") or req.args.get("callback_url") or None
@@ -102,7 +105,10 @@ def read_images(req: Request, max_bytes: int, max_images: int,
             raise PayloadTooLarge(
                 f"the image is {req.content_length} bytes; the limit is {max_bytes} bytes per image",
                 limit_bytes=max_bytes)
-        return [validate_image(req.get_data(), max_bytes)], req.args.get("callback_url") or None
+        # Read to the limit and no further, chunked or not: without a Content-Length
+        # the check above cannot fire.
+        body = read_bounded(req.stream, max_bytes)
+        return [validate_image(body, max_bytes, None, max_pixels)], req.args.get("callback_url") or None
     raise UnsupportedMediaType(
         f"Content-Type {mimetype or '(none)'} is not accepted; send multipart/form-data "
         "with 'image' parts, or a raw image body with an image/* Content-Type")
@@ -140,7 +146,8 @@ def _require_api_key(app: Flask, authenticator: Authenticator, limiter: RateLimi
         g.api_key_id = None
         if request.method == "OPTIONS" or request.url_rule is None or request.endpoint in _OPEN_ENDPOINTS:
             return None  # preflights, health, and unknown paths (404) need no key
-        key = authenticator.authenticate(request.headers.get("X-API-Key"))
+        # remote_addr: after ProxyFix, the address Google's front end saw.
+        key = authenticator.authenticate(request.headers.get("X-API-Key"), request.remote_addr)
         limiter.take(key)
         g.api_key_id = key.id
         return None
@@ -186,7 +193,9 @@ def create_api_app(service: PredictionService, authenticator: Authenticator | No
     app.config["MAX_CONTENT_LENGTH"] = settings.max_images_per_request * settings.max_image_bytes + (1 << 20)
     # Behind Google's front end the scheme and host come from X-Forwarded-*. main.py
     # dispatches through app.wsgi_app, so this runs under functions-framework too.
-    app.wsgi_app = ProxyFix(app.wsgi_app, x_proto=1, x_host=1)
+    # X-Forwarded-For too, as far as TRUSTED_PROXY_HOPS: the client's address limits
+    # failed key attempts (failed_auth.py).
+    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxy_hops, x_proto=1, x_host=1)
     _register_error_handlers(app)
     _apply_cors(app, settings.allowed_origins)
     metrics = _metrics(service, metrics)
@@ -205,7 +214,8 @@ def create_api_app(service: PredictionService, authenticator: Authenticator | No
         if urls and image_sources is None:
             raise InvalidRequest(f"this deployment takes no {IMAGE_URL_FIELD}; upload the image")
         images, callback_url = read_images(
-            request, settings.max_image_bytes, settings.max_images_per_request, len(urls))
+            request, settings.max_image_bytes, settings.max_images_per_request, settings.max_image_pixels,
+            len(urls))
         callback_url = service.check_callback_url(callback_url)
         # A bad ?callback_url= is refused even when a form field names another.
         service.check_callback_url(request.args.get("callback_url") or None)

@@ -21,6 +21,7 @@ import secrets
 import tempfile
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Protocol
 
 from .errors import TooManyRequests, Unauthorized
+from .failed_auth import FailureLimiter
 
 KEY_PATTERN = re.compile(r"^ik_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
 DEFAULT_RATE_PER_MINUTE = 60
@@ -76,38 +78,74 @@ class Authenticator:
     """Checks an X-API-Key header against the store; known keys are cached for cache_seconds.
 
     A revoked key therefore stops working within cache_seconds on every instance.
+    An unknown id is cached too, for negative_cache_seconds only (a key created a
+    moment ago works after that), in a table of at most negative_cache_size ids; and
+    with a FailureLimiter, a client past its failed attempts gets no further store
+    reads, except for ids this instance has seen succeed (see failed_auth.py).
     """
 
     def __init__(self, store: KeyStore, cache_seconds: float = 30.0,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+                 monotonic: Callable[[], float] = time.monotonic,
+                 negative_cache_seconds: float = 10.0, negative_cache_size: int = 10_000,
+                 failures: FailureLimiter | None = None) -> None:
         self._store = store
         self._cache_seconds = cache_seconds
         self._monotonic = monotonic
         self._cache: dict[str, tuple[float, dict | None]] = {}
+        self._negative_seconds = negative_cache_seconds
+        self._negative_size = negative_cache_size
+        self._unknown: OrderedDict[str, float] = OrderedDict()  # key id -> when the store said unknown
+        self._succeeded: set[str] = set()  # ids of real keys: bounded by the store's size
+        self._failures = failures
         self._lock = threading.Lock()
 
-    def _record(self, key_id: str) -> dict | None:
-        now = self._monotonic()
+    def _cached(self, key_id: str, now: float) -> tuple[bool, dict | None]:
         with self._lock:
             cached = self._cache.get(key_id)
-        if cached and now - cached[0] < self._cache_seconds:
-            return cached[1]
+            if cached and now - cached[0] < self._cache_seconds:
+                return True, cached[1]
+            unknown_at = self._unknown.get(key_id)
+            if unknown_at is not None and now - unknown_at < self._negative_seconds:
+                return True, None
+        return False, None
+
+    def _record(self, key_id: str, client: str | None) -> dict | None:
+        now = self._monotonic()
+        hit, record = self._cached(key_id, now)
+        if hit:
+            return record
+        if self._failures is not None and key_id not in self._succeeded:
+            self._failures.check(client)
         record = self._store.get(key_id)
-        if record is not None:  # unknown ids are not cached: a key created a moment ago works at once
-            with self._lock:
+        with self._lock:
+            if record is not None:
                 self._cache[key_id] = (now, record)
+            elif self._negative_seconds > 0:
+                self._unknown[key_id] = now
+                self._unknown.move_to_end(key_id)
+                while len(self._unknown) > self._negative_size:
+                    self._unknown.popitem(last=False)
         return record
 
-    def authenticate(self, header: str | None) -> ApiKey:
+    def authenticate(self, header: str | None, client: str | None = None) -> ApiKey:
+        """The key the header holds; client is the caller's address, for the failure limit.
+
+        Only a well-formed key that fails counts against it: a missing or malformed
+        header is refused without asking the store, so it costs nothing to limit.
+        """
         if not header:
             raise Unauthorized("an API key is required: send it in the X-API-Key header")
         match = KEY_PATTERN.match(header.strip())
         if not match:
             raise Unauthorized("the X-API-Key header does not hold a valid API key")
-        record = self._record(match.group(1))
+        record = self._record(match.group(1), client)
         if (record is None or not hmac.compare_digest(record.get("hash", ""), hash_key(header.strip()))
                 or record.get("revoked_at")):
+            if self._failures is not None:
+                self._failures.failed(client)
             raise Unauthorized("the API key is unknown or revoked")
+        with self._lock:
+            self._succeeded.add(record["id"])
         return ApiKey(record["id"], record.get("name", ""),
                       int(record.get("rate_per_minute") or DEFAULT_RATE_PER_MINUTE))
 

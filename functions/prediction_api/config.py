@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass
 from datetime import timedelta
 
+from inference_contract.image_size import DEFAULT_MAX_IMAGE_PIXELS
 from inference_contract.lifecycle import RecoveryPolicy
 from inference_contract.settings import ConfigError, comma_separated, flag, number, require
 
@@ -19,6 +20,8 @@ class Settings:
     models: tuple[str, ...]
     max_image_bytes: int = 10 * 1024 * 1024
     max_images_per_request: int = 16
+    # Refused above this many declared pixels, every frame of an animation counted.
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
     allowed_origins: tuple[str, ...] = ()
     prediction_ttl_days: int = 30
     callback_allow_http: bool = False
@@ -33,6 +36,15 @@ class Settings:
     auth_required: bool = True
     api_keys_file: str | None = None
     api_key_cache_seconds: int = 30
+    # Unknown key ids are remembered this long, so that repeating one costs no read.
+    api_key_negative_cache_seconds: int = 10
+    # Failed key attempts per minute per client address (IPv6: per /64) before the
+    # store is no longer asked for new ids from it (429 instead).
+    auth_failures_per_minute: int = 20
+    # Proxies in front of the API that append to X-Forwarded-For: the client's address
+    # is the one this many entries from the end. Google's front end, before Cloud
+    # Functions, is one.
+    trusted_proxy_hops: int = 1
     idempotency_window_seconds: int = 24 * 3600
     public_base_url: str | None = None
     max_wait_seconds: int = 30
@@ -75,6 +87,7 @@ class Settings:
             max_image_bytes=number(env, "MAX_IMAGE_BYTES", cls.max_image_bytes, minimum=1),
             max_images_per_request=number(env, "MAX_IMAGES_PER_REQUEST", cls.max_images_per_request,
                                           minimum=1),
+            max_image_pixels=number(env, "MAX_IMAGE_PIXELS", cls.max_image_pixels, minimum=1),
             allowed_origins=comma_separated(env.get("ALLOWED_ORIGINS", "")),
             prediction_ttl_days=number(env, "PREDICTION_TTL_DAYS", cls.prediction_ttl_days, minimum=1),
             callback_allow_http=flag(env, "CALLBACK_ALLOW_HTTP", False),
@@ -84,6 +97,11 @@ class Settings:
             auth_required=flag(env, "AUTH_REQUIRED", True),
             api_keys_file=env.get("API_KEYS_FILE", "").strip() or None,
             api_key_cache_seconds=number(env, "API_KEY_CACHE_SECONDS", cls.api_key_cache_seconds, minimum=0),
+            api_key_negative_cache_seconds=number(env, "API_KEY_NEGATIVE_CACHE_SECONDS",
+                                                  cls.api_key_negative_cache_seconds, minimum=0),
+            auth_failures_per_minute=number(env, "AUTH_FAILURES_PER_MINUTE", cls.auth_failures_per_minute,
+                                            minimum=1),
+            trusted_proxy_hops=number(env, "TRUSTED_PROXY_HOPS", cls.trusted_proxy_hops, minimum=0),
             public_base_url=env.get("PUBLIC_BASE_URL", "").strip().rstrip("/") or None,
             redeliver_after_seconds=number(env, "REDELIVER_AFTER_SECONDS", cls.redeliver_after_seconds,
                                            minimum=1),

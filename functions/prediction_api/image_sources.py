@@ -32,6 +32,7 @@ from inference_contract.pinned_http import REFUSED, pinned_session
 from .config import Settings
 from .errors import FetchFailed, InvalidRequest
 from .images import Upload, validate_image
+from .urls import split_url
 
 FIELD = "image_url"
 MAX_URL_LENGTH = 2048
@@ -90,7 +91,8 @@ class ImageSources:
                                           self._remaining(reference, deadline))
             else:
                 data = self._fetch_http(reference, deadline)
-            images.append(validate_image(data, max_bytes, reference.display_name))
+            images.append(validate_image(data, max_bytes, reference.display_name,
+                                         self._settings.max_image_pixels))
         return images
 
     def _remaining(self, reference: ImageReference, deadline: float) -> float:
@@ -114,15 +116,11 @@ class ImageSources:
         return ImageReference(url)
 
     def _check_http(self, url: str, what: str) -> SplitResult:
-        try:
-            parts = urlsplit(url)
-            hostname, port = parts.hostname, parts.port
-            credentials = parts.username is not None or parts.password is not None
-        except ValueError as exc:
-            raise InvalidRequest(f"{what} is not a valid URL: {exc}") from None
+        parts = split_url(url, what)
+        hostname, port = parts.hostname, parts.port
         if parts.scheme not in HTTP_SCHEMES or not hostname:
             raise InvalidRequest(f"{what} must be an absolute http, https or gs:// URL")
-        if credentials:
+        if parts.username is not None or parts.password is not None:
             raise InvalidRequest(f"{what} must not carry credentials")
         try:
             check_host(hostname, port or (443 if parts.scheme == "https" else 80),

@@ -17,11 +17,12 @@ _ERROR_CODES = {
     400: "invalid_request (a refused image_url or callback_url too), invalid_image or too_many_images",
     401: "unauthenticated: no or a wrong X-API-Key (when API keys are on)",
     404: "not_found: unknown model, prediction or path",
-    413: "payload_too_large: an image over MAX_IMAGE_BYTES",
+    413: "payload_too_large: an image over MAX_IMAGE_BYTES, chunked or not",
+    415: "unsupported_media_type: neither multipart/form-data nor a supported image/* type",
     422: "fetch_failed (an image_url's remote status, timeout, redirects or size), image_not_found or "
          "image_access_denied (a gs:// image; the message names the account to grant read access)",
-    415: "unsupported_media_type: neither multipart/form-data nor a supported image/* type",
-    429: "rate_limited: over the key's quota; retry after Retry-After seconds",
+    429: "rate_limited: over the key's quota, or too many unknown keys from this address; "
+         "retry after Retry-After seconds",
     503: "backend_unavailable: Storage, Firestore or Pub/Sub failed; retry after Retry-After seconds",
 }
 
@@ -191,6 +192,8 @@ def openapi_document(settings: Settings, server_url: str) -> dict:
                             "message": {"type": ["string", "null"]},
                             "accepted": {"type": "array", "items": {"type": "string"},
                                          "description": "503 on upload: ids already queued"},
+                            "limit_pixels": {"type": "integer",
+                                             "description": "400 invalid_image: MAX_IMAGE_PIXELS"},
                             "reason": {"enum": ["remote_status", "timeout", "connection",
                                                 "too_many_redirects", "too_large", "changed"],
                                        "description": "422 fetch_failed: why"},

@@ -9,7 +9,6 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
-from urllib.parse import urlsplit
 
 from inference_contract import lifecycle
 from inference_contract.callback_targets import ForbiddenTarget, Resolver, check_host, system_resolver
@@ -19,6 +18,7 @@ from inference_contract.predictions import FINAL_STATUSES, public_view
 from .config import Settings
 from .errors import BackendUnavailable, Conflict, InvalidRequest, NotFound
 from .images import Upload
+from .urls import split_url
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ class PredictionService:
         """
         if not callback_url:
             return None
-        parts = urlsplit(callback_url)
+        parts = split_url(callback_url, "callback_url")
         schemes = ("https", "http") if self.settings.callback_allow_http else ("https",)
         if parts.scheme not in schemes or not parts.netloc or len(callback_url) > 2048:
             raise InvalidRequest(
@@ -106,10 +106,7 @@ class PredictionService:
             )
         if parts.username is not None or parts.password is not None:
             raise InvalidRequest("callback_url must not carry credentials")
-        try:
-            port = parts.port or (443 if parts.scheme == "https" else 80)
-        except ValueError:
-            raise InvalidRequest("callback_url has an invalid port") from None
+        port = parts.port or (443 if parts.scheme == "https" else 80)  # split_url checked its range
         allowed = self.settings.callback_allowed_hosts
         if allowed and (parts.hostname or "").lower() not in allowed:
             raise InvalidRequest("callback_url is refused: this deployment calls back only to "

@@ -15,6 +15,7 @@ from .adapters import (
 from .app import create_api_app, create_dead_letter_app, create_reconcile_app
 from .auth import Authenticator, FileKeyStore
 from .config import Settings
+from .failed_auth import FailureLimiter
 from .gcs_sources import GcsImageReader
 from .image_sources import ImageSources
 from .service import PredictionService
@@ -55,7 +56,9 @@ def build_authenticator(settings: Settings) -> Authenticator | None:
         from google.cloud import firestore
 
         store = FirestoreKeyStore(firestore.Client(project=settings.project))
-    return Authenticator(store, cache_seconds=settings.api_key_cache_seconds)
+    return Authenticator(store, cache_seconds=settings.api_key_cache_seconds,
+                         negative_cache_seconds=settings.api_key_negative_cache_seconds,
+                         failures=FailureLimiter(settings.auth_failures_per_minute))
 
 
 def build_api_app() -> Flask:

@@ -3,6 +3,16 @@
 The signature takes a batch of encoded images (tf.string) and returns
 {"scores": float32 [batch, n]}. Decoding, resizing and normalisation run in the
 graph, so the preprocessing a set of weights expects ships with those weights.
+
+Decoding is bounded per image whatever bytes arrive: the declared size is read
+before decoding (a JPEG's frame header, a PNG's IHDR, a GIF's logical screen) and an
+image above the pixel budget fails the call (InvalidArgumentError: the service then
+fails that image alone); a large JPEG is decoded at 1/2, 1/4 or 1/8 scale; only the
+first frame of an animation is kept (a GIF's decoder still decodes the others: the
+service's budget counts every frame); and the crop is taken from the uint8 pixels,
+so no full-size float32 copy is ever made (resize gives float32 at the model's size).
+The model service checks the same budget before calling the graph
+(model_service.model), with every frame of an animation counted.
 """
 
 from __future__ import annotations
@@ -19,14 +29,67 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 from inference_contract import model_layout
+from inference_contract.image_size import DEFAULT_MAX_IMAGE_PIXELS
 
 from .precision import measure as measure_precision
 from .spec import Head, Preprocessing
 
+# Above this many pixels a JPEG is decoded at the smallest of 1/2, 1/4, 1/8 scale that
+# brings it under (libjpeg's DCT scaling: less work, and an average rather than the
+# aliasing of a plain resize from thousands of pixels to a few hundred). A 12 Mpx
+# photo is still decoded whole.
+JPEG_FULL_SCALE_PIXELS = 16_000_000
+_JPEG_RATIOS = (1, 2, 4, 8)
+
+
+def _big_endian(data: tf.Tensor, offset: int) -> tf.Tensor:
+    """The unsigned 32-bit big-endian integer at offset (0 when the bytes are too short)."""
+    raw = tf.io.decode_raw(tf.strings.substr(data, offset, 4), tf.uint8)
+    raw = tf.pad(tf.cast(raw, tf.int64), [[0, 4 - tf.shape(raw)[0]]])
+    return raw[0] * 2**24 + raw[1] * 2**16 + raw[2] * 2**8 + raw[3]
+
+
+def _little_endian_16(data: tf.Tensor, offset: int) -> tf.Tensor:
+    raw = tf.io.decode_raw(tf.strings.substr(data, offset, 2), tf.uint8)
+    raw = tf.pad(tf.cast(raw, tf.int64), [[0, 2 - tf.shape(raw)[0]]])
+    return raw[0] + raw[1] * 256
+
+
+def _within_budget(pixels: tf.Tensor) -> tf.Operation:
+    return tf.debugging.assert_less_equal(
+        pixels, tf.constant(DEFAULT_MAX_IMAGE_PIXELS, tf.int64),
+        message=f"the image declares more than {DEFAULT_MAX_IMAGE_PIXELS} pixels")
+
+
+def _decode_jpeg(image_bytes: tf.Tensor) -> tf.Tensor:
+    shape = tf.cast(tf.image.extract_jpeg_shape(image_bytes), tf.int64)  # header only
+    pixels = shape[0] * shape[1]
+    # 0, 1, 2 or 3: how many times the sides are halved.
+    halvings = tf.reduce_sum(tf.cast(
+        pixels > JPEG_FULL_SCALE_PIXELS * tf.constant([1, 4, 16], tf.int64), tf.int32))
+    decoded_pixels = pixels // tf.bitwise.left_shift(tf.constant(1, tf.int64),
+                                                     2 * tf.cast(halvings, tf.int64))
+    with tf.control_dependencies([_within_budget(decoded_pixels)]):
+        return tf.switch_case(halvings, [
+            lambda ratio=ratio: tf.io.decode_jpeg(image_bytes, channels=3, ratio=ratio)
+            for ratio in _JPEG_RATIOS])
+
+
+def _decode_other(image_bytes: tf.Tensor) -> tf.Tensor:
+    magic = tf.strings.substr(image_bytes, 0, 4)
+    pixels = tf.case([
+        (tf.equal(magic, b"\x89PNG"), lambda: _big_endian(image_bytes, 16) * _big_endian(image_bytes, 20)),
+        (tf.equal(magic, b"GIF8"),
+         lambda: _little_endian_16(image_bytes, 6) * _little_endian_16(image_bytes, 8)),
+    ], default=lambda: tf.constant(0, tf.int64))
+    with tf.control_dependencies([_within_budget(pixels)]):
+        # expand_animations=False: the first frame of an animation only.
+        return tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
+
 
 def _decode(image_bytes: tf.Tensor, pre: Preprocessing) -> tf.Tensor:
-    image = tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
-    image = tf.cast(image, tf.float32)
+    image = tf.cond(tf.equal(tf.strings.substr(image_bytes, 0, 2), b"\xff\xd8"),
+                    lambda: _decode_jpeg(image_bytes), lambda: _decode_other(image_bytes))
     size = pre.image_size
     if pre.resize == "center_crop":
         height, width = tf.shape(image)[0], tf.shape(image)[1]
@@ -34,7 +97,8 @@ def _decode(image_bytes: tf.Tensor, pre: Preprocessing) -> tf.Tensor:
         side = tf.maximum(side, 1)
         image = tf.image.crop_to_bounding_box(
             image, (height - side + 1) // 2, (width - side + 1) // 2, side, side)
-    image = tf.image.resize(image, [size, size], method=pre.method)
+    # On the uint8 crop: resize returns float32, at the model's size only.
+    image = tf.cast(tf.image.resize(image, [size, size], method=pre.method), tf.float32)
     if pre.normalisation == "caffe":
         return image[..., ::-1] - tf.constant([103.939, 116.779, 123.68])
     image = image / 255.0

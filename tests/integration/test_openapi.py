@@ -75,9 +75,10 @@ def test_schemathesis_finds_no_undocumented_answer_and_no_500(stack):
     """Every answer is a documented status with its documented body, never a 500.
 
     All Schemathesis checks but positive_data_acceptance: a body of random bytes
-    matches `format: binary` and is rightly refused as not an image. Made-up
-    callback hosts are refused at submit: the test stack's API calls back to this
-    machine only (CALLBACK_ALLOWED_HOSTS in tests/conftest.py), so none leaves.
+    matches `format: binary` and is rightly refused as not an image. Callback URLs
+    include malformed authorities (fuzz_hooks.py). Made-up callback hosts are
+    refused at submit: the test stack's API calls back to this machine only
+    (CALLBACK_ALLOWED_HOSTS in tests/conftest.py), so none leaves.
     """
     reports = ROOT / "test-artifacts" / "schemathesis"
     reports.mkdir(parents=True, exist_ok=True)
@@ -90,7 +91,10 @@ def test_schemathesis_finds_no_undocumented_answer_and_no_500(stack):
                "--seed", "12", "--generation-deterministic",
                "--report", "junit", "--report-dir", os.fspath(reports),
                *[arg for name, value in HEADERS.items() for arg in ("--header", f"{name}: {value}")]]
-    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "120"}
+    # fuzz_hooks.py: callback URLs include malformed authorities (tests/callback_urls.py).
+    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "120",
+           "SCHEMATHESIS_HOOKS": "tests.integration.fuzz_hooks",
+           "PYTHONPATH": os.pathsep.join([os.fspath(ROOT), os.environ.get("PYTHONPATH", "")])}
     logs = {path: path.stat().st_size for path in stack.config.log_dir.glob("model-*.log")}
     result = subprocess.run(command, capture_output=True, text=True, timeout=FUZZ_TIMEOUT_SECONDS,
                             cwd=reports, env=env)

@@ -23,6 +23,7 @@ from prediction_api.gcs_sources import GcsImageReader
 from prediction_api.image_sources import ImageSources
 from prediction_api.service import PredictionService
 
+from tests.callback_urls import MALFORMED
 from tests.image_servers import Server, endless, this_machine_address, trickle
 from tests.images import converted, tabby_bytes
 from tests.unit.fakes import (
@@ -87,6 +88,12 @@ def test_refused_urls_are_invalid_requests_before_anything_is_fetched(url):
     dns = FakeDns({"private.example": ["10.1.2.3"], "cat.example": ["93.184.215.14"]})
     with pytest.raises(InvalidRequest):
         ImageSources(settings(), FakeBucketReader(), resolve=dns).check([url])
+
+
+@pytest.mark.parametrize("url", MALFORMED)
+def test_malformed_authorities_are_invalid_requests(url):
+    with pytest.raises(InvalidRequest):
+        ImageSources(settings(), FakeBucketReader()).check([url])
 
 
 def test_loopback_only_where_callbacks_to_loopback_are(server):
@@ -249,3 +256,9 @@ def test_answers_about_image_urls_match_the_openapi_document(server):
         response = world.post(*urls)
         assert response.status_code == status, response.get_json()
         operation.validate_response(response)
+
+
+def test_a_fetched_image_meets_the_pixel_budget_as_an_upload_does(server):
+    with pytest.raises(InvalidImage) as refused:
+        fetch(ImageSources(settings(max_image_pixels=10_000), FakeBucketReader()), server.url("/tabby.jpg"))
+    assert refused.value.details == {"limit_pixels": 10_000}

@@ -155,3 +155,50 @@ def test_if_missing_exports_a_detector_again_when_it_predates_the_top1_rule(tmp_
     assert not export_model.has_version(tmp_path, "tiny-test"), "an incomplete version is not kept"
     (tmp_path / "tiny-test" / "1" / "saved_model.pb").write_bytes(b"graph")
     assert export_model.has_version(tmp_path, "tiny-test") and not export_model.has_version(tmp_path, "dog")
+
+
+def test_a_bomb_fails_alone_before_the_graph_and_in_it(tiny_repository):
+    """Refused before the graph by the budget (every frame counted); with that check
+    off, the graph's own header check refuses what declares more than the budget.
+    (A GIF's frames are counted before the graph only: the graph sees its screen.)"""
+    from scripts import image_bombs
+
+    bombs = [image_bombs.png(9000, 9000), image_bombs.png_header(65535, 65535),
+             image_bombs.jpeg_header(65535, 65535)]
+    model = ImageModel(ModelRepository(str(tiny_repository)), "tiny", "1")
+    model.load()
+    results = model.predict([tabby_bytes(), *bombs, image_bombs.gif(6000, 6000, 24),
+                             converted(tabby_bytes(), "PNG")])
+    assert len(results[0]["top_k"]) == 5 and len(results[-1]["top_k"]) == 5
+    for refused in results[1:-1]:
+        assert isinstance(refused, InvalidImage) and "the limit is 40,000,000 pixels" in refused.message
+    unchecked = ImageModel(ModelRepository(str(tiny_repository)), "tiny", "1", max_pixels=10**12)
+    unchecked.load()
+    results = unchecked.predict([tabby_bytes(), *bombs, converted(tabby_bytes(), "PNG")])
+    assert len(results[0]["top_k"]) == 5 and len(results[-1]["top_k"]) == 5
+    for refused in results[1:-1]:
+        assert isinstance(refused, InvalidImage) and "could not be decoded" in refused.message
+
+
+def test_a_jpeg_over_the_full_scale_limit_scores_like_its_photo(tiny_repository):
+    import io
+
+    from PIL import Image
+
+    model = ImageModel(ModelRepository(str(tiny_repository)), "tiny", "1")
+    model.load()
+    photo = Image.open(io.BytesIO(tabby_bytes())).convert("RGB")
+    large = io.BytesIO()
+    enlarged = photo.resize((photo.width * 10, photo.height * 10), Image.Resampling.BICUBIC)
+    enlarged.save(large, "JPEG", quality=90)
+    small, big = model._scores([tabby_bytes(), large.getvalue()])  # 16.75 Mpx: decoded at 1/2
+    assert np.argmax(small) == np.argmax(big)
+
+
+def test_decode_groups_keep_a_budget_per_graph_call():
+    from model_service.model import decode_groups
+
+    assert decode_groups([(i, 200_000) for i in range(16)], 40_000_000) == [list(range(16))]
+    assert decode_groups([(i, 39_000_000) for i in range(3)], 40_000_000) == [[0], [1], [2]]
+    assert decode_groups([(0, 30), (1, 60), (2, 40), (3, 50)], 100) == [[0, 1], [2, 3]]
+    assert decode_groups([], 100) == []
