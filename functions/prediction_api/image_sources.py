@@ -68,6 +68,10 @@ def too_large(url: str, max_bytes: int) -> FetchFailed:
                        reason="too_large", limit_bytes=max_bytes)
 
 
+def malformed_redirect(url: str) -> FetchFailed:
+    return FetchFailed(f"{url} redirects to a malformed URL", reason="malformed_redirect")
+
+
 class ImageSources:
     def __init__(self, settings: Settings, buckets: BucketReader, resolve: Resolver = system_resolver,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -139,7 +143,7 @@ class ImageSources:
         for hop in range(self._settings.image_fetch_max_redirects + 1):
             if hop:
                 # Checked before it is contacted: a refused target never sees a request.
-                self._check_http(url, f"{FIELD} {name} redirects to {urlsplit(url).hostname}, which")
+                self._check_http(url, f"{FIELD} {name} redirects to {url[:200]}, which")
             remaining = self._remaining(reference, deadline)
             timeout = (min(self._settings.image_fetch_connect_timeout_seconds, remaining),
                        min(self._settings.image_fetch_read_timeout_seconds, remaining))
@@ -148,6 +152,9 @@ class ImageSources:
                                              headers={"Accept": "image/*"})
             except REFUSED as exc:
                 raise InvalidRequest(f"{FIELD} {name} is refused: {exc}") from None
+            except ValueError:
+                # requests parses a redirect's Location even when it does not follow it
+                raise malformed_redirect(name) from None
             except requests.Timeout:
                 raise self._timed_out(name) from None
             except requests.RequestException as exc:
@@ -156,7 +163,10 @@ class ImageSources:
             with response:
                 location = response.headers.get("Location")
                 if response.status_code in REDIRECTS and location:
-                    url = urljoin(url, location)
+                    try:
+                        url = urljoin(url, location)
+                    except ValueError:  # an authority urlsplit can't take: the server's fault
+                        raise malformed_redirect(name) from None
                     continue
                 if response.status_code != 200:
                     raise FetchFailed(f"{name} answered HTTP {response.status_code}",

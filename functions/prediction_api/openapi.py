@@ -195,7 +195,8 @@ def openapi_document(settings: Settings, server_url: str) -> dict:
                             "limit_pixels": {"type": "integer",
                                              "description": "400 invalid_image: MAX_IMAGE_PIXELS"},
                             "reason": {"enum": ["remote_status", "timeout", "connection",
-                                                "too_many_redirects", "too_large", "changed"],
+                                                "too_many_redirects", "malformed_redirect", "too_large",
+                                                "changed"],
                                        "description": "422 fetch_failed: why"},
                             "remote_status": {"type": "integer",
                                               "description": "422 fetch_failed: what the image's server "

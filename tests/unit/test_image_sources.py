@@ -262,3 +262,10 @@ def test_a_fetched_image_meets_the_pixel_budget_as_an_upload_does(server):
     with pytest.raises(InvalidImage) as refused:
         fetch(ImageSources(settings(max_image_pixels=10_000), FakeBucketReader()), server.url("/tabby.jpg"))
     assert refused.value.details == {"limit_pixels": 10_000}
+
+
+@pytest.mark.parametrize("location", MALFORMED)
+def test_a_redirect_to_a_malformed_url_is_a_clear_error(server, location):
+    server.routes["/odd"] = (302, {"Location": location}, b"")
+    with pytest.raises((InvalidRequest, FetchFailed)):
+        fetch(ImageSources(settings(), FakeBucketReader()), server.url("/odd"))

@@ -310,8 +310,10 @@ def test_phone_width_and_keyboard_only(browser, stack, tmp_path):
         cdp.send("Network.enable")
         cdp.send("Network.emulateNetworkConditions", {
             "offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": 40_000})
-        page.keyboard.press("Tab")
-        assert page.evaluate("document.activeElement.id") == "upload-button"
+        # Then the image URL field and its button, beside the picker, then Upload.
+        for expected in ("image-url", "add-url", "upload-button"):
+            page.keyboard.press("Tab")
+            assert page.evaluate("document.activeElement.id") == expected
         page.keyboard.press("Enter")
         progress = card(page, long_name.name).locator(".upload-progress")
         expect(progress).to_be_visible()
