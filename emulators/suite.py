@@ -1,4 +1,14 @@
-"""Starts the Pub/Sub, Firestore and Cloud Storage emulators and says how to reach them."""
+"""The three emulators the local stack and the integration tests run on, started together.
+
+start_emulators() launches Google's Pub/Sub and Firestore emulators (from the
+gcloud CLI, Java) and fake-gcs-server for Cloud Storage, each a ManagedProcess in
+the caller's ProcessGroup (so Ctrl-C or the group's stop ends them), waits until
+each answers HTTP, and returns their addresses. EmulatorEndpoints.environment()
+gives the variables (PUBSUB_EMULATOR_HOST, FIRESTORE_EMULATOR_HOST,
+STORAGE_EMULATOR_HOST) that point the Google client libraries, and so both units,
+at them. What to create on them (topics, push subscriptions, buckets) is
+provision.py's; the API and model services around them are local_stack.py's.
+"""
 
 from __future__ import annotations
 
@@ -46,6 +56,7 @@ def storage_emulator_command(host: str, port: int) -> list[str]:
 
 def start_emulators(group: ProcessGroup, project: str, ports: EmulatorPorts, log_dir: Path,
                     timeout: float = 120.0) -> EmulatorEndpoints:
+    """Start the three emulators on 127.0.0.1 and return their addresses once each answers."""
     host = "127.0.0.1"
     pubsub_data = tempfile.mkdtemp(prefix="pubsub-emulator-")
     # All three start at once; Java start-up dominates and overlaps this way.

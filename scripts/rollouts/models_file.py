@@ -74,29 +74,28 @@ class RolloutError(Exception):
 # --- model file -------------------------------------------------------------
 
 
-def load_tfvars(path: Path) -> dict:
+def _read_json_object(path: Path, missing_hint: str) -> dict:
     try:
         data = json.loads(Path(path).read_text())
     except FileNotFoundError:
-        raise RolloutError(f"{path}: no such file (copy terraform/models.auto.tfvars.json.example)") from None
+        raise RolloutError(f"{path}: no such file ({missing_hint})") from None
     except json.JSONDecodeError as exc:
         raise RolloutError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
-    if not isinstance(data, dict) or not isinstance(data.get("models"), dict):
+    if not isinstance(data, dict):
+        raise RolloutError(f"{path}: expected a JSON object")
+    return data
+
+
+def load_tfvars(path: Path) -> dict:
+    data = _read_json_object(path, "copy terraform/models.auto.tfvars.json.example")
+    if not isinstance(data.get("models"), dict):
         raise RolloutError(f"{path}: expected a JSON object with a \"models\" object")
     return data
 
 
 def load_settings(path: Path) -> dict:
     """terraform.tfvars.json: project_id, region and the other root inputs."""
-    try:
-        data = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise RolloutError(f"{path}: no such file (run `rollout.py fetch` first)") from None
-    except json.JSONDecodeError as exc:
-        raise RolloutError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
-    if not isinstance(data, dict):
-        raise RolloutError(f"{path}: expected a JSON object")
-    return data
+    return _read_json_object(path, "run `rollout.py fetch` first")
 
 
 def save_tfvars(path: Path, data: dict) -> None:
