@@ -3,6 +3,11 @@ output "api_url" {
   value       = module.api_function.api_uri
 }
 
+output "api_service_account_email" {
+  description = "The functions' service account: users grant it roles/storage.objectViewer on buckets whose gs:// images they send."
+  value       = module.api_function.service_account_email
+}
+
 output "website_url" {
   description = "URL of the static website's index page."
   value       = module.website.website_url

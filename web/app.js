@@ -33,8 +33,12 @@
     fileInput: $("file-input"), uploadButton: $("upload-button"), clearButton: $("clear-button"),
     pendingSummary: $("pending-summary"), cards: $("cards"), imagesEmpty: $("images-empty"),
     history: $("history"), historyEmpty: $("history-empty"), announcer: $("announcer"),
-    template: $("card-template"), apiKey: $("api-key"),
+    template: $("card-template"), apiKey: $("api-key"), imageUrl: $("image-url"), addUrl: $("add-url"),
+    imageUrlInfo: $("image-url-info"),
   };
+  const IMAGE_URL_HINT = ui.imageUrlInfo.textContent;
+  // What the API takes in its image_url field: it fetches these, the page only names them.
+  const IMAGE_URL = /^(https?|gs):\/\/\S+$/i;
 
   const models = new Map(); // name -> entry of GET /v1/models
   const items = []; // one per image on the page, in display order
@@ -205,11 +209,29 @@
     updateControls();
   }
 
+  // An image by URL: sent as image_url. No preview: the page loads nothing from elsewhere.
+  function addUrl() {
+    const url = ui.imageUrl.value.trim();
+    if (!IMAGE_URL.test(url)) {
+      ui.imageUrlInfo.textContent = "Enter an http://, https:// or gs:// URL.";
+      ui.imageUrl.setAttribute("aria-invalid", "true");
+      return;
+    }
+    ui.imageUrl.removeAttribute("aria-invalid");
+    ui.imageUrlInfo.textContent = IMAGE_URL_HINT;
+    const item = createItem({ name: url, url });
+    item.el.img.replaceWith(element("span", "no-preview", "By URL"));
+    items.push(item);
+    ui.imageUrl.value = "";
+    announce(`Image URL added. ${pendingText()}`);
+    updateControls();
+  }
+
   function createItem(file) {
     const card = ui.template.content.firstElementChild.cloneNode(true);
     const item = {
       file, card, model: null, state: "ready", statusUrl: null, predictionId: null,
-      xhr: null, removed: false, retryable: false, previewUrl: URL.createObjectURL(file),
+      xhr: null, removed: false, retryable: false, previewUrl: file.url ? "" : URL.createObjectURL(file),
       el: {
         img: card.querySelector("img"), name: card.querySelector(".file-name"),
         badge: card.querySelector(".state-badge"), detail: card.querySelector(".state-detail"),
@@ -226,7 +248,7 @@
       // Not something the browser can show; the API will say what it thinks of it.
       item.el.img.replaceWith(element("span", "no-preview", "No preview"));
     }, { once: true });
-    item.el.img.src = item.previewUrl;
+    if (item.previewUrl) item.el.img.src = item.previewUrl;
     item.el.remove.setAttribute("aria-label", `Remove ${file.name}`);
     item.el.retry.setAttribute("aria-label", `Try ${file.name} again`);
     item.el.cancel.setAttribute("aria-label", `Cancel ${file.name}`);
@@ -315,7 +337,8 @@
       const xhr = new XMLHttpRequest();
       item.xhr = xhr;
       const form = new FormData();
-      form.append("image", item.file, item.file.name);
+      if (item.file.url) form.append("image_url", item.file.url);
+      else form.append("image", item.file, item.file.name);
       xhr.open("POST", `${API_BASE}/v1/models/${encodeURIComponent(item.model)}/predictions`);
       for (const [name, value] of Object.entries(authHeaders())) xhr.setRequestHeader(name, value);
       xhr.upload.addEventListener("progress", (event) => {
@@ -625,6 +648,12 @@
       loadModels();
     });
     ui.form.addEventListener("submit", onSubmit);
+    ui.addUrl.addEventListener("click", addUrl);
+    ui.imageUrl.addEventListener("keydown", (event) => {
+      if (event.key !== "Enter") return;
+      event.preventDefault(); // Enter adds the URL rather than submitting the form
+      addUrl();
+    });
     ui.clearButton.addEventListener("click", clearFinished);
     ui.reloadModels.addEventListener("click", loadModels);
     ui.model.addEventListener("change", () => {

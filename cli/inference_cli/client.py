@@ -14,6 +14,12 @@ import requests
 from inference_contract.predictions import FINAL_STATUSES
 
 RETRYABLE = (429, 503)
+# An argument with one of these prefixes names an image the API fetches (form field image_url).
+REFERENCE_PREFIXES = ("http://", "https://", "gs://")
+
+
+def is_reference(argument: str) -> bool:
+    return argument.lower().startswith(REFERENCE_PREFIXES)
 
 
 class ApiError(Exception):
@@ -92,6 +98,10 @@ class Client:
         # Bytes, not a file handle: a retried request sends the whole image again.
         return self.request("POST", f"/v1/models/{model}/predictions",
                             files={"image": (path.name, data, content_type)})
+
+    def submit_url(self, model: str, url: str) -> dict:
+        """An image by http(s) URL or gs:// URI: the API fetches it (a field, not a file part)."""
+        return self.request("POST", f"/v1/models/{model}/predictions", files={"image_url": (None, url)})
 
     def wait(self, prediction: dict, wait_seconds: int = 20, deadline: float | None = None) -> dict:
         """Long-polls the prediction until it is final (or the deadline passes)."""

@@ -2,13 +2,16 @@
 
     inference models
     inference predict --model cat photos/*.jpg
+    inference predict --model cat https://example.com/cat.jpg gs://my-bucket/cat.jpg
     inference predict --model efficientnet-lite0 --json photos/*.jpg > results.json
     inference list --model cat --status queued
     inference cancel ID
 
 The API's URL comes from --url or INFERENCE_API_URL (default http://127.0.0.1:8080,
 the local stack); its key from --api-key, INFERENCE_API_KEY or the file
-.local/api_key. Exit status: 0 when every image succeeded, 1 when any failed or
+.local/api_key. An argument that is an http(s):// URL or a gs:// URI is sent as
+image_url (the API fetches it; for gs://, its service account needs read access);
+any other is a file and is uploaded. Exit status: 0 when every image succeeded, 1 when any failed or
 was refused, 2 for a usage error.
 """
 
@@ -27,7 +30,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from . import control
-from .client import ApiError, Client
+from .client import ApiError, Client, is_reference
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 KEY_FILE = Path(".local") / "api_key"
@@ -43,6 +46,11 @@ def api_key(flag: str | None) -> str | None:
     return None
 
 
+def _image_argument(argument: str) -> str | Path:
+    """A URL stays a string (sent as image_url); anything else is a file to upload."""
+    return argument if is_reference(argument) else Path(argument)
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="inference", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -55,7 +63,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     models.add_argument("--json", action="store_true", help="print the API's JSON")
     predict = commands.add_parser("predict", help="send images and wait for their results")
     predict.add_argument("--model", required=True, help="model to ask, e.g. cat or efficientnet-lite0")
-    predict.add_argument("images", nargs="+", type=Path, help="image files (JPEG, PNG, WebP, GIF, BMP)")
+    predict.add_argument("images", nargs="+", type=_image_argument,
+                         help="image files (JPEG, PNG, WebP, GIF, BMP), or http(s):// URLs and "
+                              "gs:// URIs the API fetches")
     predict.add_argument("--json", action="store_true", help="one JSON document on stdout, no table")
     predict.add_argument("--concurrency", type=int, default=4,
                          help="images in flight at once (default %(default)s)")
@@ -100,21 +110,22 @@ def results_table(rows: list[dict], model: str) -> Table:
 
 
 def run_predict(args: argparse.Namespace, client: Client, err: Console, out: Console) -> int:
-    missing = [str(p) for p in args.images if not p.is_file()]
+    missing = [str(p) for p in args.images if isinstance(p, Path) and not p.is_file()]
     if missing:
         err.print(f"[red]no such file:[/] {', '.join(missing)}")
         return 2
     deadline = time.monotonic() + args.timeout
-    rows: dict[Path, dict] = {}
+    rows: dict[str | Path, dict] = {}
     with Progress(TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=err, transient=False) as progress:
         uploads = progress.add_task("uploaded", total=len(args.images))
         finished = progress.add_task("finished", total=len(args.images))
         client.on_retry = lambda line: progress.console.print(f"[yellow]{line}[/]")
 
-        def one(path: Path) -> dict:
+        def one(path: str | Path) -> dict:
             try:
-                accepted = client.submit(args.model, path)
+                accepted = client.submit(args.model, path) if isinstance(path, Path) \
+                    else client.submit_url(args.model, path)
             except ApiError as exc:
                 progress.advance(uploads)
                 return {"file": str(path), "id": None, "status": "refused",

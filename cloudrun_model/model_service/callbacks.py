@@ -9,10 +9,8 @@ from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 import requests
-from inference_contract.callback_targets import ForbiddenTarget, check_name
-from requests_hardened import Config as HardenedConfig
-from requests_hardened import HTTPSession
-from requests_hardened.ip_filter_adapter import IPFilterAdapter
+from inference_contract.callback_targets import ForbiddenTarget
+from inference_contract.pinned_http import pinned_session
 from standardwebhooks import Webhook
 
 log = logging.getLogger(__name__)
@@ -22,23 +20,6 @@ log = logging.getLogger(__name__)
 class CallbackResult:
     delivered: bool
     error: str | None = None
-
-
-class CheckedAddressAdapter(IPFilterAdapter):
-    """requests-hardened's adapter (resolve once, refuse private and loopback, connect to that
-    address), with this service's rules (callback_targets) applied to the same resolved address."""
-
-    def __init__(self, is_https_proto: bool, allow_loopback: bool) -> None:
-        super().__init__(is_https_proto=is_https_proto, allow_loopback=allow_loopback)
-        self._loopback = allow_loopback
-
-    def build_connection_pool_key_attributes(self, request, verify, cert=None):
-        check_name(urlsplit(request.url).hostname or "", self._loopback)  # metadata names, literals
-        host_params, pool_kwargs = super().build_connection_pool_key_attributes(request, verify, cert)
-        # host_params["host"] is now the one address requests-hardened resolved and checked, and
-        # the connection goes to it: judge that same address by our rules, with no second lookup.
-        check_name(host_params["host"], self._loopback)
-        return host_params, pool_kwargs
 
 
 class HttpCallbackNotifier:
@@ -59,12 +40,7 @@ class HttpCallbackNotifier:
                  allow_loopback: bool = False) -> None:
         self._timeout = timeout_seconds
         self._webhook = Webhook(signing_secret) if signing_secret else None
-        self._session = HTTPSession(HardenedConfig(
-            ip_filter_enable=True, ip_filter_allow_loopback_ips=allow_loopback, never_redirect=True,
-            default_timeout=(timeout_seconds, timeout_seconds)))
-        self._session.trust_env = False  # no proxy from the environment: it would be what gets checked
-        for scheme in ("http://", "https://"):
-            self._session.mount(scheme, CheckedAddressAdapter(scheme == "https://", allow_loopback))
+        self._session = pinned_session(timeout_seconds, timeout_seconds, allow_loopback)
 
     def headers(self, document: dict, body: str, now: datetime) -> dict[str, str]:
         headers = {"content-type": "application/json", "webhook-id": document["id"],

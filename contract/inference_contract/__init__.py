@@ -9,5 +9,6 @@ top-level package next to its own code (scripts/package_units.py copies it in):
 - naming: topic and subscription names (naming.json, which Terraform reads too);
 - logs: the JSON log line format;
 - callback_targets: which callback destinations may be contacted;
+- pinned_http: HTTP to such a destination, its checked address pinned (callbacks, image URLs);
 - settings: how environment variables are parsed.
 """

@@ -24,6 +24,8 @@ from .errors import (
     TooManyImages,
     UnsupportedMediaType,
 )
+from .image_sources import FIELD as IMAGE_URL_FIELD
+from .image_sources import ImageSources
 from .images import SUPPORTED_CONTENT_TYPES, Upload, validate_image
 from .metrics import ApiMetrics
 from .openapi import openapi_document
@@ -74,16 +76,25 @@ def _register_error_handlers(app: Flask) -> None:
         return jsonify({"error": {"code": "internal", "message": "internal error"}}), 500
 
 
+def image_urls(req: Request) -> list[str]:
+    """The image_url fields of a multipart request (an empty field names no image)."""
+    return [url for url in req.form.getlist(IMAGE_URL_FIELD) if url] \
+        if req.mimetype == "multipart/form-data" else []
+
+
 def read_images(req: Request, max_bytes: int, max_images: int,
-                max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> tuple[list[Upload], str | None]:
-    """The images and callback URL of a prediction request, validated."""
+                max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+                url_count: int = 0) -> tuple[list[Upload], str | None]:
+    """The uploaded images and callback URL of a prediction request, validated; url_count
+    images named by image_url count against max_images too."""
     mimetype = req.mimetype
     if mimetype == "multipart/form-data":
         parts = req.files.getlist("image")
-        if not parts:
-            raise InvalidRequest("no image: send one or more multipart parts named 'image'")
-        if len(parts) > max_images:
-            raise TooManyImages(f"{len(parts)} images sent; at most {max_images} per request")
+        if not parts and not url_count:
+            raise InvalidRequest("no image: send one or more multipart parts named 'image' "
+                                 f"or fields named '{IMAGE_URL_FIELD}'")
+        if len(parts) + url_count > max_images:
+            raise TooManyImages(f"{len(parts) + url_count} images sent; at most {max_images} per request")
         images = [validate_image(part.read(max_bytes + 1), max_bytes, part.filename or None, max_pixels)
                   for part in parts]
         # An empty field is no callback; the query string is read too, as for a raw body.
@@ -182,7 +193,8 @@ class SegmentWithoutColon(BaseConverter):
 
 
 def create_api_app(service: PredictionService, authenticator: Authenticator | None = None,
-                   limiter: RateLimiter | None = None, metrics: ApiMetrics | None = None) -> Flask:
+                   limiter: RateLimiter | None = None, metrics: ApiMetrics | None = None,
+                   image_sources: ImageSources | None = None) -> Flask:
     settings = service.settings
     if settings.auth_required and authenticator is None:
         raise ConfigError("AUTH_REQUIRED is true but no API key store was configured")
@@ -209,14 +221,20 @@ def create_api_app(service: PredictionService, authenticator: Authenticator | No
     @app.post("/v1/models/<model>/predictions")
     def create_predictions(model: str):
         service.check_model(model)
+        urls = image_urls(request)
+        if urls and image_sources is None:
+            raise InvalidRequest(f"this deployment takes no {IMAGE_URL_FIELD}; upload the image")
         images, callback_url = read_images(
-            request, settings.max_image_bytes, settings.max_images_per_request, settings.max_image_pixels)
+            request, settings.max_image_bytes, settings.max_images_per_request, settings.max_image_pixels,
+            len(urls))
         callback_url = service.check_callback_url(callback_url)
         # A bad ?callback_url= is refused even when a form field names another.
         service.check_callback_url(request.args.get("callback_url") or None)
         # Like callback_url: a form field, or the query string (for a raw image body).
         deadline = parse_deadline(request.form.get("deadline_seconds")
                                   or request.args.get("deadline_seconds"), settings)
+        if urls:  # every URL checked before any is fetched; uploads first, then these in order
+            images += image_sources.fetch(image_sources.check(urls))
         documents, replayed = service.submit_once(
             model, images, callback_url, g.get("api_key_id"), request.headers.get("Idempotency-Key"),
             deadline)

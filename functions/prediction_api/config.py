@@ -54,6 +54,19 @@ class Settings:
     max_delivery_attempts: int = 5
     callback_retry_seconds: int = 60 * 60
     reconcile_batch_size: int = 500
+    # Images by URL (image_url), fetched by the API at submit (see image_sources.py).
+    # Connect and per-read timeouts of each request; all fetches of one submit
+    # together get at most image_fetch_total_seconds; redirects followed, each checked.
+    image_fetch_connect_timeout_seconds: float = 5.0
+    image_fetch_read_timeout_seconds: float = 10.0
+    image_fetch_total_seconds: float = 30.0
+    image_fetch_max_redirects: int = 3
+    # Empty: any host the SSRF rules allow. Otherwise only these (the test stack's
+    # fuzzing, so that no made-up image host is ever contacted).
+    image_url_allowed_hosts: tuple[str, ...] = ()
+    # The account gs:// images are read with (the functions' own), named in the
+    # README and in the error a denied read answers; Terraform sets it.
+    service_account_email: str | None = None
     # GET /metrics (Prometheus text) on each function; off in the cloud, where the
     # figures come from Cloud Monitoring, on in the local stack.
     expose_metrics: bool = False
@@ -99,6 +112,19 @@ class Settings:
                                           minimum=1),
             reconcile_batch_size=number(env, "RECONCILE_BATCH_SIZE", cls.reconcile_batch_size, minimum=1),
             expose_metrics=env.get("EXPOSE_METRICS", "").strip().lower() == "true",
+            image_fetch_connect_timeout_seconds=number(
+                env, "IMAGE_FETCH_CONNECT_TIMEOUT_SECONDS", cls.image_fetch_connect_timeout_seconds,
+                kind=float, minimum=0.1),
+            image_fetch_read_timeout_seconds=number(
+                env, "IMAGE_FETCH_READ_TIMEOUT_SECONDS", cls.image_fetch_read_timeout_seconds,
+                kind=float, minimum=0.1),
+            image_fetch_total_seconds=number(env, "IMAGE_FETCH_TOTAL_SECONDS", cls.image_fetch_total_seconds,
+                                             kind=float, minimum=0.1),
+            image_fetch_max_redirects=number(env, "IMAGE_FETCH_MAX_REDIRECTS", cls.image_fetch_max_redirects,
+                                             minimum=0),
+            image_url_allowed_hosts=tuple(h.lower() for h in
+                                          comma_separated(env.get("IMAGE_URL_ALLOWED_HOSTS", ""))),
+            service_account_email=env.get("SERVICE_ACCOUNT_EMAIL", "").strip() or None,
         )
 
     @property

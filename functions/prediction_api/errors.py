@@ -37,6 +37,27 @@ class InvalidEnvelope(ApiError):
     code = "invalid_envelope"
 
 
+class FetchFailed(ApiError):
+    """An image_url could not be fetched: the remote status, a timeout, too many redirects."""
+
+    status = 422
+    code = "fetch_failed"
+
+
+class ImageNotFound(ApiError):
+    """A gs:// image that does not exist."""
+
+    status = 422
+    code = "image_not_found"
+
+
+class ImageAccessDenied(ApiError):
+    """A gs:// image the API's service account may not read."""
+
+    status = 422
+    code = "image_access_denied"
+
+
 class NotFound(ApiError):
     status = 404
     code = "not_found"

@@ -15,16 +15,23 @@ from .config import Settings
 from .images import SUPPORTED_CONTENT_TYPES
 
 _ERROR_CODES = {
-    400: "invalid_request, invalid_image or too_many_images",
+    400: "invalid_request (a refused image_url or callback_url too), invalid_image or too_many_images",
     401: "unauthenticated: no or a wrong X-API-Key (when API keys are on)",
     404: "not_found: unknown model, prediction or path",
     413: "payload_too_large: an image over MAX_IMAGE_BYTES, chunked or not",
     415: "unsupported_media_type: neither multipart/form-data nor a supported image/* type",
+    422: "fetch_failed (an image_url's remote status, timeout, redirects or size), image_not_found or "
+         "image_access_denied (a gs:// image; the message names the account to grant read access)",
     429: "rate_limited: over the key's quota, or too many unknown keys from this address; "
          "retry after Retry-After seconds",
     503: "backend_unavailable: Storage, Firestore or Pub/Sub failed; retry after Retry-After seconds",
 }
 
+
+# Where an image is fetched from instead of uploaded (image_sources.py).
+_IMAGE_URL = {"type": "string", "maxLength": 2048, "pattern": "^(https?|gs)://",
+              "description": "an http(s) URL the API fetches at submit, or gs://bucket/object read "
+                             "with the API's service account"}
 
 # An https URL (http too when CALLBACK_ALLOW_HTTP=true); an empty value means no callback.
 _CALLBACK_URL = {"anyOf": [{"type": "string", "format": "uri", "maxLength": 2048},
@@ -84,13 +91,21 @@ def openapi_document(settings: Settings, server_url: str) -> dict:
                             "multipart/form-data": {
                                 "schema": {
                                     "type": "object",
-                                    "required": ["image"],
+                                    "anyOf": [{"required": ["image"]}, {"required": ["image_url"]}],
+                                    "description": "image parts and image_url fields together: at most "
+                                                   f"{settings.max_images_per_request}; uploads are "
+                                                   "queued first, then URLs in order",
                                     "properties": {
                                         "image": {
                                             "type": "array", "minItems": 1,
                                             "maxItems": settings.max_images_per_request,
                                             "items": {"type": "string", "format": "binary"},
                                             "description": "one part per image: JPEG, PNG, WebP, GIF or BMP",
+                                        },
+                                        "image_url": {
+                                            "type": "array", "minItems": 1,
+                                            "maxItems": settings.max_images_per_request,
+                                            "items": _IMAGE_URL,
                                         },
                                         "callback_url": _CALLBACK_URL,
                                         "deadline_seconds": openapi_control.deadline_seconds(settings),
@@ -112,7 +127,7 @@ def openapi_document(settings: Settings, server_url: str) -> dict:
                                      "type": "array", "items": {"$ref": "#/components/schemas/Accepted"}}}},
                             ]}}},
                         },
-                        **_errors(400, 401, 404, 413, 415, 429, 503),
+                        **_errors(400, 401, 404, 413, 415, 422, 429, 503),
                     },
                 },
             },
@@ -186,6 +201,17 @@ def openapi_document(settings: Settings, server_url: str) -> dict:
                                          "description": "503 on upload: ids already queued"},
                             "limit_pixels": {"type": "integer",
                                              "description": "400 invalid_image: MAX_IMAGE_PIXELS"},
+                            "reason": {"enum": ["remote_status", "timeout", "connection",
+                                                "too_many_redirects", "malformed_redirect", "too_large",
+                                                "changed"],
+                                       "description": "422 fetch_failed: why"},
+                            "remote_status": {"type": "integer",
+                                              "description": "422 fetch_failed: what the image's server "
+                                                             "answered"},
+                            "limit_bytes": {"type": "integer", "description": "MAX_IMAGE_BYTES"},
+                            "service_account": {"type": ["string", "null"],
+                                                "description": "422 image_access_denied: the account "
+                                                               "to grant roles/storage.objectViewer"},
                         },
                     }},
                 },

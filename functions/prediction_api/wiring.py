@@ -16,6 +16,8 @@ from .app import create_api_app, create_dead_letter_app, create_reconcile_app
 from .auth import Authenticator, FileKeyStore
 from .config import Settings
 from .failed_auth import FailureLimiter
+from .gcs_sources import GcsImageReader
+from .image_sources import ImageSources
 from .service import PredictionService
 
 
@@ -36,6 +38,14 @@ def build_service(settings: Settings) -> PredictionService:
     )
 
 
+def build_image_sources(settings: Settings) -> ImageSources:
+    """image_url: http(s) fetched by the API, gs:// read with its own identity."""
+    from google.cloud import storage
+
+    return ImageSources(settings, GcsImageReader(storage.Client(project=settings.project),
+                                                 settings.service_account_email))
+
+
 def build_authenticator(settings: Settings) -> Authenticator | None:
     """Keys from API_KEYS_FILE (the local stack) or Firestore; None when AUTH_REQUIRED=false."""
     if not settings.auth_required:
@@ -54,7 +64,8 @@ def build_authenticator(settings: Settings) -> Authenticator | None:
 def build_api_app() -> Flask:
     configure_logging()
     settings = Settings.from_env()
-    return create_api_app(build_service(settings), build_authenticator(settings))
+    return create_api_app(build_service(settings), build_authenticator(settings),
+                          image_sources=build_image_sources(settings))
 
 
 def build_dead_letter_app() -> Flask:

@@ -9,7 +9,8 @@ from inference_contract.messages import PredictionMessage
 from inference_contract.predictions import QUEUED
 from model_service.callbacks import CallbackResult
 from model_service.run_store import PredictionRunStore
-from prediction_api.errors import BackendUnavailable
+from prediction_api.errors import BackendUnavailable, ImageAccessDenied, ImageNotFound
+from prediction_api.image_sources import too_large
 
 
 class FakeUploadStore:
@@ -216,3 +217,23 @@ class FakeNotifier:
         self.sent.append((url, document))
         return (CallbackResult(False, "the receiver answered 503") if self.receiver_down
                 else CallbackResult(True))
+
+
+class FakeBucketReader:
+    """gs:// objects by (bucket, name); buckets named in denied refuse every read."""
+
+    def __init__(self, account: str | None = None) -> None:
+        self.objects: dict[tuple[str, str], bytes] = {}
+        self.denied: set[str] = set()
+        self._account = account
+
+    def read(self, bucket: str, name: str, max_bytes: int, timeout: float) -> bytes:
+        uri = f"gs://{bucket}/{name}"
+        if bucket in self.denied:
+            raise ImageAccessDenied(f"{self._account} may not read {uri}")
+        if (bucket, name) not in self.objects:
+            raise ImageNotFound(f"{uri} does not exist")
+        data = self.objects[(bucket, name)]
+        if len(data) > max_bytes:
+            raise too_large(uri, max_bytes)
+        return data

@@ -11,11 +11,12 @@ from inference_cli import main as cli
 from inference_cli.client import Client, retry_after_seconds
 from prediction_api.app import create_api_app
 from prediction_api.config import Settings
+from prediction_api.image_sources import ImageSources
 from prediction_api.service import PredictionService
 from werkzeug.serving import make_server
 
 from tests.images import sample
-from tests.unit.fakes import FakeApiStore, FakePublisher, FakeUploadStore
+from tests.unit.fakes import FakeApiStore, FakeBucketReader, FakePublisher, FakeUploadStore
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 DONE = {"status": "succeeded", "model_version": 1,
@@ -28,12 +29,14 @@ class Server:
     """The API app on a free port; `refuse` answers that many requests 429 first (Retry-After: 0)."""
 
     def __init__(self) -> None:
-        settings = Settings(project="p", uploads_bucket="b", models=("cat", "dog"), auth_required=False)
+        settings = Settings(project="p", uploads_bucket="b", models=("cat", "dog"), auth_required=False,
+                            callback_allow_loopback=True)  # the image server below is on this machine
         self.store = FakeApiStore()
         self.store.on_wait = DONE
         self.service = PredictionService(settings, FakeUploadStore(), self.store, FakePublisher(),
                                          clock=lambda: NOW)
-        app = create_api_app(self.service)
+        self.buckets = FakeBucketReader()
+        app = create_api_app(self.service, image_sources=ImageSources(settings, self.buckets))
         self.refuse = 0
         self.keys: list[str | None] = []
 
@@ -111,3 +114,24 @@ def test_retry_after_reads_seconds_and_dates():
     assert retry_after_seconds(None, 2) == 2
     assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT", 3) == 0  # in the past
     assert retry_after_seconds("soon", 4) == 4
+
+
+def test_urls_and_gs_uris_are_sent_as_image_url_and_paths_uploaded(server, capsys, monkeypatch):
+    from tests.image_servers import Server as ImageServer
+
+    images = ImageServer({"/tabby.jpg": (200, {"Content-Type": "image/jpeg"}, sample("tabby").read_bytes())})
+    server.buckets.objects[("user-photos", "cat.jpg")] = sample("Persian_cat").read_bytes()
+    monkeypatch.delenv("INFERENCE_API_KEY", raising=False)
+    try:
+        code = cli.main(["--url", server.url, "predict", "--model", "cat", "--json",
+                         images.url("/tabby.jpg"), "gs://user-photos/cat.jpg", str(sample("tabby")),
+                         "gs://user-photos/missing.jpg"])
+    finally:
+        images.stop()
+    body = json.loads(capsys.readouterr().out)
+    assert code == 1
+    assert [p["status"] for p in body["predictions"]] == ["succeeded", "succeeded", "succeeded", "refused"]
+    assert body["predictions"][3]["error"]["code"] == "image_not_found"
+    assert images.hits == ["/tabby.jpg"]  # fetched by the API, not uploaded by the CLI
+    filenames = sorted(d["filename"] for d in server.store.documents.values())
+    assert filenames == sorted([images.url("/tabby.jpg"), "gs://user-photos/cat.jpg", sample("tabby").name])

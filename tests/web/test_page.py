@@ -327,8 +327,10 @@ def test_phone_width_and_keyboard_only(browser, stack, tmp_path):
         cdp.send("Network.enable")
         cdp.send("Network.emulateNetworkConditions", {
             "offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": 40_000})
-        page.keyboard.press("Tab")
-        assert page.evaluate("document.activeElement.id") == "upload-button"
+        # Then the image URL field and its button, beside the picker, then Upload.
+        for expected in ("image-url", "add-url", "upload-button"):
+            page.keyboard.press("Tab")
+            assert page.evaluate("document.activeElement.id") == expected
         page.keyboard.press("Enter")
         progress = card(page, long_name.name).locator(".upload-progress")
         expect(progress).to_be_visible()
@@ -396,3 +398,30 @@ def test_running_is_shown_and_each_result_has_its_times(session):
         re.compile(r"^queue \d+ ms · model \d+ ms · batch of \d+$"))
     expect(located.locator(".verdict-rule")).to_have_text(
         re.compile(r"^top-1 class: .*cat, which is why it says yes$"))
+
+
+def test_an_image_by_url_beside_the_file_picker(session):
+    from tests.image_servers import Server as ImageServer
+
+    images = ImageServer({"/tabby.jpg": (200, {"Content-Type": "image/jpeg"}, sample("tabby").read_bytes())})
+    missing = "gs://no-such-bucket-here/cat.jpg"
+    try:
+        page = session.open_ready()
+        page.select_option("#model", "cat")
+        page.fill("#image-url", "not a url")
+        page.press("#image-url", "Enter")
+        expect(page.locator("#image-url-info")).to_have_text("Enter an http://, https:// or gs:// URL.")
+        expect(page.locator(".card")).to_have_count(0)
+        for url in (images.url("/tabby.jpg"), missing):
+            page.fill("#image-url", url)
+            page.press("#image-url", "Enter")  # adds it; the form is not submitted
+        expect(page.locator(".card")).to_have_count(2)
+        page.click("#upload-button")
+        assert verdict(wait_final(page, images.url("/tabby.jpg"))) == "yes"
+        failed = wait_final(page, missing, expected="failed")
+        expect(failed.locator(".error")).to_contain_text(f"{missing} does not exist")
+        assert images.hits == ["/tabby.jpg"]  # fetched by the API only: the page shows no preview
+    finally:
+        images.stop()
+    session.console_errors.remove(
+        "Failed to load resource: the server responded with a status of 422 (UNPROCESSABLE ENTITY)")

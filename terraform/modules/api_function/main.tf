@@ -19,6 +19,9 @@ locals {
       # is never set here: loopback callbacks exist only on a developer's machine.
       AUTH_REQUIRED         = tostring(var.auth_required)
       API_KEY_CACHE_SECONDS = tostring(var.api_key_cache_seconds)
+      # gs:// images are read as this account; a denied read tells the user to grant it
+      # roles/storage.objectViewer on their bucket.
+      SERVICE_ACCOUNT_EMAIL = google_service_account.api.email
     },
     var.public_base_url == null ? {} : { PUBLIC_BASE_URL = var.public_base_url },
   )
