@@ -155,3 +155,14 @@ def test_a_key_lists_only_its_own_predictions():
                                    {"page_token": "eyJjIjoxfQ"}])
 def test_bad_list_parameters_are_400(world, query):
     assert_error(_list(world, **query), 400, "invalid_request")
+
+
+def test_a_bad_deadline_is_refused_before_any_image_url_is_fetched():
+    from tests.unit.test_image_sources import World as SourcesWorld
+
+    world = SourcesWorld()
+    world.buckets.denied.add("private-photos")  # a fetch would answer 422 image_access_denied
+    response = world.client.post("/v1/models/cat/predictions", content_type="multipart/form-data",
+                                 data={"image_url": ["gs://private-photos/a.jpg"], "deadline_seconds": "0"})
+    assert_error(response, 400, "invalid_request")
+    assert "deadline_seconds" in response.get_json()["error"]["message"] and world.nothing_written()
