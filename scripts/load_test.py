@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 import requests
+from inference_contract.predictions import FINAL_STATUSES
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -59,7 +60,7 @@ def unfinished(api_url: str, ids: list[str], settle: float, headers: dict) -> li
     while pending and time.monotonic() < deadline:
         pending = [i for i in pending
                    if requests.get(f"{api_url}/v1/predictions/{i}", headers=headers,
-                                   timeout=30).json()["status"] not in ("succeeded", "failed")]
+                                   timeout=30).json()["status"] not in FINAL_STATUSES]
         if pending:
             time.sleep(2)
     return pending

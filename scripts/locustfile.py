@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import time
 
+from inference_contract.predictions import FINAL_STATUSES
 from locust import HttpUser, between, events, task
 
 from scripts.sample_photos import all_samples
@@ -57,7 +58,7 @@ class ApiClient(HttpUser):
             with open(ACCEPTED_LOG, "a") as log:
                 log.write(accepted["id"] + "\n")
         status = accepted["status"]
-        while status not in ("succeeded", "failed"):
+        while status not in FINAL_STATUSES:
             with self.client.get(accepted["status_url"], params={"wait": 25},
                                  name="GET /v1/predictions/{id}?wait=25",
                                  catch_response=True) as response:

@@ -10,11 +10,10 @@ functions, so the rules are tested once, where they live.
 A prediction goes queued -> running -> succeeded | failed, or from queued to
 cancelled (`cancel`, asked by its owner) or to failed with `deadline_exceeded`
 (not started by its `deadline_at`: `claim` refuses to run it, and `reconcile`
-fails it). The API writes the
-first document (`new_prediction`); a model service claims it (`claim`), keeps
-its lease (`renew`), gives it back after a transient fault (`release`) and
-finishes it (`finish`), then owes its callback (`claim_callback`,
-`record_callback`). The API's reconciler and dead-letter handler look after what
+fails it). The API writes the first document (`new_prediction`); a model service
+claims it (`claim`), keeps its lease (`renew`), gives it back after a transient
+fault (`release`) and finishes it (`finish`), then owes its callback
+(`claim_callback`, `record_callback`). The API's reconciler and dead-letter handler look after what
 the transport lost (`reconcile`, `dead_letter`, both of which may `fail` it).
 
 Fields this module owns on the document, besides the public ones of predictions.py:
@@ -42,6 +41,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+# The transitions' errors, importable from here as from lifecycle_errors.
+from .lifecycle_errors import LifecycleError as LifecycleError
+from .lifecycle_errors import NotCancellable as NotCancellable
+from .lifecycle_errors import PredictionInProgress as PredictionInProgress
+from .lifecycle_errors import UnknownPrediction as UnknownPrediction
 from .predictions import (
     CALLBACK_DELIVERED,
     CALLBACK_FAILED,
@@ -67,30 +71,6 @@ DEADLINE_EXCEEDED = "deadline_exceeded"
 # A callback that failed is tried again after this, doubling up to the cap.
 CALLBACK_FIRST_RETRY = timedelta(seconds=10)
 CALLBACK_MAX_RETRY = timedelta(minutes=10)
-
-
-class LifecycleError(Exception):
-    """A transition that cannot be made on the document as it is."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
-class UnknownPrediction(LifecycleError):
-    """No document for the prediction (expired, or never created)."""
-
-
-class PredictionInProgress(LifecycleError):
-    """Another delivery holds a fresh lease on the prediction."""
-
-
-class NotCancellable(LifecycleError):
-    """The prediction has started or is final: too late to cancel it."""
-
-    def __init__(self, message: str, status: str) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 def new_prediction(*, prediction_id: str, model: str, now: datetime, expire_at: datetime,

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 import schemathesis
+from inference_contract.predictions import FINAL_STATUSES
 from openapi_spec_validator import validate
 
 from tests.conftest import ROOT
@@ -53,7 +54,7 @@ def test_a_prediction_as_it_moves_matches_the_document(stack, document):
         answer = requests.get(status_url, params={"wait": 10, "until": "change"}, headers=HEADERS, timeout=40)
         get.validate_response(answer)
         seen.append(answer.json()["status"])
-        if seen[-1] in ("succeeded", "failed"):
+        if seen[-1] in FINAL_STATUSES:
             break
     assert seen[-1] == "succeeded", seen
     final = answer.json()
