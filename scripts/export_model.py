@@ -89,9 +89,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--precision", choices=("auto", "float32", "bfloat16"), default="auto",
                         help="serving precision; auto measures both on this CPU (default: %(default)s)")
     args = parser.parse_args(argv)
-    for model in args.models:
-        if not NAME_RE.match(model):
-            parser.error(f"{model!r} is not a valid model name: {NAME_RULE}")
     if args.source is not None:
         if len(args.models) != 1 or args.labels is None:
             parser.error("--from takes one model name and --labels")
@@ -99,7 +96,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         for flag in ("labels", "input_size", "detector"):
             if getattr(args, flag) is not None:
                 parser.error(f"--{flag.replace('_', '-')} goes with --from")
-        unknown = [m for m in args.models if m not in CATALOG]
+        unknown = [m for m in args.models if m not in CATALOG and NAME_RE.match(m)]
         if unknown and not args.if_missing:
             parser.error(f"{', '.join(unknown)}: not in the catalog ({', '.join(CATALOG)}); "
                          "export a model of your own with --from PATH --labels FILE")
@@ -205,6 +202,9 @@ def has_version(repository, model: str) -> bool:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if invalid := [m for m in args.models if not NAME_RE.match(m)]:
+        log.error("error: %r is not a valid model name: %s", invalid[0], NAME_RULE)
+        return 2
     remote = GcsRepository(args.repository) if args.repository.startswith("gs://") else None
     local_root = Path(tempfile.mkdtemp(prefix="export-")) if remote else Path(args.repository)
     try:

@@ -107,12 +107,15 @@ def test_a_model_that_cannot_serve_is_refused_with_one_line_and_nothing_written(
 
 
 @pytest.mark.parametrize("name", ["My_Model", "9lives", "a" * 21, "trailing-"])
-def test_a_name_that_is_not_a_model_name_is_refused_before_anything_is_read(tmp_path, capsys, name):
-    with pytest.raises(SystemExit) as exited:
-        _export(tmp_path, tmp_path / "absent.keras", tmp_path / "absent.txt", name=name)
-    assert exited.value.code == 2
-    assert f"{name!r} is not a valid model name: model names must be 1-20" in capsys.readouterr().err
-    assert not (tmp_path / "repository").exists()
+def test_a_name_that_is_not_a_model_name_is_refused_before_anything_is_read(tmp_path, caplog, name):
+    caplog.set_level(logging.ERROR, logger="export_model")
+    model_path = save(mean_colour_model(), tmp_path)
+    code, repository = _export(tmp_path, model_path, write_labels(tmp_path), name=name)
+    assert code == 2
+    [line] = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert line == (f"error: {name!r} is not a valid model name: model names must be 1-20 lowercase "
+                    "letters, digits or hyphens, starting with a letter")
+    assert not repository.exists()
 
 
 def test_outside_the_catalog_a_name_needs_from_unless_its_version_is_there(tmp_path, caplog):
