@@ -8,11 +8,10 @@ images; each refusal is an OwnModelError whose message is one line.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 
-from .catalog import BuiltModel
+from .catalog import BuiltModel, file_sha256
 from .spec import Head, Preprocessing
 
 # --scale: how pixels are scaled before the model sees them (Preprocessing.normalisation).
@@ -146,13 +145,10 @@ def check_outputs(scores, labels: Sequence[str], outputs: str) -> None:
 
 
 def weights_description(path: Path) -> str:
+    """What model.json's "weights" says: the file (a SavedModel's graph) and its hash."""
     path = Path(path)
-    digest = hashlib.sha256()
     hashed = path / "saved_model.pb" if path.is_dir() else path
-    with hashed.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return f"own: {path.name} (sha256 {digest.hexdigest()[:16]})"
+    return f"own: {path.name} (sha256 {file_sha256(hashed)[:16]})"
 
 
 def detector_head(name: str, labels: Sequence[str], classes: Sequence[str], threshold: float,
