@@ -74,9 +74,22 @@ def _input_shape(model) -> tuple | None:
     return None
 
 
-def image_size(model, said: Sequence[int] | None) -> tuple[int, int]:
+def _signature_input_shape(path: Path) -> tuple | None:
+    """The input shape a SavedModel's serving_default signature declares, or None without one."""
+    import tensorflow as tf
+
+    signature = tf.saved_model.load(str(path)).signatures.get("serving_default")
+    if signature is None:
+        return None
+    specs = signature.structured_input_signature[1]
+    if len(specs) != 1:
+        return ("several inputs",)
+    [spec] = specs.values()
+    return tuple(spec.shape.as_list()) if spec.shape.rank is not None else None
+
+
+def image_size(shape: tuple | None, said: Sequence[int] | None) -> tuple[int, int]:
     """(H, W) the model takes: its declared input shape, or --input-size where it declares none."""
-    shape = _input_shape(model)
     if shape is not None and (len(shape) != 4 or shape[-1] != 3):
         raise OwnModelError(f"the model's input is not an image batch [N, H, W, 3]: it takes {list(shape)}")
     declared = tuple(shape[1:3]) if shape is not None else (None, None)
@@ -170,8 +183,12 @@ def build(name: str, path: Path, labels: Sequence[str], *, input_size: Sequence[
     from .serving import model_outputs
 
     loaded = load(path)
-    height, width = image_size(loaded, input_size)
-    model = loaded if _input_shape(loaded) is not None else _single_output(loaded)
+    declared = _input_shape(loaded)
+    keras_model = declared is not None
+    if not keras_model:
+        declared = _signature_input_shape(path)
+    height, width = image_size(declared, input_size)
+    model = loaded if keras_model else _single_output(loaded)
     pre = Preprocessing(image_size=height, image_width=width if width != height else None,
                         resize="squash", normalisation=SCALES[scale])
     try:

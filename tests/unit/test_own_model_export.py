@@ -64,11 +64,22 @@ def test_a_savedmodel_folder_is_accepted(tmp_path):
 
     folder = tmp_path / "saved"
     mean_colour_model().export(str(folder), verbose=False)
-    code, repository = _export(tmp_path, folder, write_labels(tmp_path), "--input-size", "16", "16",
-                               "--precision", "float32")
+    # Its signature declares [None, 16, 16, 3]: no --input-size needed.
+    code, repository = _export(tmp_path, folder, write_labels(tmp_path), "--precision", "float32")
     assert code == 0
     serve = tf.saved_model.load(str(repository / "mean-colour" / "1")).signatures["serving_default"]
     assert serve(images=tf.constant([_png((0, 0, 255))]))["scores"].numpy().argmax() == 2
+    card = json.loads((repository / "mean-colour" / "1" / "model.json").read_text())
+    assert card["preprocessing"]["image_size"] == 16 and card["weights"].startswith("own: saved (sha256 ")
+
+
+def test_a_savedmodel_of_no_image_batch_is_refused(tmp_path, caplog):
+    caplog.set_level(logging.ERROR, logger="export_model")
+    folder = tmp_path / "saved"
+    _dense_model((10,)).export(str(folder), verbose=False)
+    code, repository = _export(tmp_path, folder, write_labels(tmp_path), "--precision", "float32")
+    assert code == 2 and not repository.exists()
+    assert "the model's input is not an image batch [N, H, W, 3]: it takes [None, 10]" in caplog.text
 
 
 def _dense_model(inputs_shape, units=3, weights=None):
