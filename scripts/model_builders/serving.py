@@ -90,7 +90,6 @@ def _decode_other(image_bytes: tf.Tensor) -> tf.Tensor:
 def _decode(image_bytes: tf.Tensor, pre: Preprocessing) -> tf.Tensor:
     image = tf.cond(tf.equal(tf.strings.substr(image_bytes, 0, 2), b"\xff\xd8"),
                     lambda: _decode_jpeg(image_bytes), lambda: _decode_other(image_bytes))
-    size = pre.image_size
     if pre.resize == "center_crop":
         height, width = tf.shape(image)[0], tf.shape(image)[1]
         side = tf.cast(pre.crop_fraction * tf.cast(tf.minimum(height, width), tf.float32), tf.int32)
@@ -98,22 +97,29 @@ def _decode(image_bytes: tf.Tensor, pre: Preprocessing) -> tf.Tensor:
         image = tf.image.crop_to_bounding_box(
             image, (height - side + 1) // 2, (width - side + 1) // 2, side, side)
     # On the uint8 crop: resize returns float32, at the model's size only.
-    image = tf.cast(tf.image.resize(image, [size, size], method=pre.method), tf.float32)
+    image = tf.cast(tf.image.resize(image, list(pre.height_width), method=pre.method), tf.float32)
     if pre.normalisation == "caffe":
         return image[..., ::-1] - tf.constant([103.939, 116.779, 123.68])
+    if pre.normalisation == "raw":
+        return image
+    if pre.normalisation == "symmetric":
+        return image / 127.5 - 1.0
     image = image / 255.0
     if pre.normalisation == "mean_std":
         image = (image - tf.constant(pre.mean)) / tf.constant(pre.std)
     return image
 
 
-def serving_function(model: keras.Model, pre: Preprocessing, head: Head):
-    size = pre.image_size
+def model_outputs(model: keras.Model, pre: Preprocessing, images: tf.Tensor) -> tf.Tensor:
+    """The model's own outputs for a batch of encoded images, decoded as the signature decodes them."""
+    batch = tf.map_fn(lambda b: _decode(b, pre), images,
+                      fn_output_signature=tf.TensorSpec([*pre.height_width, 3], tf.float32))
+    return model(batch, training=False)
 
+
+def serving_function(model: keras.Model, pre: Preprocessing, head: Head):
     def serve(images: tf.Tensor) -> dict[str, tf.Tensor]:
-        batch = tf.map_fn(lambda b: _decode(b, pre), images,
-                          fn_output_signature=tf.TensorSpec([size, size, 3], tf.float32))
-        outputs = model(batch, training=False)
+        outputs = model_outputs(model, pre, images)
         probabilities = tf.nn.softmax(outputs, axis=-1) if head.outputs == "logits" else outputs
         # A detector returns every class's probability too: the service answers yes on
         # its classes' top-1 as well as on their summed probability (model.json says which).

@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 class Preprocessing:
     """How encoded bytes become the model's input tensor."""
 
-    image_size: int
+    image_size: int  # the side of a square input, or its height when image_width is set
+    image_width: int | None = None
     # "center_crop": take the central square of side crop_fraction * shorter side,
     # then resize it (the usual ImageNet evaluation: geometrically "shorter side to
     # 256, centre 224"); "squash": resize the whole image to a square.
@@ -17,10 +18,15 @@ class Preprocessing:
     crop_fraction: float = 0.875
     method: str = "bilinear"
     # "caffe": BGR minus the ImageNet mean (keras ResNet50); "mean_std": RGB in
-    # [0, 1] minus mean over std; "unit": RGB in [0, 1].
+    # [0, 1] minus mean over std; "unit": RGB in [0, 1]; "symmetric": RGB in
+    # [-1, 1]; "raw": RGB in [0, 255].
     normalisation: str = "mean_std"
     mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+
+    @property
+    def height_width(self) -> tuple[int, int]:
+        return self.image_size, self.image_width or self.image_size
 
 
 @dataclass(frozen=True)

@@ -62,6 +62,7 @@ MEMORY_GIB_BY_CPU = {"1": (1, 4), "2": (1, 8), "4": (2, 16), "6": (4, 24), "8": 
 # One NVIDIA L4 needs at least this many CPUs and GiB; modules/model_service raises a gpu model to them.
 GPU_MINIMUM_CPU, GPU_MINIMUM_GIB = 4, 16
 NAME_RE = re.compile(r"^[a-z]([a-z0-9-]{0,18}[a-z0-9])?$")
+NAME_RULE = "model names must be 1-20 lowercase letters, digits or hyphens, starting with a letter"
 REVISION_KEY_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,18}[a-z0-9])?$")
 MEMORY_RE = re.compile(r"^[0-9]+Gi$")
 SERIAL_RE = re.compile(r"-r([0-9]+)$")
@@ -152,7 +153,7 @@ def validate_model(name: str, model: dict) -> None:
         raise RolloutError(f"{name}: {message}")
 
     if not NAME_RE.match(name):
-        fail("model names must be 1-20 lowercase letters, digits or hyphens, starting with a letter")
+        fail(NAME_RULE)
     if not isinstance(model, dict):
         fail("expected an object")
     m = with_defaults(model)

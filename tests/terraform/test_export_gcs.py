@@ -3,15 +3,18 @@ the local stack uses (no model is built: the upload side only)."""
 
 from __future__ import annotations
 
+import logging
 import socket
 import subprocess
 import time
 import urllib.request
 
 import pytest
+import yaml
 
 from emulators.suite import storage_emulator_command
 from scripts import export_model
+from tests.conftest import ROOT
 
 
 @pytest.fixture
@@ -111,3 +114,35 @@ def test_a_detector_exported_before_the_top1_rule_counts_as_missing(storage):
         '{"kind": "detector", "detector": {"label": "cat", "class_ids": [281], "scores": "probabilities"}}')
     storage.blob("models/cat/2/saved_model.pb").upload_from_string(b"graph")
     assert export_model.has_version(repository, "cat")
+
+
+def test_the_builds_export_step_keeps_models_of_your_own_already_in_the_bucket(storage, caplog):
+    # What cloudbuild.yaml's export-models step runs: every model of the models file, --if-missing.
+    step = next(s for s in yaml.safe_load((ROOT / "cloudbuild.yaml").read_text())["steps"]
+                if s["id"] == "export-models")
+    assert "scripts/export_model.py $$models --if-missing" in step["args"][-1]
+    storage.blob("models/cat/1/model.json").upload_from_string(
+        '{"kind": "detector", "detector": {"label": "cat", "class_ids": [281], "scores": "probabilities"}}')
+    storage.blob("models/cat/1/saved_model.pb").upload_from_string(b"graph")
+    storage.blob("models/mine/1/saved_model.pb").upload_from_string(b"graph")
+    caplog.set_level(logging.INFO, logger="export_model")
+    repository = "gs://proj-1-models/models"
+    assert export_model.main(["cat", "mine", "--if-missing", "--repository", repository]) == 0
+    assert "mine: already exported" in caplog.text and "cat: already exported" in caplog.text
+    # A model of your own that is not in the bucket: one line saying how to export it, nothing uploaded.
+    assert export_model.main(["cat", "mine", "yours", "--if-missing", "--repository", repository]) == 2
+    said = f"yours: not in the catalog and no version under {repository}; export it with --from"
+    assert said in caplog.text
+    assert not list(storage.client.list_blobs(storage, prefix="models/yours/"))
+
+
+def test_a_model_of_your_own_is_uploaded_as_the_next_version(storage, tmp_path):
+    from tests.own_models import mean_colour_model, save, write_labels
+
+    storage.blob("models/mine/1/saved_model.pb").upload_from_string(b"graph")
+    assert export_model.main(["mine", "--from", str(save(mean_colour_model(), tmp_path)),
+                              "--labels", str(write_labels(tmp_path)), "--precision", "float32",
+                              "--repository", "gs://proj-1-models/models"]) == 0
+    names = {blob.name for blob in storage.client.list_blobs(storage, prefix="models/mine/2/")}
+    assert {"models/mine/2/saved_model.pb", "models/mine/2/model.json", "models/mine/2/labels.txt"} <= names
+    assert storage.blob("models/mine/2/labels.txt").download_as_text().split() == ["red", "green", "blue"]

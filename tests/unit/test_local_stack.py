@@ -151,3 +151,17 @@ def test_the_development_key_is_made_once_kept_private_and_replaced_when_revoked
     revoke(FileKeyStore(keys), first.split("_")[1])
     second = development_key(keys, key_file, 6000)
     assert second != first and key_file.read_text().strip() == second
+
+
+def test_make_run_serves_every_model_of_the_repository(tmp_path):
+    from emulators.local_stack import DEFAULT_MODELS, served_models
+
+    for folder, files in {"mine/1": ["saved_model.pb", "model.json"], "cat/1": ["saved_model.pb"],
+                          "half-done/1": ["model.json"], "Not_A_Name/1": ["saved_model.pb"],
+                          "another/2": ["saved_model.pb"]}.items():
+        (tmp_path / folder).mkdir(parents=True)
+        for name in files:
+            (tmp_path / folder / name).write_bytes(b"")
+    (tmp_path / "notes.txt").write_text("not a model")
+    assert served_models(tmp_path) == (*DEFAULT_MODELS, "another", "mine")
+    assert served_models(tmp_path / "absent") == DEFAULT_MODELS

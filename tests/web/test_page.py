@@ -287,6 +287,7 @@ def test_model_list_tells_detectors_from_classifiers(session):
         assert group_of[model["name"]] == expected, model
     assert group_of["efficientnet-lite0"] == "classifier"
     assert group_of["cat"] == group_of["dog"] == "detector"
+    assert group_of["mean-colour"] == "classifier"  # a model of a user's own, like the built-in ones
     expect(page.locator('optgroup[data-kind="detector"]')).to_have_attribute("label", re.compile("Detectors"))
     expect(page.locator('#model option[value="cat"]')).to_have_text(re.compile(r"is it a cat\?"))
 
