@@ -90,6 +90,9 @@ def test_metadata_and_health(model):
     assert metadata["outputs"] == [{"name": "result", "datatype": "BYTES", "shape": [-1]}]
     assert client.get(f"/v2/models/{MODEL}/versions/4").status_code == 200
     assert client.get(f"/v2/models/{MODEL}/ready").status_code == 200
+    body, headers = request_body([b"one"], True, True)
+    by_version = client.post(f"/v2/models/{MODEL}/versions/4/infer", data=body, headers=headers)
+    assert by_version.status_code == 200 and results(by_version)[1]["model_version"] == "4"
 
 
 def test_a_loading_model_is_not_ready_and_refuses_inference():
