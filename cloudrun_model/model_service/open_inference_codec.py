@@ -51,6 +51,12 @@ class InferRequest:
     binary_output: bool
 
 
+def server_metadata_document() -> dict:
+    """GET /v2. The version is the protocol's: the service has no release number of its own."""
+    return {"name": "inference-service model service", "version": "2",
+            "extensions": ["binary_tensor_data"]}
+
+
 def model_metadata(name: str, version: int) -> dict:
     """GET /v2/models/{name}: what the model takes and gives."""
     return {"name": name, "versions": [str(version)], "platform": PLATFORM,

@@ -16,7 +16,12 @@ from werkzeug.exceptions import HTTPException, NotFound
 
 from .errors import ServiceError, UnsupportedEncoding
 from .open_inference import OpenInference
-from .open_inference_codec import HEADER_LENGTH, build_infer_response, parse_infer_request
+from .open_inference_codec import (
+    HEADER_LENGTH,
+    build_infer_response,
+    parse_infer_request,
+    server_metadata_document,
+)
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +57,11 @@ def open_inference_blueprint(service: OpenInference) -> Blueprint:
 
     @v2.get("/v2/health/ready")
     def ready():
-        return jsonify({"ready": service.ready}), 200 if service.ready else 503
+        return jsonify({"ready": service.ready}), _health_status(service.ready)
+
+    @v2.get("/v2")
+    def server_metadata():
+        return jsonify(server_metadata_document())
 
     @v2.get(MODEL)
     @v2.get(VERSION)
@@ -63,7 +72,7 @@ def open_inference_blueprint(service: OpenInference) -> Blueprint:
     @v2.get(f"{VERSION}/ready")
     def model_ready(name: str, version: str | None = None):
         service.check(name, version)
-        return jsonify({"name": name, "ready": service.ready}), 200 if service.ready else 503
+        return jsonify({"name": name, "ready": service.ready}), _health_status(service.ready)
 
     @v2.post(f"{MODEL}/infer")
     @v2.post(f"{VERSION}/infer")
@@ -77,10 +86,15 @@ def open_inference_blueprint(service: OpenInference) -> Blueprint:
         body, headers = build_infer_response(name, served, parsed, results)
         return Response(body, headers=headers)
 
-    @v2.route("/v2", defaults={"rest": ""}, methods=["GET", "POST"])
     @v2.route("/v2/<path:rest>", methods=["GET", "POST"])
     def unknown(rest: str):
         raise NotFound(f"no Open Inference Protocol endpoint at /v2/{rest}")
 
     return v2
+
+
+def _health_status(healthy: bool) -> int:
+    # The protocol's health answer is its status: 200 for true, a 4xx for false (Triton's 400);
+    # a request that needs the model while it loads is a 503 instead (service_error).
+    return 200 if healthy else 400
 

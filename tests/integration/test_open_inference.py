@@ -39,6 +39,7 @@ def infer(client: triton.InferenceServerClient, model: str, images: list[bytes],
 def test_tritonclient_reads_the_metadata_and_gets_the_apis_answers(stack, model, answer):
     client = client_of(stack, model)
     assert client.is_server_live() and client.is_server_ready() and client.is_model_ready(model)
+    assert "binary_tensor_data" in client.get_server_metadata()["extensions"]
     metadata = client.get_model_metadata(model)
     version = metadata["versions"][0]
     assert metadata["name"] == model and metadata["platform"] == "tensorflow_savedmodel"

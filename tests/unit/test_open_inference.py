@@ -84,6 +84,7 @@ def test_metadata_and_health(model):
     client, _ = make_client(model)
     assert client.get("/v2/health/live").status_code == 200
     assert client.get("/v2/health/ready").get_json() == {"ready": True}
+    assert "binary_tensor_data" in client.get("/v2").get_json()["extensions"]
     metadata = client.get(f"/v2/models/{MODEL}").get_json()
     assert metadata["versions"] == ["4"]
     assert metadata["inputs"] == [{"name": "images", "datatype": "BYTES", "shape": [-1]}]
@@ -98,8 +99,9 @@ def test_metadata_and_health(model):
 def test_a_loading_model_is_not_ready_and_refuses_inference():
     client, _ = make_client(FakeModel(ready=False))
     assert client.get("/v2/health/live").status_code == 200
-    assert client.get("/v2/health/ready").status_code == 503
-    assert client.get(f"/v2/models/{MODEL}/ready").status_code == 503
+    # The protocol's "false" is a 4xx; inference while loading is a 503.
+    assert client.get("/v2/health/ready").status_code == 400
+    assert client.get(f"/v2/models/{MODEL}/ready").status_code == 400
     body, headers = request_body([b"one"], True, True)
     response = client.post(INFER, data=body, headers=headers)
     assert response.status_code == 503 and "loading" in response.get_json()["error"]
