@@ -77,6 +77,8 @@ def parse_infer_request(body: bytes, header_length: str | None, max_images: int)
         document = json.loads(header)
     except (UnicodeDecodeError, ValueError) as exc:
         raise InvalidInferRequest(f"the request is not JSON: {exc}") from None
+    except RecursionError:
+        raise InvalidInferRequest("the request's JSON is nested too deeply") from None
     if not isinstance(document, dict):
         raise InvalidInferRequest("the request must be a JSON object")
     request_id = document.get("id")
@@ -144,9 +146,20 @@ def _images(tensor: dict, binary: bytes) -> tuple[list[bytes], int]:
 
 
 def _flat(data) -> list:
+    """The elements of data in row-major order, however deeply its rows nest (without recursion:
+    the depth is the sender's)."""
     if not isinstance(data, list):
         raise InvalidInferRequest(f"the input {INPUT!r} needs data (a list) or binary_data_size")
-    return [item for value in data for item in (_flat(value) if isinstance(value, list) else [value])]
+    elements, pending = [], [iter(data)]
+    while pending:
+        for value in pending[-1]:
+            if isinstance(value, list):
+                pending.append(iter(value))
+                break
+            elements.append(value)
+        else:
+            pending.pop()
+    return elements
 
 
 def _base64(item, index: int) -> bytes:

@@ -182,6 +182,7 @@ def _input(**fields) -> dict:
     (_json({"inputs": [_input(parameters={"binary_data_size": 5})]}) + b"\x01\x00\x00\x00ajunk",
      "header", "4 bytes after"),
     (_json({"inputs": [_input(data=["YQ=="], parameters={"binary_data_size": 0})]}), "header", "both"),
+    (b"[" * 100_000, None, "nested too deeply"),
 ])
 def test_malformed_requests_are_refused_saying_what(body, header, message):
     if header == "header":
@@ -197,9 +198,15 @@ def test_malformed_requests_answer_400_in_the_protocols_shape(model, body):
     assert response.status_code == 400 and isinstance(response.get_json()["error"], str)
 
 
-def test_json_data_may_be_nested_rows():
+def test_json_data_may_be_nested_rows_however_deep():
     body = _json({"inputs": [_input(shape=[2, 1], data=[["YQ=="], ["Yg=="]])]})
     assert parse_infer_request(body, None, max_images=4).images == [b"a", b"b"]
+    deep = _json({"inputs": [_input(shape=[2], data=[[[["YQ=="]], []], "Yg=="])]})
+    assert parse_infer_request(deep, None, max_images=4).images == [b"a", b"b"]
+    # Nearly as deep as json.loads allows (Python's recursion limit): answered, not a crash.
+    nested = b'{"inputs": [{"name": "images", "datatype": "BYTES", "shape": [1], "data": ' \
+        + b"[" * 900 + b'"YQ=="' + b"]" * 900 + b"}]}"
+    assert parse_infer_request(nested, None, max_images=4).images == [b"a"]
 
 
 def test_bytes_tensors_round_trip_with_tritonclients_encoding():
