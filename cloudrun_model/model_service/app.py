@@ -1,4 +1,4 @@
-"""Flask app of the model service: the push endpoint and the health check."""
+"""Flask app of the model service: the push endpoint, the health check and the Open Inference routes."""
 
 from __future__ import annotations
 
@@ -10,13 +10,19 @@ from werkzeug.exceptions import HTTPException
 
 from .errors import ServiceError, lifecycle_status
 from .handler import PredictionHandler
+from .open_inference import OpenInference
+from .open_inference_routes import open_inference_blueprint
 from .push import parse_envelope
 
 log = logging.getLogger(__name__)
 
 
-def create_app(handler: PredictionHandler, model, metrics=None) -> Flask:
+def create_app(handler: PredictionHandler, model, metrics=None,
+               open_inference: OpenInference | None = None) -> Flask:
     app = Flask("model_service")
+    if open_inference is not None:
+        # GET /v2/..., POST /v2/models/{name}/infer: the Open Inference Protocol, beside the push.
+        app.register_blueprint(open_inference_blueprint(open_inference))
 
     @app.errorhandler(ServiceError)
     def service_error(error: ServiceError):

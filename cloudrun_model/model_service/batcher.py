@@ -63,10 +63,18 @@ class MicroBatcher:
 
     def predict(self, image: bytes) -> Inference:
         """The image's result, run in the next batch; TransientError if that takes too long."""
-        future: Future = Future()
-        self._queue.put((image, future, time.monotonic()))
+        return self.predict_all([image])[0]
+
+    def predict_all(self, images: list[bytes]) -> list[Inference]:
+        """Each image's result, in order. Queued at once, so they share a batch where it has
+        room; all within one PREDICT_TIMEOUT_SECONDS, else TransientError."""
+        futures: list[Future] = []
+        for image in images:
+            futures.append(Future())
+            self._queue.put((image, futures[-1], time.monotonic()))
+        deadline = time.monotonic() + self._timeout
         try:
-            return future.result(self._timeout)
+            return [future.result(max(0.0, deadline - time.monotonic())) for future in futures]
         except FutureTimeout:
             raise TransientError(f"the model gave no result within {self._timeout:g} s") from None
 

@@ -35,6 +35,25 @@ class ModelNotReady(TransientError):
     code = "model_not_ready"
 
 
+class InvalidInferRequest(ServiceError):
+    """An Open Inference Protocol request that cannot be run as sent (open_inference_codec.py)."""
+
+    status = 400
+    code = "invalid_request"
+
+
+class UnsupportedEncoding(ServiceError):
+    status = 415
+    code = "unsupported_encoding"
+
+
+class UnknownModel(ServiceError):
+    """A /v2 path naming a model or version this service does not serve."""
+
+    status = 404
+    code = "model_not_found"
+
+
 class PredictionFailure(Exception):
     """A prediction that can never succeed; it ends `failed` with this code."""
 

@@ -19,6 +19,7 @@ from .gcs_images import GcsImageReader
 from .handler import PredictionHandler, utcnow
 from .metrics import ServiceMetrics
 from .model import ImageModel
+from .open_inference import OpenInference
 from .repository import ModelRepository
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,9 @@ def build_app() -> Flask:
     threading.Thread(target=_load, args=(model, store, settings), name="model-loader",
                      daemon=True).start()
     threading.Thread(target=handler.leases.run_forever, name="lease-keeper", daemon=True).start()
-    return create_app(handler, model, metrics)
+    # A v2 request is at most one batch of images, run by the same batcher as the pushes.
+    open_inference = OpenInference(settings.model_name, model, batcher.predict_all, settings.max_batch_size)
+    return create_app(handler, model, metrics, open_inference)
 
 
 def _load(model: ImageModel, store: FirestoreRunStore, settings: Settings) -> None:

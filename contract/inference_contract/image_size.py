@@ -17,6 +17,9 @@ import struct
 from dataclasses import dataclass
 
 DEFAULT_MAX_IMAGE_PIXELS = 40_000_000
+# The API's MAX_IMAGE_BYTES default; the model service's Open Inference routes bound
+# their bodies by it too (they have no setting of their own).
+DEFAULT_MAX_IMAGE_BYTES = 10 * 1024 * 1024
 
 # JPEG start-of-frame markers (baseline, progressive, lossless, arithmetic): they carry the size.
 _JPEG_SOF = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})

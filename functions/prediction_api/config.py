@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from datetime import timedelta
 
-from inference_contract.image_size import DEFAULT_MAX_IMAGE_PIXELS
+from inference_contract.image_size import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS
 from inference_contract.lifecycle import RecoveryPolicy
 from inference_contract.settings import ConfigError, comma_separated, flag, number, require
 
@@ -18,7 +18,7 @@ class Settings:
     project: str
     uploads_bucket: str
     models: tuple[str, ...]
-    max_image_bytes: int = 10 * 1024 * 1024
+    max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES
     max_images_per_request: int = 16
     # Refused above this many declared pixels, every frame of an animation counted.
     max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS

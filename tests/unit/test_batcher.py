@@ -119,3 +119,31 @@ def test_each_result_carries_its_batch_and_each_batch_logs_one_line(caplog):
     assert len(lines) == len(seen)
     assert {r.model for r in lines} == {"m"} and sum(r.batch_size for r in lines) == 3
     assert all(r.model_ms > 0 and r.failed is False for r in lines)
+
+
+def test_images_queued_together_share_a_batch_and_keep_their_order():
+    batches: list[list[bytes]] = []
+
+    def predict(images):
+        batches.append(list(images))
+        return [image.upper() for image in images]
+
+    batcher = MicroBatcher(predict, max_batch_size=2, max_delay_seconds=0.5, timeout_seconds=5)
+    results = batcher.predict_all([b"a", b"b", b"c"])
+    assert [inference.result for inference in results] == [b"A", b"B", b"C"]
+    assert batches == [[b"a", b"b"], [b"c"]]
+
+
+def test_images_queued_together_without_results_in_time_are_a_transient_error():
+    release = threading.Event()
+
+    def slow(images):
+        release.wait(5)
+        return list(images)
+
+    batcher = MicroBatcher(slow, max_batch_size=1, max_delay_seconds=0, timeout_seconds=0.2)
+    try:
+        with pytest.raises(TransientError, match="no result within 0.2 s"):
+            batcher.predict_all([b"a", b"b", b"c"])
+    finally:
+        release.set()
