@@ -7,6 +7,7 @@ is what leaves no orphaned Java or Python process behind.
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -42,10 +43,39 @@ def require_free_port(port: int, purpose: str, host: str = "127.0.0.1") -> None:
                              "stop what holds it or choose another port") from None
 
 
+_handed_out: set[int] = set()
+
+
+def _ephemeral_floor() -> int:
+    """The lowest port the kernel gives to outgoing connections (Linux: 32768 unless tuned)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    """A port free now, below the ephemeral range, not handed out before by this process.
+
+    A port the kernel picked (bind to 0) is an ephemeral one: until a server binds it,
+    any outgoing connection on the machine may take it as its source port, which made
+    a stack started under load fail with "Address already in use". Ports below the
+    range are only taken by someone binding them on purpose.
+    """
+    ceiling = _ephemeral_floor()
+    floor = max(1024, ceiling - 12000)
+    for _ in range(200):
+        port = random.randrange(floor, ceiling)
+        if port in _handed_out:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise StackError(f"no free port found between {floor} and {ceiling}")
 
 
 def http_status(url: str, timeout: float = 2.0) -> int | None:

@@ -165,3 +165,14 @@ def test_make_run_serves_every_model_of_the_repository(tmp_path):
     (tmp_path / "notes.txt").write_text("not a model")
     assert served_models(tmp_path) == (*DEFAULT_MODELS, "another", "mine")
     assert served_models(tmp_path / "absent") == DEFAULT_MODELS
+
+
+def test_free_ports_are_distinct_bindable_and_below_the_ephemeral_range():
+    # An ephemeral port can be taken as the source port of any outgoing connection
+    # before the stack binds it; ports below the range can't.
+    floor = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    ports = [free_port() for _ in range(50)]
+    assert len(set(ports)) == len(ports)
+    assert all(1024 <= port < floor for port in ports)
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as server:
+        server.bind(("127.0.0.1", ports[0]))
