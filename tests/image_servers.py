@@ -58,14 +58,26 @@ class Server:
         self.server.server_close()
 
 
+JPEG = {"Content-Type": "image/jpeg"}
+
+
+def recording_server(body: bytes) -> Server:
+    """Bound to every interface: reachable on this machine's private address; records each hit."""
+    return Server({"/": (200, JPEG, body)}, host="0.0.0.0")
+
+
+def _start_unsized_jpeg(handler: BaseHTTPRequestHandler) -> None:
+    handler.send_response(200)
+    handler.send_header("Content-Type", "image/jpeg")
+    handler.send_header("Connection", "close")
+    handler.end_headers()
+
+
 def trickle(data: bytes, every_seconds: float):
     """A route that sends data one byte at a time, every_seconds apart (no Content-Length)."""
 
     def answer(handler: BaseHTTPRequestHandler) -> None:
-        handler.send_response(200)
-        handler.send_header("Content-Type", "image/jpeg")
-        handler.send_header("Connection", "close")
-        handler.end_headers()
+        _start_unsized_jpeg(handler)
         try:
             for byte in data:
                 handler.wfile.write(bytes([byte]))
@@ -81,10 +93,7 @@ def endless(chunk: bytes = b"\xff" * 65536):
     """A route that streams without end and without a Content-Length."""
 
     def answer(handler: BaseHTTPRequestHandler) -> None:
-        handler.send_response(200)
-        handler.send_header("Content-Type", "image/jpeg")
-        handler.send_header("Connection", "close")
-        handler.end_headers()
+        _start_unsized_jpeg(handler)
         try:
             while True:
                 handler.wfile.write(chunk)

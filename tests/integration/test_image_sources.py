@@ -7,14 +7,13 @@ from __future__ import annotations
 import pytest
 import requests
 
-from tests.image_servers import Server, this_machine_address
+from tests.image_servers import JPEG, Server, recording_server, this_machine_address
 from tests.images import tabby_bytes
 from tests.integration.client import HEADERS, firestore_document, wait_final
 from tests.integration.test_pipeline import _bucket_objects, _prediction_ids
 
 pytestmark = pytest.mark.integration
 
-JPEG = {"Content-Type": "image/jpeg"}
 
 
 def post_urls(stack, *urls: str, model: str = "tiny-test") -> requests.Response:
@@ -32,8 +31,7 @@ def image_server():
 
 @pytest.fixture
 def recorder():
-    """Listens on every interface, so on this machine's private address too; records each request."""
-    recording = Server({"/": (200, JPEG, tabby_bytes())}, host="0.0.0.0")
+    recording = recording_server(tabby_bytes())
     yield recording
     recording.stop()
 

@@ -24,7 +24,7 @@ from prediction_api.image_sources import ImageSources
 from prediction_api.service import PredictionService
 
 from tests.callback_urls import MALFORMED
-from tests.image_servers import Server, endless, this_machine_address, trickle
+from tests.image_servers import JPEG, Server, endless, recording_server, this_machine_address, trickle
 from tests.images import converted, tabby_bytes
 from tests.unit.fakes import (
     FakeApiStore,
@@ -34,8 +34,6 @@ from tests.unit.fakes import (
     FakePublisher,
     FakeUploadStore,
 )
-
-JPEG = {"Content-Type": "image/jpeg"}
 
 
 def settings(**overrides) -> Settings:
@@ -58,8 +56,7 @@ def server():
 
 @pytest.fixture
 def recorder():
-    """Bound to every interface: reachable on this machine's private address, and records each hit."""
-    recording = Server({"/": (200, JPEG, tabby_bytes())}, host="0.0.0.0")
+    recording = recording_server(tabby_bytes())
     yield recording
     recording.stop()
 
