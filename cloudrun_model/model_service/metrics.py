@@ -7,6 +7,7 @@ the names here match the dashboard's (see terraform/modules/monitoring).
 
 from __future__ import annotations
 
+from inference_contract.billable_operations import BillableOperationsCollector
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
@@ -35,6 +36,8 @@ class ServiceMetrics:
         self.predictions = Counter(
             "inference_predictions", "Predictions this service finished, by final status.",
             ["model", "status"], registry=self.registry)
+        # What this process asked of Firestore, Cloud Storage and Pub/Sub (a run's cost).
+        self.registry.register(BillableOperationsCollector())
 
     def observe_batch(self, model: str, size: int, seconds: float) -> None:
         self.batch_size.labels(model).observe(size)

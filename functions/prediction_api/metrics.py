@@ -8,6 +8,7 @@ these functions log (see terraform/modules/monitoring).
 
 from __future__ import annotations
 
+from inference_contract.billable_operations import BillableOperationsCollector
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -44,6 +45,8 @@ class ApiMetrics:
             "inference_oldest_queued_age_seconds",
             "Age of the oldest prediction still queued, as of the reconciler's last pass (0: none).",
             registry=self.registry)
+        # What this process asked of Firestore, Cloud Storage and Pub/Sub (a run's cost).
+        self.registry.register(BillableOperationsCollector())
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
