@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import os
 import secrets
-import subprocess
 import sys
 import threading
 import time
@@ -26,15 +25,18 @@ from inference_contract import model_layout
 from scripts.package_units import assemble
 from scripts.rollouts.models_file import NAME_RE
 
+from .exports import ModelExport
 from .processes import (
     ManagedProcess,
     ProcessGroup,
     StackError,
     Supervisor,
+    http_status,
     require_commands,
     require_free_port,
 )
 from .provision import DeliveryPolicy, Route, create_bucket, create_routes
+from .startup_times import StartupTimes
 from .suite import EmulatorPorts, start_emulators
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -96,7 +98,8 @@ class StackConfig:
     # the services run from these copies, contract package included.
     units_dir: Path = ROOT / ".local" / "units"
     # Export the models that have no version in model_repository yet (make run), once the
-    # prerequisites are checked and before any service starts.
+    # prerequisites are checked, while the emulators start; each model's service starts
+    # as soon as its version is in place.
     export_missing: bool = False
 
 
@@ -125,6 +128,9 @@ class LocalStack:
         self.api_key: str | None = None
         self.callback_secret: str | None = None
         self._unit_contexts: dict[str, Path] = {}
+        self._ready: dict[str, float] = {}  # model -> time.monotonic() when its service got ready
+        # Where the start-up time went, phase by phase (scripts/local_stack.py prints it).
+        self.startup = StartupTimes()
 
     def unit_context(self, unit: str) -> Path:
         """The build context a unit runs from, assembled on first use."""
@@ -174,23 +180,39 @@ class LocalStack:
     def start(self) -> LocalStack:
         config = self.config
         config.log_dir.mkdir(parents=True, exist_ok=True)
+        self.startup = StartupTimes()
         self.check_prerequisites()
-        if config.export_missing:
-            export_missing_models(config.models, config.model_repository, self._report)
-        self._prepare_secrets()
+        export = (ModelExport(config.models, config.model_repository, self._report)
+                  if config.export_missing else None)
         try:
+            self._prepare_secrets()
+            began = time.monotonic()
             endpoints = start_emulators(self.group, config.project, config.emulator_ports, config.log_dir)
             self.emulator_processes = list(self.group.processes)
+            self.startup.add("emulators", began, time.monotonic(),
+                             sum(p.cpu_seconds() for p in self.emulator_processes))
             self.emulator_env = endpoints.environment()
             os.environ.update(self.emulator_env)  # for the provisioning clients below
+            began = time.monotonic()
             create_bucket(config.uploads_bucket, config.project)
             create_routes(config.project, [
                 Route(model, f"{url}/", f"{self.dead_letter_url}/") for model, url in self.model_urls.items()
             ], config.delivery)
-            self._start_models()
+            self.startup.add("bucket, topics, subscriptions", began, time.monotonic())
             self._start_functions()
             self._start_web()
+            # Each service as its model lands: it loads while the next model is exported.
+            for model in export.landed() if export else config.models:
+                self._start_model(model)
+            if export:
+                self.startup.add("exports", export.started, export.started + export.seconds,
+                                 export.cpu_seconds, "precision measured in them")
+            for model in config.models:  # any the exporter did not name
+                self._start_model(model)
+            self._wait_for_api()
         except BaseException:
+            if export:
+                export.stop()
             self.stop()
             raise
         for process in self.group.processes:
@@ -225,10 +247,24 @@ class LocalStack:
                     self._report(f"the reconciler could not be called: {error}")
                 failing = True
 
-    def _start_models(self) -> None:
-        for model, url in self.model_urls.items():
-            self.model_processes[model] = self.start_model_service(
-                model, int(url.rsplit(":", 1)[1]), self.config.model_env.get(model, {}))
+    def _start_model(self, model: str) -> None:
+        if model in self.model_urls and model not in self.model_processes:
+            process = self.model_processes[model] = self.start_model_service(
+                model, int(self.model_urls[model].rsplit(":", 1)[1]), self.config.model_env.get(model, {}))
+            threading.Thread(target=self._note_ready, args=(model, process), name=f"{model}-ready",
+                             daemon=True).start()
+
+    def _note_ready(self, model: str, process: ManagedProcess) -> None:
+        """Record when the service first answers ready, and its CPU seconds then, while the
+        stack goes on starting (wait_for_models waits on it)."""
+        url = f"{self.model_urls[model]}/healthz"
+        while process.exit_code is None and not self._stopping.is_set():
+            if http_status(url, timeout=1.0) == 200:
+                self.startup.add(f"{model} model service", process.started_at, time.monotonic(),
+                                 process.cpu_seconds(), "process start to ready")
+                self._ready[model] = time.monotonic()
+                return
+            time.sleep(0.1)
 
     def start_model_service(self, model: str, port: int, extra_env: dict[str, str] | None = None,
                             label: str | None = None) -> ManagedProcess:
@@ -278,7 +314,12 @@ class LocalStack:
                  "--target", target, "--host", "127.0.0.1", "--port", str(port)],
                 env=env, cwd=self.unit_context("function"),
                 log_path=self.config.log_dir / f"function-{target}.log"))
-        self.function_processes["api"].wait_http(f"{self.api_url}/healthz", 60)
+
+    def _wait_for_api(self) -> None:
+        api = self.function_processes["api"]
+        api.wait_http(f"{self.api_url}/healthz", 60)
+        self.startup.add("functions (api, dead_letter, reconcile)", api.started_at, time.monotonic(),
+                         sum(p.cpu_seconds() for p in self.function_processes.values()))
 
     def allowed_origins(self) -> tuple[str, ...]:
         local_page = (self.web_url, self.web_url.replace("127.0.0.1", "localhost")) if self.web_url else ()
@@ -294,13 +335,18 @@ class LocalStack:
         site.wait_http(f"{self.web_url}/config.js", 30)
 
     def wait_for_models(self) -> dict[str, float]:
-        """Seconds until each model service reported ready, in the order they did."""
-        ready: dict[str, float] = {}
+        """Seconds until each model service reported ready, in the order they did; each one's
+        start to ready, and its CPU seconds then, go to self.startup."""
         started = time.monotonic()
-        for model, process in self.model_processes.items():
-            process.wait_http(f"{self.model_urls[model]}/healthz", self.config.model_ready_timeout)
-            ready[model] = time.monotonic() - started
-        return ready
+        while pending := [model for model in self.model_processes if model not in self._ready]:
+            for model in pending:
+                what = f"ready at {self.model_urls[model]}/healthz"
+                self.model_processes[model].check_running(what)
+                if time.monotonic() - started > self.config.model_ready_timeout:
+                    raise self.model_processes[model].not_ready(what, self.config.model_ready_timeout)
+            time.sleep(0.1)
+        return {model: max(0.0, self._ready[model] - started)
+                for model in sorted(self._ready, key=self._ready.get)}
 
     def stop(self) -> None:
         self._stopping.set()
@@ -341,25 +387,3 @@ def development_key(keys_file: Path, key_file: Path, rate_per_minute: int) -> st
     _write_private(key_file, plaintext)
     return plaintext
 
-
-def export_missing_models(models: tuple[str, ...], repository: Path, report=print) -> None:
-    """Export each model that has no version yet, so a second run starts at once.
-
-    The exporter's lines about each model ("cat: exporting…", "cat: exported version
-    1 … in 9.8 s") are printed as they come, so a first run is not silent for the
-    half-minute the exports take; TensorFlow's chatter is kept for an error message.
-    """
-    weights = os.environ.get("RESNET50_WEIGHTS")
-    resnet50 = ["--weights", weights] if weights else ["--allow-random-weights"]
-    process = subprocess.Popen(
-        [sys.executable, os.fspath(ROOT / "scripts" / "export_model.py"), *models,
-         "--repository", os.fspath(repository), "--if-missing", *resnet50],
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"},
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    output: list[str] = []
-    for line in process.stderr:
-        output.append(line)
-        if line.split(":", 1)[0] in models or line.startswith("error"):
-            report(line.rstrip("\n"))
-    if process.wait() != 0:
-        raise StackError(f"exporting models failed:\n{''.join(output).strip()[-2000:]}")

@@ -111,6 +111,20 @@ def process_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def group_cpu_seconds(group: int) -> float:
+    """CPU time used so far by the processes of a process group, with their waited-for
+    children's (gcloud's Java, gunicorn's worker), from /proc."""
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == group:
+            ticks += sum(int(value) for value in fields[11:15])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 class ManagedProcess:
     def __init__(self, name: str, argv: Sequence[str], env: dict[str, str] | None = None,
                  cwd: Path | None = None, log_path: Path | None = None) -> None:
@@ -120,8 +134,10 @@ class ManagedProcess:
         self.cwd = cwd
         self.log_path = log_path
         self.process: subprocess.Popen | None = None
+        self.started_at: float | None = None  # time.monotonic() of the last start
 
     def start(self) -> ManagedProcess:
+        self.started_at = time.monotonic()
         output = self.log_path.open("ab") if self.log_path else subprocess.DEVNULL
         try:
             self.process = subprocess.Popen(
@@ -138,6 +154,10 @@ class ManagedProcess:
     def exit_code(self) -> int | None:
         return self.process.poll() if self.process else None
 
+    def cpu_seconds(self) -> float:
+        """CPU time of the process and every process of its group (it leads a group of its own)."""
+        return group_cpu_seconds(self.process.pid) if self.process else 0.0
+
     def log_tail(self, lines: int = 15) -> str:
         if not self.log_path or not self.log_path.exists():
             return ""
@@ -147,13 +167,20 @@ class ManagedProcess:
         """Poll ready() until true; fail fast if the process dies. Returns seconds waited."""
         started = time.monotonic()
         while time.monotonic() - started < timeout:
-            if self.exit_code is not None:
-                raise StackError(f"{self.name} exited with code {self.exit_code} before {what}"
-                                 f" (log: {self.log_path})\n{self.log_tail()}")
+            self.check_running(what)
             if ready():
                 return time.monotonic() - started
             time.sleep(0.2)
-        raise StackError(f"{self.name} did not become {what} within {timeout:.0f} s (log: {self.log_path})")
+        raise self.not_ready(what, timeout)
+
+    def check_running(self, what: str) -> None:
+        """Raise if the process has exited before what (e.g. "ready at URL")."""
+        if self.exit_code is not None:
+            raise StackError(f"{self.name} exited with code {self.exit_code} before {what}"
+                             f" (log: {self.log_path})\n{self.log_tail()}")
+
+    def not_ready(self, what: str, timeout: float) -> StackError:
+        return StackError(f"{self.name} did not become {what} within {timeout:.0f} s (log: {self.log_path})")
 
     def wait_http(self, url: str, timeout: float, status: int = 200) -> float:
         return self.wait_until(lambda: http_status(url) == status, timeout, f"ready at {url}")

@@ -88,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
         for model in stack.wait_for_models():
             print(f"model {model} ready at {stack.model_urls[model]} "
                   f"({time.monotonic() - started:.1f} s after start)", flush=True)
+        print("where the start-up time went (s after the stack's start; CPU seconds of each phase's "
+              "processes; phases overlap):\n" + "\n".join(stack.startup.lines()), flush=True)
         key_header = f"-H \"X-API-Key: $(cat {stack.config.api_key_file})\" " if stack.api_key else ""
         print(f"try: curl {key_header}-F image=@tests/photos/n02123045_tabby.JPEG "
               f"{stack.api_url}/v1/models/{models[0]}/predictions", flush=True)

@@ -21,7 +21,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,7 +31,6 @@ import tensorflow as tf
 from inference_contract import model_layout
 from inference_contract.image_size import DEFAULT_MAX_IMAGE_PIXELS
 
-from .precision import measure as measure_precision
 from .spec import Head, Preprocessing
 
 # Above this many pixels a JPEG is decoded at the smallest of 1/2, 1/4, 1/8 scale that
@@ -40,6 +39,8 @@ from .spec import Head, Preprocessing
 # photo is still decoded whole.
 JPEG_FULL_SCALE_PIXELS = 16_000_000
 _JPEG_RATIOS = (1, 2, 4, 8)
+# What tf.saved_model.save writes: a version's SavedModel without its model.json and labels.
+_SAVED_MODEL_FILES = ("saved_model.pb", "fingerprint.pb", "variables", "assets")
 
 
 def _big_endian(data: tf.Tensor, offset: int) -> tf.Tensor:
@@ -132,11 +133,22 @@ def next_version(model_folder: Path) -> int:
     return model_layout.next_version(model_layout.local_entries(model_folder))
 
 
+def fixed_precision(precision: str) -> Callable[[Path], dict]:
+    return lambda _folder: {"precision": precision, "reason": "set by --precision"}
+
+
 def export_version(repository: Path, name: str, model: keras.Model, pre: Preprocessing,
                    head: Head, labels: Sequence[str], weights: str, pretrained: bool,
-                   extra: dict | None = None, precision: str = "auto",
-                   photos: Sequence[bytes] = ()) -> tuple[int, Path]:
+                   extra: dict | None = None,
+                   choose_precision: Callable[[Path], dict] | None = None,
+                   same_graph_as: Path | None = None) -> tuple[int, Path]:
     """Write <repository>/<name>/<n+1>/ and return (n+1, its path).
+
+    choose_precision(folder) measures the SavedModel written there (precision.py's
+    PrecisionProbe.measure) or says what --precision set; None: float32. same_graph_as: a version
+    whose SavedModel is this one's graph and weights (a detector's base classifier:
+    the signature returns every class's probability, the detector's rule is in
+    model.json), copied instead of traced and written again.
 
     The version is written in a temporary folder and renamed into place, so a
     model service never sees half a version.
@@ -145,16 +157,23 @@ def export_version(repository: Path, name: str, model: keras.Model, pre: Preproc
     model_folder.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=model_folder))
     try:
-        archive = keras.export.ExportArchive()
-        archive.track(model)
-        archive.add_endpoint(name="serving_default", fn=serving_function(model, pre, head),
-                             input_signature=[tf.TensorSpec([None], tf.string, name="images")])
-        archive.write_out(os.fspath(staging / "savedmodel"), verbose=False)
-        for item in (staging / "savedmodel").iterdir():
-            item.rename(staging / item.name)
-        (staging / "savedmodel").rmdir()
-        measured = (measure_precision(staging, list(photos)) if precision == "auto"
-                    else {"precision": precision, "reason": "set by --precision"})
+        if same_graph_as is not None:
+            for item in _SAVED_MODEL_FILES:
+                source = same_graph_as / item
+                if source.is_dir():
+                    shutil.copytree(source, staging / item)
+                elif source.exists():
+                    shutil.copy2(source, staging / item)
+        else:
+            archive = keras.export.ExportArchive()
+            archive.track(model)
+            archive.add_endpoint(name="serving_default", fn=serving_function(model, pre, head),
+                                 input_signature=[tf.TensorSpec([None], tf.string, name="images")])
+            archive.write_out(os.fspath(staging / "savedmodel"), verbose=False)
+            for item in (staging / "savedmodel").iterdir():
+                item.rename(staging / item.name)
+            (staging / "savedmodel").rmdir()
+        measured = (choose_precision or fixed_precision("float32"))(staging)
         (staging / model_layout.LABELS).write_text("\n".join(labels) + "\n")
         metadata = {
             "name": name, "kind": head.kind, "weights": weights, "pretrained": pretrained,
