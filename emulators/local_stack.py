@@ -40,6 +40,7 @@ from .startup_times import StartupTimes
 from .suite import EmulatorPorts, start_emulators
 
 ROOT = Path(__file__).resolve().parent.parent
+_API = "/api"  # self._ready's key for the API (no model name starts with "/")
 
 # efficientnet-lite0, cat and dog carry ImageNet weights converted offline;
 # resnet50 is untrained unless RESNET50_WEIGHTS names Keras's ImageNet weights file.
@@ -251,20 +252,22 @@ class LocalStack:
         if model in self.model_urls and model not in self.model_processes:
             process = self.model_processes[model] = self.start_model_service(
                 model, int(self.model_urls[model].rsplit(":", 1)[1]), self.config.model_env.get(model, {}))
-            threading.Thread(target=self._note_ready, args=(model, process), name=f"{model}-ready",
-                             daemon=True).start()
+            self._note_ready(model, f"{model} model service", [process], f"{self.model_urls[model]}/healthz")
 
-    def _note_ready(self, model: str, process: ManagedProcess) -> None:
-        """Record when the service first answers ready, and its CPU seconds then, while the
-        stack goes on starting (wait_for_models waits on it)."""
-        url = f"{self.model_urls[model]}/healthz"
-        while process.exit_code is None and not self._stopping.is_set():
-            if http_status(url, timeout=1.0) == 200:
-                self.startup.add(f"{model} model service", process.started_at, time.monotonic(),
-                                 process.cpu_seconds(), "process start to ready")
-                self._ready[model] = time.monotonic()
-                return
-            time.sleep(0.1)
+    def _note_ready(self, key: str, phase: str, processes: list[ManagedProcess], url: str) -> None:
+        """In the background, while the stack goes on starting: record when url first answers
+        200 (in self._ready[key]) and the start-up phase of processes until then, with their
+        CPU seconds. wait_for_models and _wait_for_api wait on it."""
+        def watch() -> None:
+            while all(p.exit_code is None for p in processes) and not self._stopping.is_set():
+                if http_status(url, timeout=1.0) == 200:
+                    self.startup.add(phase, processes[0].started_at, time.monotonic(),
+                                     sum(p.cpu_seconds() for p in processes), "process start to ready")
+                    self._ready[key] = time.monotonic()
+                    return
+                time.sleep(0.1)
+
+        threading.Thread(target=watch, name=f"{key}-ready", daemon=True).start()
 
     def start_model_service(self, model: str, port: int, extra_env: dict[str, str] | None = None,
                             label: str | None = None) -> ManagedProcess:
@@ -314,12 +317,12 @@ class LocalStack:
                  "--target", target, "--host", "127.0.0.1", "--port", str(port)],
                 env=env, cwd=self.unit_context("function"),
                 log_path=self.config.log_dir / f"function-{target}.log"))
+        self._note_ready(_API, "functions (api, dead_letter, reconcile)",
+                         list(self.function_processes.values()), f"{self.api_url}/healthz")
 
     def _wait_for_api(self) -> None:
         api = self.function_processes["api"]
-        api.wait_http(f"{self.api_url}/healthz", 60)
-        self.startup.add("functions (api, dead_letter, reconcile)", api.started_at, time.monotonic(),
-                         sum(p.cpu_seconds() for p in self.function_processes.values()))
+        api.wait_until(lambda: _API in self._ready, 60, f"ready at {self.api_url}/healthz")
 
     def allowed_origins(self) -> tuple[str, ...]:
         local_page = (self.web_url, self.web_url.replace("127.0.0.1", "localhost")) if self.web_url else ()
