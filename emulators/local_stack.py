@@ -349,7 +349,7 @@ class LocalStack:
                     raise self.model_processes[model].not_ready(what, self.config.model_ready_timeout)
             time.sleep(0.1)
         return {model: max(0.0, self._ready[model] - started)
-                for model in sorted(self._ready, key=self._ready.get)}
+                for model in sorted(self.model_processes, key=self._ready.get)}
 
     def stop(self) -> None:
         self._stopping.set()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -66,6 +67,12 @@ def test_ctrl_c_stops_every_process(tmp_path):
             < printed.index("API: ")
         assert f"API: http://127.0.0.1:{ports[0]}" in printed
         assert f"model tiny-test ready at http://127.0.0.1:{ports[3]}" in printed
+        # Where the start-up time went: a line per phase, with its CPU seconds.
+        phases = printed.split("where the start-up time went", 1)[1]
+        for phase in ("exports", "emulators", "functions (api, dead_letter, reconcile)",
+                      "tiny-test model service"):
+            assert re.search(rf"^  {re.escape(phase)} +[0-9.]+ → +[0-9.]+ s \([0-9.]+ s, CPU [0-9.]+ s\)",
+                             phases, re.MULTILINE), phases
         # Keys are on, as in the cloud, and the development key is printed and kept in a file.
         key = (tmp_path / "state" / "api_key").read_text().strip()
         assert "authentication: on" in printed and f"X-API-Key: {key}" in printed
