@@ -129,7 +129,8 @@ class LocalStack:
         self.api_key: str | None = None
         self.callback_secret: str | None = None
         self._unit_contexts: dict[str, Path] = {}
-        self._ready: dict[str, float] = {}  # model -> time.monotonic() when its service got ready
+        # A model (or _API) -> time.monotonic() when its service first answered ready.
+        self._ready: dict[str, float] = {}
         # Where the start-up time went, phase by phase (scripts/local_stack.py prints it).
         self.startup = StartupTimes()
 
@@ -182,6 +183,7 @@ class LocalStack:
         config = self.config
         config.log_dir.mkdir(parents=True, exist_ok=True)
         self.startup = StartupTimes()
+        self._ready.clear()
         self.check_prerequisites()
         export = (ModelExport(config.models, config.model_repository, self._report)
                   if config.export_missing else None)
@@ -257,9 +259,10 @@ class LocalStack:
     def _note_ready(self, key: str, phase: str, processes: list[ManagedProcess], url: str) -> None:
         """In the background, while the stack goes on starting: record when url first answers
         200 (in self._ready[key]) and the start-up phase of processes until then, with their
-        CPU seconds. wait_for_models and _wait_for_api wait on it."""
+        CPU seconds. wait_for_models and _wait_for_api wait on it (and fail on a process that
+        exits); a process the supervisor restarts meanwhile is still watched."""
         def watch() -> None:
-            while all(p.exit_code is None for p in processes) and not self._stopping.is_set():
+            while not self._stopping.is_set():
                 if http_status(url, timeout=1.0) == 200:
                     self.startup.add(phase, processes[0].started_at, time.monotonic(),
                                      sum(p.cpu_seconds() for p in processes), "process start to ready")
