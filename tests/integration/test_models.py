@@ -137,11 +137,15 @@ def test_export_measures_both_precisions_and_the_service_runs_what_model_json_sa
                    capture_output=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     meta = json.loads((repository / "tiny-test" / "1" / "model.json").read_text())
     measured = meta["precision_measurement"]
-    assert cpu_supports_bf16(), "this test expects the development machine's AMX/AVX-512 BF16 CPU"
-    assert measured["float32_images_per_s"] > 0 and measured["bfloat16_images_per_s"] > 0
-    assert measured["check_inputs"] == 20  # the 10 sample photos and their mirrors
-    pays = measured["bfloat16_speedup"] >= MIN_SPEEDUP and measured["top1_agreement"] >= MIN_AGREEMENT
-    assert meta["precision"] == ("bfloat16" if pays else "float32"), measured
+    if cpu_supports_bf16():
+        assert measured["float32_images_per_s"] > 0 and measured["bfloat16_images_per_s"] > 0
+        assert measured["check_inputs"] == 20  # the 10 sample photos and their mirrors
+        pays = measured["bfloat16_speedup"] >= MIN_SPEEDUP and measured["top1_agreement"] >= MIN_AGREEMENT
+        assert meta["precision"] == ("bfloat16" if pays else "float32"), measured
+    else:
+        # Without AMX or AVX-512 BF16 oneDNN only emulates bfloat16: float32, nothing to measure.
+        assert meta["precision"] == "float32", measured
+        assert "BF16" in measured["reason"] and "float32_images_per_s" not in measured, measured
 
     # Served as recorded: a copy whose model.json asks for bfloat16.
     shutil.copytree(stack.config.model_repository / "tiny-test" / "1", tmp_path / "bf16" / "tiny-test" / "1")
