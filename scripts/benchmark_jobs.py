@@ -68,7 +68,7 @@ def find_photos(folders: list[Path]) -> list[Path]:
 
 
 def upload_photos(project: str, bucket: str, prefix: str, photos: list[Path], count: int,
-                  threads: int = 16) -> list[str]:
+                  threads: int = 10) -> list[str]:
     """count objects under gs://bucket/prefix, the photos repeated under distinct names; their URIs."""
     from google.cloud import storage
 
