@@ -37,3 +37,24 @@ def test_prefixes_manifests_and_outputs():
     assert is_manifest(parse_gs("gs://bucket/list.txt", "input"))
     assert output_prefix("gs://bucket/out").uri == "gs://bucket/out/"
     assert output_prefix("gs://bucket").uri == "gs://bucket/"
+
+
+def test_a_job_takes_its_images_from_the_keys_quota_and_a_big_one_leaves_it_in_debt():
+    from prediction_api.auth import ApiKey, RateLimiter
+    from prediction_api.errors import TooManyRequests
+
+    now = [0.0]
+    limiter = RateLimiter(lambda: now[0])
+    key = ApiKey("k", "jobs", rate_per_minute=60)
+    limiter.take(key)  # the submit's own request
+    limiter.take(key, 30, already_taken=1)  # a job of 30 images: 29 more
+    limiter.take(key)
+    with pytest.raises(TooManyRequests):
+        limiter.take(key, 40, already_taken=0)  # 30 left, 40 asked: refused, nothing taken
+    limiter.take(key, 29)  # exactly what is left
+    now[0] = 60.0  # refilled
+    limiter.take(key)
+    limiter.take(key, 100, already_taken=1)  # bigger than the bucket: a full one, then in debt
+    with pytest.raises(TooManyRequests) as refused:
+        limiter.take(key)
+    assert refused.value.retry_after >= 40
