@@ -242,6 +242,8 @@ def test_the_jobs_benchmark_runs_on_small_n(stack):
     assert report["push_endpoint_images_per_s"] > 0 and report["job_images_per_s"] > 0
     # What the prediction path counts (0 where its adapters count nothing yet).
     assert report["single_prediction_firestore_writes"] >= 0
-    # 20 images in shards of 5: a few writes per shard, never one per image.
-    assert 0 < report["job_firestore_writes_per_image"] < 1, report
+    # 20 images in 4 shards of 5: a few writes per shard (created, claimed, finished, counted into the
+    # job, perhaps republished by the reconciler; the job created, started, finalized), never one
+    # per image, which would be 20 more.
+    assert 0 < report["job_firestore_writes"] <= 3 + 4 * 6, report
     benchmark_jobs.print_report(report)
