@@ -199,7 +199,8 @@ class LocalStack:
             began = time.monotonic()
             create_bucket(config.uploads_bucket, config.project)
             create_routes(config.project, [
-                Route(model, f"{url}/", f"{self.dead_letter_url}/") for model, url in self.model_urls.items()
+                Route(model, f"{url}/", f"{self.dead_letter_url}/", jobs_endpoint=f"{url}/jobs")
+                for model, url in self.model_urls.items()
             ], config.delivery)
             self.startup.add("bucket, topics, subscriptions", began, time.monotonic())
             self._start_functions()
