@@ -1,0 +1,63 @@
+"""The model service's SavedModel served by BentoML with adaptive batching, for the peer comparison.
+
+    cd scripts/peers && PORT=8601 MODEL_NAME=efficientnet-lite0 \\
+    MODEL_REPOSITORY=$PWD/../../.local/model_repository GOOGLE_CLOUD_PROJECT=local \\
+    ../../.local/peers/bentoml/bin/python -m bentoml serve bentoml_service:OpenInferenceGateway --port 8601
+
+(scripts/benchmark_peers.py starts it so.) BentoML batches only the calls that reach a
+batchable API through its dispatcher, and an API's HTTP body is its own JSON, not the
+Open Inference Protocol's; so, as BentoML's guide to adaptive batching across services
+does, two services: OpenInferenceGateway serves the model service's v2 routes (a FastAPI
+app mounted on it, the same bodies: v2_peer.py) and calls SavedModel.predict one image at
+a time; SavedModel, a dependency that `bentoml serve` runs in a process of its own, is
+where the adaptive batching happens, up to MAX_BATCH_SIZE images. One worker each, as
+the model service runs one process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import bentoml
+from fastapi import FastAPI, Request, Response
+from v2_peer import HEADER_LENGTH, OpenInferenceBodies, ServiceError, Settings, error_body, load_model
+
+SETTINGS = Settings.from_env()
+app = FastAPI()
+
+
+@bentoml.service(workers=1, traffic={"timeout": SETTINGS.predict_timeout_seconds})
+class SavedModel:
+    def __init__(self) -> None:
+        self.model = load_model(SETTINGS)
+
+    @bentoml.api(batchable=True, max_batch_size=SETTINGS.max_batch_size,
+                 max_latency_ms=int(SETTINGS.predict_timeout_seconds * 1000))
+    def predict(self, images: list[bytes]) -> list:
+        return self.model.predict(images)
+
+
+@bentoml.service(workers=1, traffic={"timeout": SETTINGS.predict_timeout_seconds})
+@bentoml.asgi_app(app, path="/")
+class OpenInferenceGateway:
+    saved_model = bentoml.depends(SavedModel)
+
+    def __init__(self) -> None:
+        self.bodies = OpenInferenceBodies(SETTINGS)
+
+    @app.get("/v2/health/ready")
+    async def ready(self) -> Response:
+        ready = await self.saved_model.is_ready()
+        return Response(f'{{"ready": {str(ready).lower()}}}', status_code=200 if ready else 400,
+                        media_type="application/json")
+
+    @app.post("/v2/models/{name}/infer")
+    async def infer(self, name: str, request: Request) -> Response:
+        try:
+            parsed = self.bodies.parse(name, await request.body(), request.headers.get(HEADER_LENGTH))
+            answers = await asyncio.gather(*(self.saved_model.to_async.predict([image])
+                                             for image in parsed.images))
+            body, headers = self.bodies.respond(parsed, [answer[0] for answer in answers])
+        except ServiceError as error:
+            return Response(error_body(error), status_code=error.status, media_type="application/json")
+        return Response(body, headers=headers)

@@ -1,0 +1,74 @@
+"""The model service's SavedModel served by Ray Serve, batched with @serve.batch, for the peer comparison.
+
+    PORT=8601 MODEL_NAME=efficientnet-lite0 MODEL_REPOSITORY=.local/model_repository \\
+    GOOGLE_CLOUD_PROJECT=local PYTHONPATH=scripts/peers \\
+    .local/peers/ray/bin/python scripts/peers/ray_service.py
+
+(scripts/benchmark_peers.py starts it so.) One replica, as the model service runs one
+worker, taking as many requests at once as its gunicorn threads (request_threads) and
+batching up to MAX_BATCH_SIZE images without waiting for more (batch_wait_timeout_s=0,
+as the model service's MAX_BATCH_DELAY_MS=0): while one batch runs in a thread, the next
+forms. The route is the model service's Open Inference Protocol infer route, the same
+bodies (v2_peer.py). Runs until SIGTERM or SIGINT, then shuts Ray down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import threading
+
+import ray
+from fastapi import FastAPI, Request, Response
+from ray import serve
+from v2_peer import HEADER_LENGTH, OpenInferenceBodies, ServiceError, Settings, error_body, load_model
+
+app = FastAPI()
+
+
+@serve.deployment(num_replicas=1)
+@serve.ingress(app)
+class OpenInference:
+    def __init__(self) -> None:
+        settings = Settings.from_env()
+        self.model = load_model(settings)
+        self.bodies = OpenInferenceBodies(settings)
+        self.predict.set_max_batch_size(settings.max_batch_size)
+
+    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.0)
+    async def predict(self, images: list[bytes]) -> list:
+        # In a thread: TensorFlow releases the GIL, so requests keep arriving while a batch runs.
+        return await asyncio.to_thread(self.model.predict, images)
+
+    @app.get("/v2/health/ready")
+    async def ready(self) -> dict:
+        return {"ready": True}
+
+    @app.post("/v2/models/{name}/infer")
+    async def infer(self, name: str, request: Request) -> Response:
+        try:
+            parsed = self.bodies.parse(name, await request.body(), request.headers.get(HEADER_LENGTH))
+            results = await asyncio.gather(*(self.predict(image) for image in parsed.images))
+            body, headers = self.bodies.respond(parsed, results)
+        except ServiceError as error:
+            return Response(error_body(error), status_code=error.status, media_type="application/json")
+        return Response(body, headers=headers)
+
+
+def main() -> None:
+    from model_service.config import request_threads
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    ray.init(include_dashboard=False, log_to_driver=False)
+    serve.start(http_options={"host": "127.0.0.1", "port": int(os.environ["PORT"])})
+    serve.run(OpenInference.options(max_ongoing_requests=request_threads()).bind(), route_prefix="/")
+    stop.wait()
+    serve.shutdown()
+    ray.shutdown()
+
+
+if __name__ == "__main__":
+    main()
