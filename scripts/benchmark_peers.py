@@ -86,6 +86,7 @@ def drive(url: str, model: str, photos: list[bytes], requests: int, in_flight: i
     lock = threading.Lock()
     latencies: list[float] = []
     errors: list[str] = []
+    answers: dict[int, str] = {}  # photo -> its top label (a detector's yes/no)
 
     def sender() -> None:
         client = triton.InferenceServerClient(url.removeprefix("http://"), network_timeout=120)
@@ -98,8 +99,7 @@ def drive(url: str, model: str, photos: list[bytes], requests: int, in_flight: i
                 started = time.perf_counter()
                 try:
                     result = infer_once(client, model, photos[index % len(photos)])
-                    if not result.get("top_k") and "match" not in result:
-                        raise ValueError(f"no result in {result}")
+                    answers[index % len(photos)] = answer_of(result)
                 except (InferenceServerException, ValueError, OSError) as exc:
                     errors.append(str(exc)[:200])
                     continue
@@ -119,7 +119,15 @@ def drive(url: str, model: str, photos: list[bytes], requests: int, in_flight: i
             "p50_ms": round(percentile(latencies, 50) * 1000, 1) if latencies else None,
             "p95_ms": round(percentile(latencies, 95) * 1000, 1) if latencies else None,
             "cpu_ms_per_image": round(cpu / done * 1000, 1), "requests": requests,
-            "errors": len(errors), "first_error": errors[0] if errors else None}
+            "errors": len(errors), "first_error": errors[0] if errors else None, "answers": answers}
+
+
+def answer_of(result: dict) -> str:
+    if result.get("top_k"):
+        return result["top_k"][0]["label"]
+    if "match" in result:
+        return str(result["match"])
+    raise ValueError(f"no result in {result}")
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -216,7 +224,10 @@ def start_server(server: str, target: Target, port: int) -> ManagedProcess:
         stack = LocalStack(StackConfig(model_repository=target.repository, log_dir=target.log_dir))
         return stack.start_model_service(target.model, port, env, label="peer-benchmark")
     base = {**os.environ, **env, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "2",
-            "PYTHONPATH": os.fspath(ROOT / "scripts" / "peers")}
+            "PYTHONPATH": os.fspath(ROOT / "scripts" / "peers"),
+            # BentoML's store and Ray's session files in .local, not the home folder.
+            "BENTOML_HOME": os.fspath(target.peers_dir / "bentoml-home"),
+            "RAY_TMPDIR": os.fspath(target.peers_dir / "ray-tmp")}
     python = os.fspath(peer_python(target.peers_dir, server))
     if server == "bentoml":
         argv = [python, "-m", "bentoml", "serve", "bentoml_service:OpenInferenceGateway",
@@ -284,8 +295,16 @@ def run_peer_benchmark(model: str = "efficientnet-lite0",
                    for key in ("p50_ms", "p95_ms", "cpu_ms_per_image")},
                 "errors": sum(figures["errors"] for figures in at_level),
                 "first_error": next((f["first_error"] for f in at_level if f["first_error"]), None),
+                "answers": {photo: label for f in at_level for photo, label in sorted(f["answers"].items())},
                 "start_to_ready_s": _median(run["start_to_ready_s"] for run in runs),
                 "rss_mib": _median(run["rss_mib"] for run in runs)})
+    # Each server's answers beside the first's (ours where it ran): the same model must agree.
+    reference = next((row["answers"] for row in rows if row.get("answers")), {})
+    for row in rows:
+        if "answers" in row:
+            answers = row.pop("answers")
+            row["differing_answers"] = sum(answers[photo] != label for photo, label in reference.items()
+                                           if photo in answers)
     return rows
 
 
@@ -316,7 +335,7 @@ def targets(rows: list[dict]) -> list[str]:
 def format_peer_table(rows: list[dict]) -> str:
     """The rows as a table, then the targets."""
     head = (f"{'server':<8} {'in flight':>9} {'images/s':>9} {'(spread)':>13} {'p50 ms':>7} {'p95 ms':>7} "
-            f"{'CPU ms/img':>10} {'errors':>6} {'ready s':>7} {'RSS MiB':>7}")
+            f"{'CPU ms/img':>10} {'errors':>6} {'ready s':>7} {'RSS MiB':>7} {'differ':>6}")
     lines = [head]
     for row in rows:
         if row.get("missing"):
@@ -326,7 +345,8 @@ def format_peer_table(rows: list[dict]) -> str:
         lines.append(f"{row['server']:<8} {row['in_flight']:>9} {row['images_per_s']:>9} {spread:>13} "
                      f"{_cell(row['p50_ms']):>7} {_cell(row['p95_ms']):>7} "
                      f"{_cell(row['cpu_ms_per_image']):>10} "
-                     f"{row['errors']:>6} {_cell(row['start_to_ready_s']):>7} {_cell(row['rss_mib']):>7}")
+                     f"{row['errors']:>6} {_cell(row['start_to_ready_s']):>7} {_cell(row['rss_mib']):>7} "
+                     f"{row['differing_answers']:>6}")
     errors = [row for row in rows if row.get("first_error")]
     lines += [f"{row['server']} at {row['in_flight']}: first error: {row['first_error']}" for row in errors]
     return "\n".join(lines + targets(rows))

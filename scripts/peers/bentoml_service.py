@@ -10,8 +10,8 @@ Open Inference Protocol's; so, as BentoML's guide to adaptive batching across se
 does, two services: OpenInferenceGateway serves the model service's v2 routes (a FastAPI
 app mounted on it, the same bodies: v2_peer.py) and calls SavedModel.predict one image at
 a time; SavedModel, a dependency that `bentoml serve` runs in a process of its own, is
-where the adaptive batching happens, up to MAX_BATCH_SIZE images. One worker each, as
-the model service runs one process.
+where the adaptive batching happens, up to MAX_BATCH_SIZE images (and within
+PREDICT_TIMEOUT_SECONDS, its max_latency_ms).
 """
 
 from __future__ import annotations
@@ -23,10 +23,15 @@ from fastapi import FastAPI, Request, Response
 from v2_peer import HEADER_LENGTH, OpenInferenceBodies, ServiceError, Settings, error_body, load_model
 
 SETTINGS = Settings.from_env()
+# Both services alike: one worker, as the model service runs one process; the model service's
+# request timeout; no access log line per request (the model service writes none either,
+# only a line per batch), so that BentoML is measured at its leanest.
+CONFIG = {"workers": 1, "traffic": {"timeout": SETTINGS.predict_timeout_seconds},
+          "logging": {"access": {"enabled": False}}}
 app = FastAPI()
 
 
-@bentoml.service(workers=1, traffic={"timeout": SETTINGS.predict_timeout_seconds})
+@bentoml.service(**CONFIG)
 class SavedModel:
     def __init__(self) -> None:
         self.model = load_model(SETTINGS)
@@ -37,7 +42,7 @@ class SavedModel:
         return self.model.predict(images)
 
 
-@bentoml.service(workers=1, traffic={"timeout": SETTINGS.predict_timeout_seconds})
+@bentoml.service(**CONFIG)
 @bentoml.asgi_app(app, path="/")
 class OpenInferenceGateway:
     saved_model = bentoml.depends(SavedModel)

@@ -15,15 +15,16 @@ PYTHON="${PYTHON:-python3}"
 # The model service's own pin (pyproject.toml, cloudrun_model/requirements.txt).
 TENSORFLOW="$(grep -o 'tensorflow-cpu==[0-9.]*' "$ROOT/cloudrun_model/requirements.txt")"
 declare -A PACKAGES=(
-  [bentoml]="bentoml==1.4.40"
+  [bentoml]="bentoml==1.4.40 fastapi==0.165.0"
   [ray]="ray[serve]==2.60.0"
 )
 
 install_peer() {
-  local name="$1" venv="$PEERS/$1" started=$SECONDS
+  local name="$1" venv="$PEERS/$1" started=$SECONDS specs
+  read -ra specs <<< "${PACKAGES[$name]}"  # an array: "ray[serve]" must not glob
   test -x "$venv/bin/python" || "$PYTHON" -m venv "$venv"
   "$venv/bin/python" -m pip install --quiet --upgrade pip
-  "$venv/bin/python" -m pip install --quiet "${PACKAGES[$name]}" "$TENSORFLOW"
+  "$venv/bin/python" -m pip install --quiet "${specs[@]}" "$TENSORFLOW"
   echo "$name: ${PACKAGES[$name]} $TENSORFLOW in $venv ($((SECONDS - started)) s, $(du -sh "$venv" | cut -f1))"
 }
 

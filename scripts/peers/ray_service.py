@@ -12,11 +12,12 @@ forms. The route is the model service's Open Inference Protocol infer route, the
 bodies (v2_peer.py). Runs until SIGTERM or SIGINT, then shuts Ray down.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: the replica gets this class pickled by value, and
+# FastAPI must find `Request` in the route's annotations, not as a name to look up.
 import asyncio
 import os
 import signal
+import sys
 import threading
 
 import ray
@@ -27,7 +28,8 @@ from v2_peer import HEADER_LENGTH, OpenInferenceBodies, ServiceError, Settings, 
 app = FastAPI()
 
 
-@serve.deployment(num_replicas=1)
+# No access log line per request (the model service writes none either, only a line per batch).
+@serve.deployment(num_replicas=1, logging_config={"enable_access_log": False})
 @serve.ingress(app)
 class OpenInference:
     def __init__(self) -> None:
@@ -62,6 +64,9 @@ def main() -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
+    # The replica unpickles this module's class, which names model_service's: Ray's workers,
+    # started by this process, find them (and v2_peer) on the path it has.
+    os.environ["PYTHONPATH"] = os.pathsep.join(sys.path)
     ray.init(include_dashboard=False, log_to_driver=False)
     serve.start(http_options={"host": "127.0.0.1", "port": int(os.environ["PORT"])})
     serve.run(OpenInference.options(max_ongoing_requests=request_threads()).bind(), route_prefix="/")
