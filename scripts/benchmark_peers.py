@@ -80,7 +80,6 @@ def drive(url: str, model: str, photos: list[bytes], requests: int, in_flight: i
           tree_root: int) -> dict:
     """`requests` requests, `in_flight` at a time (a thread and a connection each), timed."""
     import tritonclient.http as triton
-    from tritonclient.utils import InferenceServerException
 
     order = itertools.count()
     lock = threading.Lock()
@@ -100,25 +99,27 @@ def drive(url: str, model: str, photos: list[bytes], requests: int, in_flight: i
                 try:
                     result = infer_once(client, model, photos[index % len(photos)])
                     answers[index % len(photos)] = answer_of(result)
-                except (InferenceServerException, ValueError, OSError) as exc:
-                    errors.append(str(exc)[:200])
+                except Exception as exc:  # noqa: BLE001 - any failure is the server's error to count
+                    errors.append(f"{type(exc).__name__}: {exc}"[:200])
                     continue
                 latencies.append(time.perf_counter() - started)
         finally:
             client.close()
 
-    cpu, wall = tree_cpu_seconds(tree_root), time.perf_counter()
+    cpu, wall = tree_cpu_by_process(tree_root), time.perf_counter()
     threads = [threading.Thread(target=sender) for _ in range(in_flight)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    wall, cpu = time.perf_counter() - wall, tree_cpu_seconds(tree_root) - cpu
-    done = max(1, len(latencies))
+    wall = time.perf_counter() - wall
+    by_name = cpu_by_name(cpu, tree_cpu_by_process(tree_root), len(latencies))
     return {"images_per_s": round(len(latencies) / wall, 1),
             "p50_ms": round(percentile(latencies, 50) * 1000, 1) if latencies else None,
             "p95_ms": round(percentile(latencies, 95) * 1000, 1) if latencies else None,
-            "cpu_ms_per_image": round(cpu / done * 1000, 1), "requests": requests,
+            "cpu_ms_per_image": round(sum(by_name.values()), 1),
+            "cpu_ms_per_image_by_process": {name: round(ms, 1) for name, ms in by_name.items()},
+            "requests": requests,
             "errors": len(errors), "first_error": errors[0] if errors else None, "answers": answers}
 
 
@@ -164,16 +165,41 @@ def process_tree(root: int) -> list[int]:
     return tree
 
 
+def tree_cpu_by_process(root: int) -> dict[int, tuple[str, float]]:
+    """pid -> (its name, CPU seconds) for root's process tree: user + system, with what each
+    reaped of children that ended (cutime, cstime), so a worker that came and went still counts."""
+    table, ticks = _process_table(), os.sysconf("SC_CLK_TCK")
+    return {pid: (process_name(pid), sum(int(table[pid][1][i]) for i in (11, 12, 13, 14)) / ticks)
+            for pid in process_tree(root) if pid in table}
+
+
 def tree_cpu_seconds(root: int) -> float:
-    """CPU seconds (user + system) of root's process tree, with what its members reaped
-    of children that ended (cutime, cstime): a worker that came and went still counts."""
-    table = _process_table()
-    ticks = 0
-    for pid in process_tree(root):
-        if pid in table:
-            fields = table[pid][1]
-            ticks += sum(int(fields[i]) for i in (11, 12, 13, 14))
-    return ticks / os.sysconf("SC_CLK_TCK")
+    """CPU seconds of root's process tree (tree_cpu_by_process, summed)."""
+    return sum(seconds for _, seconds in tree_cpu_by_process(root).values())
+
+
+def process_name(pid: int) -> str:
+    """What a process is: its command name, or for a Python one its module or script
+    (the servers' processes are mostly Python: gunicorn, BentoML's workers, Ray's)."""
+    try:
+        name = Path(f"/proc/{pid}/comm").read_text().strip()
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return "?"
+    if not name.startswith("python") or len(argv) < 2:
+        return name
+    module = argv[argv.index("-m") + 1] if "-m" in argv[:-1] else Path(argv[1]).name
+    return f"python {module}"
+
+
+def cpu_by_name(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]],
+                images: int) -> dict[str, float]:
+    """CPU ms per image spent between two snapshots, by process name, largest first."""
+    spent: dict[str, float] = {}
+    for pid, (name, seconds) in after.items():
+        spent[name] = spent.get(name, 0.0) + seconds - before.get(pid, (name, 0.0))[1]
+    return {name: seconds / max(1, images) * 1000
+            for name, seconds in sorted(spent.items(), key=lambda item: -item[1]) if seconds > 0}
 
 
 def tree_rss_mib(root: int) -> float:
@@ -295,6 +321,8 @@ def run_peer_benchmark(model: str = "efficientnet-lite0",
                    for key in ("p50_ms", "p95_ms", "cpu_ms_per_image")},
                 "errors": sum(figures["errors"] for figures in at_level),
                 "first_error": next((f["first_error"] for f in at_level if f["first_error"]), None),
+                # Where the CPU went, in the last round: enough to see which process costs what.
+                "cpu_ms_per_image_by_process": at_level[-1]["cpu_ms_per_image_by_process"],
                 "answers": {photo: label for f in at_level for photo, label in sorted(f["answers"].items())},
                 "start_to_ready_s": _median(run["start_to_ready_s"] for run in runs),
                 "rss_mib": _median(run["rss_mib"] for run in runs)})
@@ -349,6 +377,13 @@ def format_peer_table(rows: list[dict]) -> str:
                      f"{row['differing_answers']:>6}")
     errors = [row for row in rows if row.get("first_error")]
     lines += [f"{row['server']} at {row['in_flight']}: first error: {row['first_error']}" for row in errors]
+    measured = [row for row in rows if not row.get("missing")]
+    if measured:
+        top = max(row["in_flight"] for row in measured)
+        lines.append(f"CPU ms per image by process at {top} in flight (last round):")
+        lines += [f"  {row['server']:<8} " + ", ".join(f"{name} {ms}" for name, ms in
+                                                    row["cpu_ms_per_image_by_process"].items())
+                  for row in measured if row["in_flight"] == top]
     return "\n".join(lines + targets(rows))
 
 

@@ -24,6 +24,9 @@ def test_the_peer_benchmark_drives_the_model_service_with_tritonclient(stack, tm
         assert row["images_per_s"] > 0 and 0 < row["p50_ms"] <= row["p95_ms"]
         assert row["cpu_ms_per_image"] > 0 and row["rss_mib"] > 100  # a process tree holding TensorFlow
         assert row["start_to_ready_s"] > 0 and row["differing_answers"] == 0
+        # gunicorn's master and its worker, which runs the model
+        assert {"python gunicorn"} == set(row["cpu_ms_per_image_by_process"])
     table = format_peer_table(rows)
     assert table.splitlines()[1].startswith("bentoml  bentoml is not installed")
-    assert len(table.splitlines()) == 4  # the head, the missing peer, ours at 1 and 4 in flight
+    # the head, the missing peer, ours at 1 and 4 in flight, and where ours spent its CPU at 4
+    assert len(table.splitlines()) == 6 and table.splitlines()[-1].startswith("  ours     python gunicorn ")
