@@ -30,6 +30,7 @@ import hashlib
 import itertools
 import json
 import os
+import re
 import statistics
 import sys
 import tempfile
@@ -264,6 +265,22 @@ def start_server(server: str, target: Target, port: int) -> ManagedProcess:
     return ManagedProcess(f"{server} peer", argv, env=base, cwd=ROOT, log_path=log_path).start()
 
 
+BATCH_SIZE = re.compile(rb'"batch_size": (\d+)')
+
+
+def mean_batch(log_path: Path, offset: int) -> tuple[float | None, int]:
+    """The mean size of the batches logged since offset (each server writes a line per batch
+    with "message": "batch" and its "batch_size"), and the new offset."""
+    sizes = []
+    with log_path.open("rb") as log:
+        log.seek(offset)
+        for line in log:
+            match = BATCH_SIZE.search(line) if b'"message": "batch"' in line else None
+            if match:
+                sizes.append(int(match.group(1)))
+        return (round(statistics.mean(sizes), 1) if sizes else None), log.tell()
+
+
 def measure_server(server: str, target: Target, photos: list[bytes], levels: tuple[int, ...],
                    requests: int) -> dict:
     """Start, warm up, drive each level, stop: {"start_to_ready_s", "rss_mib", level: figures}."""
@@ -277,9 +294,12 @@ def measure_server(server: str, target: Target, photos: list[bytes], levels: tup
         for in_flight in sorted(set(levels)):
             drive(url, target.model, photos, 2 * in_flight, in_flight, root)
         figures: dict = {"start_to_ready_s": round(ready, 1)}
+        offset = process.log_path.stat().st_size
         for in_flight in levels:
             count = max(requests, 2 * in_flight)
             figures[in_flight] = drive(url, target.model, photos, count, in_flight, root)
+            time.sleep(0.5)  # the last batch's line, through Ray's log forwarding
+            figures[in_flight]["mean_batch"], offset = mean_batch(process.log_path, offset)
         figures["rss_mib"] = tree_rss_mib(root)
         return figures
     finally:
@@ -318,7 +338,7 @@ def run_peer_benchmark(model: str = "efficientnet-lite0",
                 "images_per_s": statistics.median(throughput),
                 "images_per_s_spread": [min(throughput), max(throughput)],
                 **{key: _median(figures[key] for figures in at_level)
-                   for key in ("p50_ms", "p95_ms", "cpu_ms_per_image")},
+                   for key in ("p50_ms", "p95_ms", "cpu_ms_per_image", "mean_batch")},
                 "errors": sum(figures["errors"] for figures in at_level),
                 "first_error": next((f["first_error"] for f in at_level if f["first_error"]), None),
                 # Where the CPU went, in the last round: enough to see which process costs what.
@@ -363,7 +383,7 @@ def targets(rows: list[dict]) -> list[str]:
 def format_peer_table(rows: list[dict]) -> str:
     """The rows as a table, then the targets."""
     head = (f"{'server':<8} {'in flight':>9} {'images/s':>9} {'(spread)':>13} {'p50 ms':>7} {'p95 ms':>7} "
-            f"{'CPU ms/img':>10} {'errors':>6} {'ready s':>7} {'RSS MiB':>7} {'differ':>6}")
+            f"{'CPU ms/img':>10} {'batch':>5} {'errors':>6} {'ready s':>7} {'RSS MiB':>7} {'differ':>6}")
     lines = [head]
     for row in rows:
         if row.get("missing"):
@@ -372,7 +392,7 @@ def format_peer_table(rows: list[dict]) -> str:
         spread = "{}-{}".format(*row["images_per_s_spread"])
         lines.append(f"{row['server']:<8} {row['in_flight']:>9} {row['images_per_s']:>9} {spread:>13} "
                      f"{_cell(row['p50_ms']):>7} {_cell(row['p95_ms']):>7} "
-                     f"{_cell(row['cpu_ms_per_image']):>10} "
+                     f"{_cell(row['cpu_ms_per_image']):>10} {_cell(row['mean_batch']):>5} "
                      f"{row['errors']:>6} {_cell(row['start_to_ready_s']):>7} {_cell(row['rss_mib']):>7} "
                      f"{row['differing_answers']:>6}")
     errors = [row for row in rows if row.get("first_error")]

@@ -21,7 +21,15 @@ import asyncio
 import aiohttp
 import bentoml
 from fastapi import FastAPI, Request, Response
-from v2_peer import HEADER_LENGTH, OpenInferenceBodies, ServiceError, Settings, error_body, load_model
+from v2_peer import (
+    HEADER_LENGTH,
+    OpenInferenceBodies,
+    ServiceError,
+    Settings,
+    error_body,
+    load_model,
+    log_batch,
+)
 
 SETTINGS = Settings.from_env()
 # Both services alike: one worker, as the model service runs one process; the model service's
@@ -40,6 +48,7 @@ class SavedModel:
     @bentoml.api(batchable=True, max_batch_size=SETTINGS.max_batch_size,
                  max_latency_ms=int(SETTINGS.predict_timeout_seconds * 1000))
     def predict(self, images: list[bytes]) -> list:
+        log_batch(len(images))
         return self.model.predict(images)
 
 

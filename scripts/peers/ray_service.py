@@ -23,7 +23,15 @@ import threading
 import ray
 from fastapi import FastAPI, Request, Response
 from ray import serve
-from v2_peer import HEADER_LENGTH, OpenInferenceBodies, ServiceError, Settings, error_body, load_model
+from v2_peer import (
+    HEADER_LENGTH,
+    OpenInferenceBodies,
+    ServiceError,
+    Settings,
+    error_body,
+    load_model,
+    log_batch,
+)
 
 app = FastAPI()
 
@@ -40,6 +48,7 @@ class OpenInference:
 
     @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.0)
     async def predict(self, images: list[bytes]) -> list:
+        log_batch(len(images))
         # In a thread: TensorFlow releases the GIL, so requests keep arriving while a batch runs.
         return await asyncio.to_thread(self.model.predict, images)
 
@@ -67,7 +76,8 @@ def main() -> None:
     # The replica unpickles this module's class, which names model_service's: Ray's workers,
     # started by this process, find them (and v2_peer) on the path it has.
     os.environ["PYTHONPATH"] = os.pathsep.join(sys.path)
-    ray.init(include_dashboard=False, log_to_driver=False)
+    # log_to_driver: the replica's batch lines reach this process's output, the benchmark's log.
+    ray.init(include_dashboard=False, log_to_driver=True)
     serve.start(http_options={"host": "127.0.0.1", "port": int(os.environ["PORT"])})
     serve.run(OpenInference.options(max_ongoing_requests=request_threads()).bind(), route_prefix="/")
     stop.wait()

@@ -30,7 +30,14 @@ from model_service.open_inference_codec import (  # noqa: E402
 )
 from model_service.repository import ModelRepository  # noqa: E402
 
-__all__ = ["HEADER_LENGTH", "OpenInferenceBodies", "ServiceError", "Settings", "error_body", "load_model"]
+__all__ = ["HEADER_LENGTH", "OpenInferenceBodies", "ServiceError", "Settings", "error_body", "load_model",
+           "log_batch"]
+
+
+def log_batch(size: int) -> None:
+    """One line per batch, with the key the model service's batch line has (batcher.py), so that
+    the benchmark reads the batch sizes that formed from each server's log alike."""
+    print(json.dumps({"message": "batch", "batch_size": size}), flush=True)
 
 
 def load_model(settings: Settings) -> ImageModel:

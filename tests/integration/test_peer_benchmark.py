@@ -24,6 +24,7 @@ def test_the_peer_benchmark_drives_the_model_service_with_tritonclient(stack, tm
         assert row["images_per_s"] > 0 and 0 < row["p50_ms"] <= row["p95_ms"]
         assert row["cpu_ms_per_image"] > 0 and row["rss_mib"] > 100  # a process tree holding TensorFlow
         assert row["start_to_ready_s"] > 0 and row["differing_answers"] == 0
+        assert 1 <= row["mean_batch"] <= row["in_flight"]  # from the service's batch lines
         # gunicorn's master and its worker, which runs the model
         assert {"python gunicorn"} == set(row["cpu_ms_per_image_by_process"])
     table = format_peer_table(rows)

@@ -42,7 +42,8 @@ def _row(server: str, in_flight: int, images_per_s: float) -> dict:
     return {"server": server, "in_flight": in_flight, "rounds": 1, "images_per_s": images_per_s,
             "images_per_s_spread": [images_per_s, images_per_s], "p50_ms": 10.0, "p95_ms": 20.0,
             "cpu_ms_per_image": 30.0,
-            "cpu_ms_per_image_by_process": {"python gunicorn": 30.0}, "errors": 0, "first_error": None,
+            "cpu_ms_per_image_by_process": {"python gunicorn": 30.0}, "mean_batch": 1.0, "errors": 0,
+            "first_error": None,
             "start_to_ready_s": 5.0,
             "rss_mib": 900.0, "differing_answers": 0}
 
