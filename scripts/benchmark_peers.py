@@ -335,7 +335,7 @@ def run_peer_benchmark(model: str = "efficientnet-lite0",
             throughput = [figures["images_per_s"] for figures in at_level]
             rows.append({
                 "server": server, "in_flight": level, "rounds": len(runs),
-                "images_per_s": statistics.median(throughput),
+                "images_per_s": round(statistics.median(throughput), 1),
                 "images_per_s_spread": [min(throughput), max(throughput)],
                 **{key: _median(figures[key] for figures in at_level)
                    for key in ("p50_ms", "p95_ms", "cpu_ms_per_image", "mean_batch")},

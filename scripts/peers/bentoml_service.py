@@ -79,10 +79,11 @@ class OpenInferenceGateway:
     async def _predict(self, image: bytes):
         # BentoML's client between the services (aiohttp, idle connections kept 15 s) reuses
         # connections that SavedModel's server (uvicorn, keep-alive 5 s) closed meanwhile: at the
-        # start of a burst a call then fails with ServerDisconnectedError before anything ran
-        # (seen at 32 in flight after 1 in flight). Once more on a fresh connection, as a user of
-        # BentoML would have to, so that the peer is measured at its best.
+        # start of a burst a call then fails (ServerDisconnectedError, or ClientOSError "Can not
+        # write request body"; seen at 8 and 32 in flight after 1). Once more on a fresh connection
+        # (predict has no side effect), as a user of BentoML would have to, so that the peer is
+        # measured at its best.
         try:
             return (await self.saved_model.to_async.predict([image]))[0]
-        except aiohttp.ServerDisconnectedError:
+        except aiohttp.ClientConnectionError:
             return (await self.saved_model.to_async.predict([image]))[0]
