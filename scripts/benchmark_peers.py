@@ -190,7 +190,9 @@ def process_name(pid: int) -> str:
     if not name.startswith("python") or len(argv) < 2:
         return name
     module = argv[argv.index("-m") + 1] if "-m" in argv[:-1] else Path(argv[1]).name
-    return f"python {module}"
+    # BentoML runs each of its services as the same module; its argument names the service.
+    service = f" {argv[argv.index('--service-name') + 1]}" if "--service-name" in argv[:-1] else ""
+    return f"python {module}{service}"
 
 
 def cpu_by_name(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]],
