@@ -280,7 +280,7 @@ def mean_batch(log_path: Path, offset: int) -> tuple[float | None, int]:
             match = BATCH_SIZE.search(line) if b'"message": "batch"' in line else None
             if match:
                 sizes.append(int(match.group(1)))
-        return (round(statistics.mean(sizes), 1) if sizes else None), log.tell()
+        return (round(float(statistics.mean(sizes)), 1) if sizes else None), log.tell()
 
 
 def measure_server(server: str, target: Target, photos: list[bytes], levels: tuple[int, ...],

@@ -16,22 +16,12 @@ PREDICT_TIMEOUT_SECONDS, its max_latency_ms).
 
 from __future__ import annotations
 
-import asyncio
-
 import aiohttp
 import bentoml
+import v2_peer
 from fastapi import FastAPI, Request, Response
-from v2_peer import (
-    HEADER_LENGTH,
-    OpenInferenceBodies,
-    ServiceError,
-    Settings,
-    error_body,
-    load_model,
-    log_batch,
-)
 
-SETTINGS = Settings.from_env()
+SETTINGS = v2_peer.Settings.from_env()
 # Both services alike: one worker, as the model service runs one process; the model service's
 # request timeout; no access log line per request (the model service writes none either,
 # only a line per batch), so that BentoML is measured at its leanest.
@@ -43,12 +33,12 @@ app = FastAPI()
 @bentoml.service(**CONFIG)
 class SavedModel:
     def __init__(self) -> None:
-        self.model = load_model(SETTINGS)
+        self.model = v2_peer.load_model(SETTINGS)
 
     @bentoml.api(batchable=True, max_batch_size=SETTINGS.max_batch_size,
                  max_latency_ms=int(SETTINGS.predict_timeout_seconds * 1000))
     def predict(self, images: list[bytes]) -> list:
-        log_batch(len(images))
+        v2_peer.log_batch(len(images))
         return self.model.predict(images)
 
 
@@ -58,7 +48,7 @@ class OpenInferenceGateway:
     saved_model = bentoml.depends(SavedModel)
 
     def __init__(self) -> None:
-        self.bodies = OpenInferenceBodies(SETTINGS)
+        self.bodies = v2_peer.OpenInferenceBodies(SETTINGS)
 
     @app.get("/v2/health/ready")
     async def ready(self) -> Response:
@@ -68,13 +58,9 @@ class OpenInferenceGateway:
 
     @app.post("/v2/models/{name}/infer")
     async def infer(self, name: str, request: Request) -> Response:
-        try:
-            parsed = self.bodies.parse(name, await request.body(), request.headers.get(HEADER_LENGTH))
-            results = await asyncio.gather(*(self._predict(image) for image in parsed.images))
-            body, headers = self.bodies.respond(parsed, list(results))
-        except ServiceError as error:
-            return Response(error_body(error), status_code=error.status, media_type="application/json")
-        return Response(body, headers=headers)
+        status, body, headers = await v2_peer.infer(self.bodies, name, await request.body(),
+                                                    request.headers.get(v2_peer.HEADER_LENGTH), self._predict)
+        return Response(body, status_code=status, headers=headers)
 
     async def _predict(self, image: bytes):
         # BentoML's client between the services (aiohttp, idle connections kept 15 s) reuses

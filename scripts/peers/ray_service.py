@@ -21,17 +21,9 @@ import sys
 import threading
 
 import ray
+import v2_peer
 from fastapi import FastAPI, Request, Response
 from ray import serve
-from v2_peer import (
-    HEADER_LENGTH,
-    OpenInferenceBodies,
-    ServiceError,
-    Settings,
-    error_body,
-    load_model,
-    log_batch,
-)
 
 app = FastAPI()
 
@@ -41,14 +33,14 @@ app = FastAPI()
 @serve.ingress(app)
 class OpenInference:
     def __init__(self) -> None:
-        settings = Settings.from_env()
-        self.model = load_model(settings)
-        self.bodies = OpenInferenceBodies(settings)
+        settings = v2_peer.Settings.from_env()
+        self.model = v2_peer.load_model(settings)
+        self.bodies = v2_peer.OpenInferenceBodies(settings)
         self.predict.set_max_batch_size(settings.max_batch_size)
 
     @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.0)
     async def predict(self, images: list[bytes]) -> list:
-        log_batch(len(images))
+        v2_peer.log_batch(len(images))
         # In a thread: TensorFlow releases the GIL, so requests keep arriving while a batch runs.
         return await asyncio.to_thread(self.model.predict, images)
 
@@ -58,13 +50,9 @@ class OpenInference:
 
     @app.post("/v2/models/{name}/infer")
     async def infer(self, name: str, request: Request) -> Response:
-        try:
-            parsed = self.bodies.parse(name, await request.body(), request.headers.get(HEADER_LENGTH))
-            results = await asyncio.gather(*(self.predict(image) for image in parsed.images))
-            body, headers = self.bodies.respond(parsed, results)
-        except ServiceError as error:
-            return Response(error_body(error), status_code=error.status, media_type="application/json")
-        return Response(body, headers=headers)
+        status, body, headers = await v2_peer.infer(self.bodies, name, await request.body(),
+                                                    request.headers.get(v2_peer.HEADER_LENGTH), self.predict)
+        return Response(body, status_code=status, headers=headers)
 
 
 def main() -> None:

@@ -12,8 +12,10 @@ one client, tritonclient's, drives the three servers with the same requests.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,8 +32,9 @@ from model_service.open_inference_codec import (  # noqa: E402
 )
 from model_service.repository import ModelRepository  # noqa: E402
 
-__all__ = ["HEADER_LENGTH", "OpenInferenceBodies", "ServiceError", "Settings", "error_body", "load_model",
-           "log_batch"]
+JSON = {"Content-Type": "application/json"}
+
+__all__ = ["HEADER_LENGTH", "OpenInferenceBodies", "Settings", "infer", "load_model", "log_batch"]
 
 
 def log_batch(size: int) -> None:
@@ -71,6 +74,15 @@ class OpenInferenceBodies:
         return build_infer_response(self.settings.model_name, self.version, request, results)
 
 
-def error_body(error: ServiceError) -> bytes:
-    """The protocol's error shape, as the model service's v2 routes answer it."""
-    return json.dumps({"error": error.message}).encode()
+async def infer(bodies: OpenInferenceBodies, name: str, body: bytes, header_length: str | None,
+                predict_one: Callable[[bytes], Awaitable]) -> tuple[int, bytes, dict[str, str]]:
+    """An infer request answered: (status, body, headers). Each image goes to the peer's batcher
+    on its own (predict_one), as the model service's v2 route hands each to its micro-batcher;
+    errors take the protocol's shape, {"error": message}, with the model service's statuses."""
+    try:
+        request = bodies.parse(name, body, header_length)
+        results = await asyncio.gather(*(predict_one(image) for image in request.images))
+        answer, headers = bodies.respond(request, list(results))
+    except ServiceError as error:
+        return error.status, json.dumps({"error": error.message}).encode(), JSON
+    return 200, answer, headers
