@@ -15,8 +15,11 @@ tritonclient[http] with binary tensors, sends the same photos (tests/photos and
 requests in flight, and reads for each server:
 - images/s and the p50/p95 latency of a request;
 - CPU ms per image of the server's whole process tree (every descendant of the process
-  started, from /proc: user + system, with the children it reaped), the same way for all;
-- the tree's resident memory after the run.
+  started, from /proc: user + system, with the children it reaped), the same way for all,
+  and at the highest level split by process;
+- the mean batch that formed (each server logs a line per batch with its "batch_size");
+- start to ready, the tree's resident memory after the run, and how many photos got
+  another top label than from the first server (ours): the same model must agree.
 
 Servers run one at a time, in an order rotated each round, so that whatever else runs on
 the machine falls on each of them alike; a row holds the median over the rounds (the
