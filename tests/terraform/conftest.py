@@ -22,8 +22,8 @@ TERRAFORM_DIR = REPO_ROOT / "terraform"
 MODULES_DIR = TERRAFORM_DIR / "modules"
 EXAMPLE_MODELS = TERRAFORM_DIR / "models.auto.tfvars.json.example"
 EXAMPLE_TFVARS = TERRAFORM_DIR / "terraform.tfvars.json.example"
-MODULE_NAMES = ("platform", "storage", "firestore", "model_service", "model_routing", "api_function",
-                "website", "monitoring")
+MODULE_NAMES = ("platform", "storage", "firestore", "model_service", "model_routing", "job_routing",
+                "api_function", "website", "monitoring")
 
 # Plain values: string attributes without their quotes, no comment keys.
 _HCL_OPTIONS = SerializationOptions(with_comments=False, explicit_blocks=False, strip_string_quotes=True)

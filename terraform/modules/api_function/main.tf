@@ -44,6 +44,17 @@ resource "google_storage_bucket_iam_member" "write_uploads" {
   member = google_service_account.api.member
 }
 
+# Bulk jobs whose input or output is the jobs bucket: the API lists the input
+# prefix or reads the manifest, and checks that the output is writable by
+# writing and deleting a probe object, before it accepts a job. objectUser is
+# the predefined role with list, read, create and delete, and nothing on the
+# bucket itself.
+resource "google_storage_bucket_iam_member" "jobs" {
+  bucket = var.jobs_bucket
+  role   = "roles/storage.objectUser"
+  member = google_service_account.api.member
+}
+
 resource "google_project_iam_member" "firestore" {
   project = var.project_id
   role    = "roles/datastore.user"

@@ -56,6 +56,11 @@ variable "uploads_bucket" {
   type        = string
 }
 
+variable "jobs_bucket" {
+  description = "Bucket of bulk jobs' uploaded inputs and results, which the API lists, reads and probes for writing."
+  type        = string
+}
+
 variable "model_names" {
   description = "Models the API accepts (MODELS, comma-joined)."
   type        = list(string)

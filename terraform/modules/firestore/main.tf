@@ -111,3 +111,35 @@ resource "google_firestore_index" "listing" {
     order      = "DESCENDING"
   }
 }
+
+# GET /v1/jobs lists a key's own bulk jobs, newest first:
+# `jobs where api_key_id == K [and status == S] order by created_at desc,
+# __name__ desc`. Each combination of the optional filter needs its composite
+# index; tests/terraform/test_jobs.py checks them against the API's query.
+locals {
+  job_listing_indexes = {
+    owner        = ["api_key_id"]
+    owner_status = ["api_key_id", "status"]
+  }
+}
+
+resource "google_firestore_index" "job_listing" {
+  for_each = local.job_listing_indexes
+
+  project    = var.project_id
+  database   = google_firestore_database.default.name
+  collection = var.jobs_collection
+
+  dynamic "fields" {
+    for_each = each.value
+    content {
+      field_path = fields.value
+      order      = "ASCENDING"
+    }
+  }
+
+  fields {
+    field_path = "created_at"
+    order      = "DESCENDING"
+  }
+}

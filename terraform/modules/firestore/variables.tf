@@ -41,3 +41,14 @@ variable "idempotency_collection" {
   type        = string
   default     = "idempotency_keys"
 }
+
+variable "jobs_collection" {
+  description = "Collection of bulk job documents (fixed by the interface contract), whose listing query gets its composite indexes here."
+  type        = string
+  default     = "jobs"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9_]*$", var.jobs_collection))
+    error_message = "jobs_collection must be a collection ID of lowercase letters, digits and underscores."
+  }
+}

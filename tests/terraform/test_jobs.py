@@ -1,0 +1,212 @@
+"""What bulk jobs need in Terraform: each model's jobs lane, the jobs bucket and its grants, the listing indexes.
+
+Names are evaluated by the real terraform binary from the contract's naming.json
+(no provider needed) and compared with inference_contract.naming; the rest is
+asserted on the parsed HCL, and the model services' request timeout on the real
+model_service locals (ModelsEvaluator).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from inference_contract import naming
+
+from .conftest import (
+    MODULES_DIR,
+    REPO_ROOT,
+    TERRAFORM_DIR,
+    blocks_by_name,
+    load_module,
+    only,
+    resources,
+    run_terraform,
+    sample_models,
+)
+
+ROOT = load_module(TERRAFORM_DIR)
+JOBS = load_module(MODULES_DIR / "job_routing")
+NAMING = json.loads((REPO_ROOT / "contract" / "inference_contract" / "naming.json").read_text())
+MODELS = ("resnet50", "efficientnet-lite0", "cat")
+
+_NAMING_OUTPUTS = """
+variable "model_name" {
+  type = string
+}
+
+output "names" {
+  value = {
+    topic             = local.topic_name
+    push_subscription = local.push_subscription_name
+    dead_letter_topic = local.dead_letter_topic_name
+  }
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def jobs_naming(terraform_bin, tmp_path_factory) -> dict:
+    """model name -> the names job_routing/naming.tf computes for it."""
+    root = tmp_path_factory.mktemp("tf-jobs-naming")
+    module = root / "terraform" / "modules" / "job_routing"
+    module.mkdir(parents=True)
+    shutil.copy(MODULES_DIR / "job_routing" / "naming.tf", module / "naming.tf")
+    (module / "outputs.tf").write_text(_NAMING_OUTPUTS)
+    contract = root / "contract" / "inference_contract"
+    contract.mkdir(parents=True)
+    shutil.copy(REPO_ROOT / "contract" / "inference_contract" / "naming.json", contract / "naming.json")
+    init = run_terraform(terraform_bin, ["init", "-backend=false", "-no-color"], module)
+    assert init.returncode == 0, init.stdout + init.stderr
+    names = {}
+    for model in MODELS:
+        applied = run_terraform(terraform_bin,
+                                ["apply", "-auto-approve", "-no-color", f"-var=model_name={model}"], module)
+        assert applied.returncode == 0, applied.stdout + applied.stderr
+        output = run_terraform(terraform_bin, ["output", "-json", "names"], module)
+        assert output.returncode == 0, output.stderr
+        names[model] = json.loads(output.stdout)
+    return names
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_terraform_names_the_jobs_lane_as_the_contract_does(jobs_naming, model):
+    names = jobs_naming[model]
+    assert names["topic"] == naming.jobs_topic_name(model)
+    assert names["push_subscription"] == naming.jobs_push_subscription_name(model)
+    assert names["dead_letter_topic"] == naming.jobs_topic_name(model) + NAMING["dead_letter_topic_suffix"]
+    # A lane of its own: nothing shared with the model's interactive topic and subscription.
+    assert not set(names.values()) & {naming.topic_name(model), naming.push_subscription_name(model),
+                                      naming.dead_letter_topic_name(model)}
+
+
+def test_the_jobs_resources_take_their_names_from_naming_tf():
+    main = (MODULES_DIR / "job_routing" / "main.tf").read_text()
+    topics = resources(JOBS, "google_pubsub_topic")
+    assert topics[("google_pubsub_topic", "jobs")]["name"] == "${local.topic_name}"
+    assert topics[("google_pubsub_topic", "dead_letter")]["name"] == "${local.dead_letter_topic_name}"
+    subscriptions = resources(JOBS, "google_pubsub_subscription")
+    assert set(subscriptions) == {("google_pubsub_subscription", "push"),
+                                  ("google_pubsub_subscription", "dead_letter")}
+    assert subscriptions[("google_pubsub_subscription", "push")]["name"] == "${local.push_subscription_name}"
+    assert subscriptions[("google_pubsub_subscription", "dead_letter")]["name"] == "${local.dead_letter_topic_name}"
+    assert "jobs-" not in main and "predictions-" not in main
+
+
+# --- the lane ---------------------------------------------------------------------------
+
+
+def test_one_jobs_lane_per_model_wired_to_that_models_service():
+    call = blocks_by_name(ROOT, "module")["job_routing"]
+    assert call["source"] == "./modules/job_routing"
+    assert call["for_each"] == "${var.models}"
+    assert call["model_name"] == "${each.key}"
+    assert call["service_uri"] == "${module.model_service[each.key].service_uri}"
+    assert call["model_service_account"] == "${module.model_service[each.key].service_account_email}"
+    # The model's own push identity, which holds run.invoker on that one service only.
+    assert call["push_service_account"] == "${module.model_routing[each.key].push_service_account_email}"
+    assert call["ack_deadline_seconds"] == "${each.value.jobs_ack_deadline_seconds}"
+    assert call["max_delivery_attempts"] == "${var.max_delivery_attempts}"
+    assert call["jobs_bucket"] == "${module.storage.jobs_bucket}"
+    assert call["publisher_service_account"] == "${module.api_function.service_account_email}"
+    assert call["pubsub_service_agent"] == "${local.pubsub_service_agent}"
+
+
+def test_jobs_push_subscription_reaches_the_jobs_path_with_oidc_retry_and_dead_letter():
+    push = resources(JOBS)[("google_pubsub_subscription", "push")]
+    assert push["topic"] == "${google_pubsub_topic.jobs.id}"
+    assert push["ack_deadline_seconds"] == "${var.ack_deadline_seconds}"
+    config = only(push["push_config"])
+    assert config["push_endpoint"] == "${var.service_uri}${var.jobs_path}"
+    assert blocks_by_name(JOBS, "variable")["jobs_path"]["default"] == "/jobs"
+    oidc = only(config["oidc_token"])
+    assert oidc == {"service_account_email": "${var.push_service_account}", "audience": "${var.service_uri}"}
+    assert set(only(push["retry_policy"])) == {"minimum_backoff", "maximum_backoff"}
+    dead_letter = only(push["dead_letter_policy"])
+    assert dead_letter["dead_letter_topic"] == "${google_pubsub_topic.dead_letter.id}"
+    assert dead_letter["max_delivery_attempts"] == "${var.max_delivery_attempts}"
+    assert only(push["expiration_policy"])["ttl"] == "", "a rarely used model's jobs subscription must not expire"
+
+
+def test_dead_lettered_shards_are_kept_for_inspection():
+    kept = resources(JOBS)[("google_pubsub_subscription", "dead_letter")]
+    assert kept["topic"] == "${google_pubsub_topic.dead_letter.id}"
+    assert "push_config" not in kept  # a pull subscription: it keeps what it is given
+    assert kept["message_retention_duration"] == "${var.dead_letter_retention}"
+    assert blocks_by_name(JOBS, "variable")["dead_letter_retention"]["default"] == "604800s"
+    assert only(kept["expiration_policy"])["ttl"] == ""
+    routing = resources(JOBS)
+    publisher = routing[("google_pubsub_topic_iam_member", "dead_letter_publisher")]
+    assert publisher["topic"] == "${google_pubsub_topic.dead_letter.name}"
+    assert (publisher["role"], publisher["member"]) == (
+        "roles/pubsub.publisher", "serviceAccount:${var.pubsub_service_agent}")
+    subscriber = routing[("google_pubsub_subscription_iam_member", "source_subscriber")]
+    assert subscriber["subscription"] == "${google_pubsub_subscription.push.name}"
+    assert (subscriber["role"], subscriber["member"]) == (
+        "roles/pubsub.subscriber", "serviceAccount:${var.pubsub_service_agent}")
+
+
+def test_jobs_lane_grants_no_invoker_and_nothing_project_wide():
+    for (rtype, name), body in resources(JOBS).items():
+        assert not rtype.startswith("google_project_iam"), name
+        if rtype.endswith("_iam_member"):
+            assert body["role"] != "roles/run.invoker", name
+
+
+def test_the_api_publishes_shards():
+    publisher = resources(JOBS)[("google_pubsub_topic_iam_member", "api_publisher")]
+    assert publisher["topic"] == "${google_pubsub_topic.jobs.name}"
+    assert publisher["role"] == "roles/pubsub.publisher"
+    assert publisher["member"] == "serviceAccount:${var.publisher_service_account}"
+
+
+# --- the jobs bucket and who may use it ---------------------------------------------------
+
+
+def test_jobs_bucket_is_private_uniform_and_expires_its_objects():
+    storage = load_module(MODULES_DIR / "storage")
+    bucket = resources(storage)[("google_storage_bucket", "jobs")]
+    assert bucket["name"] == "${var.project_id}-jobs"
+    assert bucket["uniform_bucket_level_access"] is True
+    assert bucket["public_access_prevention"] == "enforced"
+    rule = only(bucket["lifecycle_rule"])
+    assert only(rule["condition"])["age"] == "${var.jobs_retention_days}"
+    assert only(rule["action"])["type"] == "Delete"
+    assert blocks_by_name(ROOT, "module")["storage"]["jobs_retention_days"] == "${var.jobs_retention_days}"
+    assert blocks_by_name(ROOT, "output")["jobs_bucket"]["value"] == "${module.storage.jobs_bucket}"
+
+
+def test_model_service_reads_inputs_and_creates_results_in_the_jobs_bucket_only():
+    grants = {(body["bucket"], body["role"], body["member"])
+              for (rtype, _), body in resources(JOBS).items() if rtype == "google_storage_bucket_iam_member"}
+    member = "serviceAccount:${var.model_service_account}"
+    # Create, never overwrite or delete: a shard's results object is written once.
+    assert grants == {("${var.jobs_bucket}", "roles/storage.objectViewer", member),
+                      ("${var.jobs_bucket}", "roles/storage.objectCreator", member)}
+
+
+def test_api_lists_reads_and_probes_the_jobs_bucket():
+    function = resources(load_module(MODULES_DIR / "api_function"))
+    grant = function[("google_storage_bucket_iam_member", "jobs")]
+    assert grant["bucket"] == "${var.jobs_bucket}"
+    assert grant["role"] == "roles/storage.objectUser"
+    assert grant["member"] == "${google_service_account.api.member}"
+    assert blocks_by_name(ROOT, "module")["api_function"]["jobs_bucket"] == "${module.storage.jobs_bucket}"
+
+
+# --- the model service's request timeout covers a shard ---------------------------------------
+
+
+@pytest.mark.parametrize(("ack", "jobs_ack", "timeout"), [
+    (None, None, "300s"),  # the defaults: 60 s interactive, 300 s a shard
+    (60, 450, "450s"),
+    (600, 120, "600s"),
+])
+def test_cloud_run_timeout_is_the_longer_of_the_two_ack_deadlines(models_evaluator, ack, jobs_ack, timeout):
+    models = sample_models()
+    for key, value in (("ack_deadline_seconds", ack), ("jobs_ack_deadline_seconds", jobs_ack)):
+        if value is not None:
+            models["cat"][key] = value
+    template = models_evaluator.evaluate(models)["cat"]["template"]
+    assert template["timeout"] == timeout
