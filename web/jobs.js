@@ -88,7 +88,7 @@
     if (!API_BASE) return;
     let active = false;
     try {
-      const response = await fetch(`${API_BASE}/v1/jobs?limit=${LIST_SIZE}`,
+      const response = await fetch(`${API_BASE}/v1/jobs?page_size=${LIST_SIZE}`,
         { cache: "no-store", headers: authHeaders() });
       const body = await response.json().catch(() => null);
       if (!response.ok) {

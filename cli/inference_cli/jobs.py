@@ -88,14 +88,18 @@ def follow(client: Client, job: dict, err: Console, poll_seconds: float, timeout
                   TextColumn("{task.fields[failed]} failed"), TimeElapsedColumn(), console=err) as progress:
         task = progress.add_task(job.get("status", ""), total=(job.get("counts") or {}).get("total"), failed=0)
         client.on_retry = lambda line: progress.console.print(f"[yellow]{line}[/]")
-        while True:
-            job = client.request("GET", url)
-            counts = job.get("counts") or {}
-            progress.update(task, description=job["status"], total=counts.get("total"), completed=done(job),
-                            failed=counts.get("failed", 0))
-            if job["status"] in FINAL_JOB_STATUSES or time.monotonic() >= deadline:
-                return job
-            time.sleep(max(0.1, poll_seconds))
+        try:
+            while True:
+                job = client.request("GET", url)
+                counts = job.get("counts") or {}
+                progress.update(task, description=job["status"], total=counts.get("total"),
+                                completed=done(job), failed=counts.get("failed", 0))
+                if job["status"] in FINAL_JOB_STATUSES or time.monotonic() >= deadline:
+                    return job
+                time.sleep(max(0.1, poll_seconds))
+        except KeyboardInterrupt:
+            progress.console.print(f"stopped waiting; job {job['id']} goes on: `inference jobs wait {job['id']}`")
+            raise
 
 
 def _outcome(job: dict, err: Console, out: Console, as_json: bool) -> int:
@@ -160,7 +164,8 @@ def list_jobs(client: Client, status: str | None, limit: int) -> list[dict]:
     found: list[dict] = []
     token = None
     while len(found) < limit:
-        params = {"limit": min(MAX_PAGE_SIZE, limit - len(found)), "status": status, "page_token": token}
+        params = {"page_size": min(MAX_PAGE_SIZE, limit - len(found)), "status": status,
+                  "page_token": token}
         page = client.request("GET", "/v1/jobs",
                               params={key: value for key, value in params.items() if value is not None})
         found += page["jobs"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from inference_contract import naming
@@ -19,6 +20,7 @@ from .conftest import (
     REPO_ROOT,
     TERRAFORM_DIR,
     blocks_by_name,
+    dynamic_blocks,
     load_module,
     only,
     resources,
@@ -30,6 +32,7 @@ ROOT = load_module(TERRAFORM_DIR)
 JOBS = load_module(MODULES_DIR / "job_routing")
 NAMING = json.loads((REPO_ROOT / "contract" / "inference_contract" / "naming.json").read_text())
 MODELS = ("resnet50", "efficientnet-lite0", "cat")
+_NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
 
 _NAMING_OUTPUTS = """
 variable "model_name" {
@@ -210,3 +213,122 @@ def test_cloud_run_timeout_is_the_longer_of_the_two_ack_deadlines(models_evaluat
             models["cat"][key] = value
     template = models_evaluator.evaluate(models)["cat"]["template"]
     assert template["timeout"] == timeout
+
+
+# --- Firestore: what the job documents need -------------------------------------------------
+
+
+FIRESTORE = load_module(MODULES_DIR / "firestore")
+
+
+def _firestore_default(name: str) -> str:
+    return blocks_by_name(FIRESTORE, "variable")[name]["default"]
+
+
+def test_collections_are_the_contracts():
+    from inference_contract import jobs
+
+    assert _firestore_default("jobs_collection") == jobs.JOBS_COLLECTION
+    assert _firestore_default("job_shards_collection") == jobs.SHARDS_COLLECTION
+
+
+def test_job_and_shard_documents_expire_by_ttl():
+    from inference_contract import jobs
+
+    fields = resources(FIRESTORE, "google_firestore_field")
+    for name, collection in (("job_ttl", "${var.jobs_collection}"),
+                             ("job_shard_ttl", "${var.job_shards_collection}")):
+        field = fields[("google_firestore_field", name)]
+        assert (field["collection"], field["field"]) == (collection, "${var.ttl_field}"), name
+        assert field["ttl_config"] == [{}], name
+    # The field the policy reads is one the contract's documents carry.
+    ttl_field = _firestore_default("ttl_field")
+    job = jobs.new_job(job_id="j", model="cat", now=_NOW, expire_at=_NOW, input_uri="gs://b/in/",
+                       output="gs://b/out/", callback_url=None, api_key_id="k", total=1, shard_count=1,
+                       shard_size=100)
+    shard = jobs.new_shard(job_id="j", shard=0, model="cat", inputs=["gs://b/in/a.jpg"], now=_NOW,
+                           expire_at=_NOW, redeliver_after=timedelta(seconds=60))
+    assert ttl_field in job and ttl_field in shard
+
+
+def test_a_shards_input_list_is_not_indexed():
+    from inference_contract import jobs
+
+    exempt = resources(FIRESTORE, "google_firestore_field")[("google_firestore_field", "job_shard_inputs")]
+    assert exempt["collection"] == "${var.job_shards_collection}"
+    assert exempt["field"] == "${var.job_shard_inputs_field}"
+    assert exempt["index_config"] == [{}], "an empty index_config is what exempts the field"
+    shard = jobs.new_shard(job_id="j", shard=0, model="cat", inputs=["gs://b/in/a.jpg"], now=_NOW,
+                           expire_at=_NOW, redeliver_after=timedelta(seconds=60))
+    assert shard[_firestore_default("job_shard_inputs_field")] == ["gs://b/in/a.jpg"]
+
+
+def test_firestore_field_resources_are_applied_one_at_a_time():
+    fields = resources(FIRESTORE, "google_firestore_field")
+    chain = {name: body.get("depends_on", []) for (_, name), body in fields.items()}
+    assert chain["job_ttl"] == ["${google_firestore_field.idempotency_ttl}"]
+    assert chain["job_shard_ttl"] == ["${google_firestore_field.job_ttl}"]
+    assert chain["job_shard_inputs"] == ["${google_firestore_field.job_shard_ttl}"]
+
+
+class _RecordingQuery:
+    """Stands in for a Firestore collection: records the query the job store builds, returns nothing."""
+
+    def __init__(self) -> None:
+        self.equalities: list[str] = []
+        self.orders: list[tuple[str, str]] = []
+
+    def collection(self, name: str) -> _RecordingQuery:
+        return self
+
+    def where(self, *, filter) -> _RecordingQuery:  # noqa: A002 (the client's keyword)
+        assert filter.op_string == "==", filter.op_string
+        self.equalities.append(filter.field_path)
+        return self
+
+    def order_by(self, field: str, direction: str) -> _RecordingQuery:
+        self.orders.append((field, direction))
+        return self
+
+    def start_after(self, cursor) -> _RecordingQuery:
+        return self
+
+    def limit(self, count: int) -> _RecordingQuery:
+        return self
+
+    def stream(self):
+        return iter(())
+
+
+def _job_listing_queries() -> set[tuple[tuple[str, str], ...]]:
+    """The composite index each query of FirestoreJobStore.list_owned needs: its equality fields
+    ascending, then its ordering (Firestore appends __name__ itself)."""
+    from prediction_api.job_store import FirestoreJobStore
+
+    wanted = set()
+    for status in (None, "running"):
+        recorder = _RecordingQuery()
+        FirestoreJobStore(recorder).list_owned("key-1", status, 10, None)
+        orders = tuple(order for order in recorder.orders if order[0] != "__name__")
+        wanted.add(tuple((field, "ASCENDING") for field in recorder.equalities) + orders)
+    return wanted
+
+
+def _declared_job_indexes() -> set[tuple[tuple[str, str], ...]]:
+    index = resources(FIRESTORE, "google_firestore_index")[("google_firestore_index", "job_listing")]
+    assert index["for_each"] == "${local.job_listing_indexes}"
+    assert index["collection"] == "${var.jobs_collection}"
+    content = only(dynamic_blocks(index)["fields"]["content"])
+    assert content["field_path"] == "${fields.value}"
+    ordering = only(index["fields"])
+    listing = {}
+    for block in FIRESTORE["locals"]:
+        listing.update(block.get("job_listing_indexes", {}))
+    last = ((ordering["field_path"], ordering["order"]),)
+    return {tuple((field, content["order"]) for field in fields) + last for fields in listing.values()}
+
+
+def test_every_job_listing_query_has_its_composite_index_and_no_index_is_unused():
+    queries = _job_listing_queries()
+    assert len(queries) == 2
+    assert _declared_job_indexes() == queries

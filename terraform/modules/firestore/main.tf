@@ -143,3 +143,42 @@ resource "google_firestore_index" "job_listing" {
     order      = "DESCENDING"
   }
 }
+
+# Bulk jobs' documents expire like predictions: the API sets expire_at on the
+# job and on each of its shards, and Firestore's TTL policy deletes them.
+resource "google_firestore_field" "job_ttl" {
+  project    = var.project_id
+  database   = google_firestore_database.default.name
+  collection = var.jobs_collection
+  field      = var.ttl_field
+
+  ttl_config {}
+
+  depends_on = [google_firestore_field.idempotency_ttl]
+}
+
+resource "google_firestore_field" "job_shard_ttl" {
+  project    = var.project_id
+  database   = google_firestore_database.default.name
+  collection = var.job_shards_collection
+  field      = var.ttl_field
+
+  ttl_config {}
+
+  depends_on = [google_firestore_field.job_ttl]
+}
+
+# A shard document holds its JOB_SHARD_SIZE input URIs in one array. Nothing
+# queries it, and Firestore would otherwise index every element (an
+# array-contains entry each, a write and storage apiece): exempt it, so a shard
+# costs the same index writes whatever its size.
+resource "google_firestore_field" "job_shard_inputs" {
+  project    = var.project_id
+  database   = google_firestore_database.default.name
+  collection = var.job_shards_collection
+  field      = var.job_shard_inputs_field
+
+  index_config {}
+
+  depends_on = [google_firestore_field.job_shard_ttl]
+}
