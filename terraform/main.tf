@@ -86,6 +86,8 @@ module "api_function" {
   allowed_origins         = local.allowed_origins
   max_image_bytes         = var.max_image_bytes
   max_images_per_request  = var.max_images_per_request
+  job_shard_size          = var.job_shard_size
+  max_job_images          = var.max_job_images
   prediction_ttl_days     = var.prediction_ttl_days
   public_base_url         = var.public_base_url
   max_instances           = var.api_max_instances

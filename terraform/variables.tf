@@ -389,6 +389,28 @@ variable "max_images_per_request" {
   }
 }
 
+variable "job_shard_size" {
+  description = "Images per shard of a bulk job (JOB_SHARD_SIZE): one shard document, one message and one results file each, so Firestore writes per image fall as it grows; one shard's work must fit the models' jobs_ack_deadline_seconds, and its input URIs one Firestore document (1 MiB)."
+  type        = number
+  default     = 100
+
+  validation {
+    condition     = var.job_shard_size >= 1 && var.job_shard_size <= 1000 && floor(var.job_shard_size) == var.job_shard_size
+    error_message = "job_shard_size must be a whole number between 1 and 1000."
+  }
+}
+
+variable "max_job_images" {
+  description = "Most images one bulk job may hold (MAX_JOB_IMAGES); a larger one is refused at submit. A submit lists its whole input and writes every shard document within one API request, so split a larger run into several jobs (README, Bulk jobs in the cloud)."
+  type        = number
+  default     = 100000
+
+  validation {
+    condition     = var.max_job_images >= 1 && var.max_job_images <= 1000000 && floor(var.max_job_images) == var.max_job_images
+    error_message = "max_job_images must be a whole number between 1 and 1000000."
+  }
+}
+
 variable "allowed_origins" {
   description = "Extra browser origins allowed by CORS on the API and the uploads bucket, besides the website's own origin."
   type        = list(string)

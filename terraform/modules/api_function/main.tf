@@ -8,6 +8,9 @@ locals {
       MAX_IMAGE_BYTES        = tostring(var.max_image_bytes)
       MAX_IMAGES_PER_REQUEST = tostring(var.max_images_per_request)
       PREDICTION_TTL_DAYS    = tostring(var.prediction_ttl_days)
+      # Bulk jobs: images per shard and per job.
+      JOB_SHARD_SIZE = tostring(var.job_shard_size)
+      MAX_JOB_IMAGES = tostring(var.max_job_images)
       # functions-framework's gunicorn threads; each ?wait= long poll holds one.
       THREADS = tostring(var.concurrency)
       # Reconciler settings (read by all three entry points, used by reconcile).

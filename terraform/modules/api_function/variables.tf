@@ -86,6 +86,16 @@ variable "max_images_per_request" {
   type        = number
 }
 
+variable "job_shard_size" {
+  description = "Images per shard of a bulk job (JOB_SHARD_SIZE)."
+  type        = number
+}
+
+variable "max_job_images" {
+  description = "Most images one bulk job may hold (MAX_JOB_IMAGES)."
+  type        = number
+}
+
 variable "prediction_ttl_days" {
   description = "Days until a prediction expires (PREDICTION_TTL_DAYS)."
   type        = number
