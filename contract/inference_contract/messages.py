@@ -52,8 +52,9 @@ def _text(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def decode_push(envelope: object) -> PushedMessage:
-    """The message in a Pub/Sub push envelope (the parsed JSON body of the push request)."""
+def envelope_parts(envelope: object) -> tuple[dict, dict, dict]:
+    """(message, data, attributes) of a Pub/Sub push envelope (the parsed JSON body of the push
+    request), data decoded from base64 JSON."""
     if not isinstance(envelope, dict) or not isinstance(envelope.get("message"), dict):
         raise MalformedMessage("expected a Pub/Sub push envelope: a JSON object with a 'message' object")
     message = envelope["message"]
@@ -66,6 +67,12 @@ def decode_push(envelope: object) -> PushedMessage:
         raise MalformedMessage("message.data is not base64-encoded JSON") from None
     if not isinstance(data, dict):
         raise MalformedMessage("message.data must encode a JSON object")
+    return message, data, attributes
+
+
+def decode_push(envelope: object) -> PushedMessage:
+    """The message in a Pub/Sub push envelope (the parsed JSON body of the push request)."""
+    message, data, attributes = envelope_parts(envelope)
     prediction_id = _text(data.get("id")) or _text(attributes.get("prediction_id"))
     model = _text(data.get("model")) or _text(attributes.get("model"))
     missing = [name for name, value in (("id", prediction_id), ("model", model)) if value is None]

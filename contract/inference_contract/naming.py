@@ -29,3 +29,12 @@ def dead_letter_topic_name(model: str) -> str:
 
 def dead_letter_subscription_name(model: str) -> str:
     return f"{topic_name(model)}{_NAMING['dead_letter_subscription_suffix']}"
+
+
+def jobs_topic_name(model: str) -> str:
+    """The topic a model's bulk job shards are published to: a lane of its own (README, Bulk jobs)."""
+    return f"{_NAMING['jobs_topic_prefix']}{model}"
+
+
+def jobs_push_subscription_name(model: str) -> str:
+    return f"{jobs_topic_name(model)}{_NAMING['jobs_push_subscription_suffix']}"

@@ -27,6 +27,8 @@ from .errors import (
 from .image_sources import FIELD as IMAGE_URL_FIELD
 from .image_sources import ImageSources
 from .images import SUPPORTED_CONTENT_TYPES, Upload, validate_image
+from .job_routes import register_job_routes
+from .jobs import JobService
 from .metrics import ApiMetrics
 from .openapi import openapi_document
 from .push import parse_dead_letter
@@ -151,7 +153,7 @@ def _require_api_key(app: Flask, authenticator: Authenticator, limiter: RateLimi
         # remote_addr: after ProxyFix, the address Google's front end saw.
         key = authenticator.authenticate(request.headers.get("X-API-Key"), request.remote_addr)
         limiter.take(key)
-        g.api_key_id = key.id
+        g.api_key_id, g.api_key = key.id, key
         return None
 
 
@@ -194,7 +196,7 @@ class SegmentWithoutColon(BaseConverter):
 
 def create_api_app(service: PredictionService, authenticator: Authenticator | None = None,
                    limiter: RateLimiter | None = None, metrics: ApiMetrics | None = None,
-                   image_sources: ImageSources | None = None) -> Flask:
+                   image_sources: ImageSources | None = None, jobs: JobService | None = None) -> Flask:
     settings = service.settings
     if settings.auth_required and authenticator is None:
         raise ConfigError("AUTH_REQUIRED is true but no API key store was configured")
@@ -211,12 +213,24 @@ def create_api_app(service: PredictionService, authenticator: Authenticator | No
     _apply_cors(app, settings.allowed_origins)
     metrics = _metrics(service, metrics)
     _instrument(app, metrics)
+    limiter = limiter or RateLimiter()
     if settings.auth_required:
-        _require_api_key(app, authenticator, limiter or RateLimiter())
+        _require_api_key(app, authenticator, limiter)
+
+    def base_url() -> str:
+        return settings.public_base_url or request.host_url.rstrip("/")
 
     def status_url(prediction_id: str) -> str:
-        base = settings.public_base_url or request.host_url.rstrip("/")
-        return f"{base}/v1/predictions/{prediction_id}"
+        return f"{base_url()}/v1/predictions/{prediction_id}"
+
+    def charge_images(images: int) -> None:
+        """A bulk job costs its images from the key's quota; its request took one already."""
+        key = g.get("api_key")
+        if key is not None:
+            limiter.take(key, images, already_taken=1)
+
+    if jobs is not None:
+        register_job_routes(app, jobs, service.check_model, charge_images, base_url)
 
     @app.post("/v1/models/<model>/predictions")
     def create_predictions(model: str):
@@ -310,7 +324,8 @@ def create_dead_letter_app(service: PredictionService, metrics: ApiMetrics | Non
     return app
 
 
-def create_reconcile_app(service: PredictionService, metrics: ApiMetrics | None = None) -> Flask:
+def create_reconcile_app(service: PredictionService, metrics: ApiMetrics | None = None,
+                         jobs: JobService | None = None) -> Flask:
     """The reconciler's endpoint: Cloud Scheduler (locally, the stack) POSTs here every minute.
 
     It is not public: in the cloud only the scheduler's service account may invoke it.
@@ -323,6 +338,8 @@ def create_reconcile_app(service: PredictionService, metrics: ApiMetrics | None 
     @app.post("/")
     def reconcile():
         actions = service.reconcile()
+        if jobs is not None:  # job shards whose message was lost or whose worker died
+            actions.update(jobs.reconcile())
         oldest = service.oldest_queued_age()
         if metrics:
             for action, count in actions.items():

@@ -158,20 +158,25 @@ class RateLimiter:
         self._buckets: dict[str, tuple[float, float]] = {}  # key id -> (tokens, at)
         self._lock = threading.Lock()
 
-    def take(self, key: ApiKey) -> None:
+    def take(self, key: ApiKey, cost: int = 1, already_taken: int = 0) -> None:
+        """Take cost tokens (a request: 1; a bulk job: its images, of which already_taken were
+        taken for its request). A cost over the bucket's size needs a full bucket and leaves it
+        in debt, so a big job is accepted and the key waits while the debt is repaid."""
         capacity = float(key.rate_per_minute)
         per_second = capacity / 60.0
         now = self._monotonic()
         with self._lock:
             tokens, at = self._buckets.get(key.id, (capacity, now))
             tokens = min(capacity, tokens + (now - at) * per_second)
-            if tokens >= 1.0:
-                self._buckets[key.id] = (tokens - 1.0, now)
+            available, needed = tokens + already_taken, min(float(cost), capacity)
+            if available >= needed:
+                self._buckets[key.id] = (available - cost, now)
                 return
             self._buckets[key.id] = (tokens, now)
-        retry_after = max(1, math.ceil((1.0 - tokens) / per_second))
+        retry_after = max(1, math.ceil((needed - available) / per_second))
+        what = "requests" if cost == 1 else "images"
         raise TooManyRequests(
-            f"this API key allows {key.rate_per_minute} requests per minute; retry in {retry_after} s",
+            f"this API key allows {key.rate_per_minute} {what} per minute; retry in {retry_after} s",
             retry_after_seconds=retry_after)
 
 

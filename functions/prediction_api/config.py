@@ -70,6 +70,10 @@ class Settings:
     # GET /metrics (Prometheus text) on each function; off in the cloud, where the
     # figures come from Cloud Monitoring, on in the local stack.
     expose_metrics: bool = False
+    # Bulk jobs (jobs.py): images per shard, one shard document and one message each (Firestore
+    # writes per image about 5 / JOB_SHARD_SIZE), and the most images one job may hold.
+    job_shard_size: int = 100
+    max_job_images: int = 100_000
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -125,6 +129,8 @@ class Settings:
             image_url_allowed_hosts=tuple(h.lower() for h in
                                           comma_separated(env.get("IMAGE_URL_ALLOWED_HOSTS", ""))),
             service_account_email=env.get("SERVICE_ACCOUNT_EMAIL", "").strip() or None,
+            job_shard_size=number(env, "JOB_SHARD_SIZE", cls.job_shard_size, minimum=1),
+            max_job_images=number(env, "MAX_JOB_IMAGES", cls.max_job_images, minimum=1),
         )
 
     @property

@@ -116,3 +116,40 @@ class TooManyRequests(ApiError):
     def __init__(self, message: str, retry_after_seconds: int) -> None:
         super().__init__(message, retry_after_seconds=retry_after_seconds)
         self.retry_after = retry_after_seconds
+
+
+# --- Bulk jobs (jobs.py) -------------------------------------------------------------------------
+
+class InvalidManifest(ApiError):
+    """A manifest line that is not one gs:// or https:// image URI; `lines` names the first bad ones."""
+
+    status = 400
+    code = "invalid_manifest"
+
+
+class NoImages(ApiError):
+    """A job's input matched no image."""
+
+    status = 422
+    code = "no_images"
+
+
+class InputNotReadable(ApiError):
+    """The job's input bucket, prefix or manifest does not exist or may not be read."""
+
+    status = 422
+    code = "input_not_readable"
+
+
+class OutputNotWritable(ApiError):
+    """The job's output prefix may not be written."""
+
+    status = 422
+    code = "output_not_writable"
+
+
+class JobNotCancellable(ApiError):
+    """A cancel of a job that succeeded or failed; `status` says which."""
+
+    status = 409
+    code = "not_cancellable"

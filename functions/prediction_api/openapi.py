@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from inference_contract.predictions import QUEUED, STATUSES
 
-from . import openapi_control
+from . import openapi_control, openapi_jobs
 from .config import Settings
 from .images import SUPPORTED_CONTENT_TYPES
 
@@ -154,6 +154,7 @@ def openapi_document(settings: Settings, server_url: str) -> dict:
                 },
             },
             **openapi_control.paths(settings, _errors),
+            **openapi_jobs.paths(settings, _errors),
             "/v1/models": {
                 "get": {
                     "operationId": "listModels",
@@ -209,6 +210,8 @@ def openapi_document(settings: Settings, server_url: str) -> dict:
                                               "description": "422 fetch_failed: what the image's server "
                                                              "answered"},
                             "limit_bytes": {"type": "integer", "description": "MAX_IMAGE_BYTES"},
+                            "lines": {"type": "array", "items": {"type": "integer"},
+                                      "description": "400 invalid_manifest: the first bad line numbers"},
                             "service_account": {"type": ["string", "null"],
                                                 "description": "422 image_access_denied: the account "
                                                                "to grant roles/storage.objectViewer"},
@@ -248,6 +251,7 @@ def openapi_document(settings: Settings, server_url: str) -> dict:
                     },
                 },
                 **openapi_control.schemas(),
+                **openapi_jobs.schemas(),
                 "Timings": {
                     "type": "object",
                     "description": "where a finished prediction's time went",

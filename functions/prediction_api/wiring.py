@@ -18,7 +18,10 @@ from .config import Settings
 from .failed_auth import FailureLimiter
 from .gcs_sources import GcsImageReader
 from .image_sources import ImageSources
-from .service import PredictionService
+from .job_storage import GcsJobStorage
+from .job_store import FirestoreJobStore, JobPublisher
+from .jobs import JobService
+from .service import PredictionService, utcnow
 
 
 def build_service(settings: Settings) -> PredictionService:
@@ -36,6 +39,18 @@ def build_service(settings: Settings) -> PredictionService:
             settings.project),
         idempotency=FirestoreIdempotencyStore(firestore_client),
     )
+
+
+def build_jobs(settings: Settings, service: PredictionService) -> JobService:
+    """Bulk jobs: their documents in Firestore, inputs and outputs in the user's buckets (read and
+    written with the API's own identity), shard messages on each model's jobs topic."""
+    from google.cloud import firestore, pubsub_v1, storage
+
+    return JobService(
+        settings, FirestoreJobStore(firestore.Client(project=settings.project)),
+        GcsJobStorage(storage.Client(project=settings.project), settings.service_account_email),
+        JobPublisher(pubsub_v1.PublisherClient(), settings.project),
+        clock=utcnow, check_callback_url=service.check_callback_url)
 
 
 def build_image_sources(settings: Settings) -> ImageSources:
@@ -64,8 +79,9 @@ def build_authenticator(settings: Settings) -> Authenticator | None:
 def build_api_app() -> Flask:
     configure_logging()
     settings = Settings.from_env()
-    return create_api_app(build_service(settings), build_authenticator(settings),
-                          image_sources=build_image_sources(settings))
+    service = build_service(settings)
+    return create_api_app(service, build_authenticator(settings),
+                          image_sources=build_image_sources(settings), jobs=build_jobs(settings, service))
 
 
 def build_dead_letter_app() -> Flask:
@@ -75,4 +91,6 @@ def build_dead_letter_app() -> Flask:
 
 def build_reconcile_app() -> Flask:
     configure_logging()
-    return create_reconcile_app(build_service(Settings.from_env()))
+    settings = Settings.from_env()
+    service = build_service(settings)
+    return create_reconcile_app(service, jobs=build_jobs(settings, service))
