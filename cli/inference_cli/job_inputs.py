@@ -71,7 +71,8 @@ def check_output(argument: str) -> str:
 
 def upload(source: LocalInput, bucket_name: str, *, client=None, concurrency: int = 8,
            on_uploaded: Callable[[Path], None] | None = None) -> str:
-    """Uploads every file under jobs-input/<uuid>/ in bucket_name; the job's input URI (prefix or manifest)."""
+    """Uploads every file under jobs-input/<uuid>/ in bucket_name; the job's input URI (prefix or
+    manifest)."""
     if client is None:
         from google.cloud import storage
 

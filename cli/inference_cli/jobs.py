@@ -20,6 +20,7 @@ import time
 
 from inference_contract.jobs import FINAL_JOB_STATUSES, JOB_STATUSES
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -46,7 +47,8 @@ def add_commands(commands) -> None:
                         help="bucket a local INPUT is uploaded to (env INFERENCE_JOBS_BUCKET; "
                              "default %(default)s, the local stack's)")
     submit.add_argument("--concurrency", type=int, default=8, help="uploads at once (default %(default)s)")
-    submit.add_argument("--wait", action="store_true", help="follow the job with a progress bar until it ends")
+    submit.add_argument("--wait", action="store_true",
+                        help="follow the job with a progress bar until it ends")
     submit.add_argument("--json", action="store_true", help="print the API's JSON")
     _add_wait_options(submit)
     wait = actions.add_parser("wait", help="follow a job with a progress bar until it ends")
@@ -77,7 +79,8 @@ def done(job: dict) -> int:
 def describe(job: dict) -> str:
     counts = job.get("counts") or {}
     return (f"{job['id']}: {job['status']}, {counts.get('succeeded', 0)} succeeded, "
-            f"{counts.get('failed', 0)} failed, {counts.get('pending', 0)} pending of {counts.get('total', 0)}")
+            f"{counts.get('failed', 0)} failed, {counts.get('pending', 0)} pending "
+            f"of {counts.get('total', 0)}")
 
 
 def follow(client: Client, job: dict, err: Console, poll_seconds: float, timeout: float) -> dict:
@@ -86,7 +89,8 @@ def follow(client: Client, job: dict, err: Console, poll_seconds: float, timeout
     url = job.get("status_url") or f"/v1/jobs/{job['id']}"
     with Progress(TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.fields[failed]} failed"), TimeElapsedColumn(), console=err) as progress:
-        task = progress.add_task(job.get("status", ""), total=(job.get("counts") or {}).get("total"), failed=0)
+        task = progress.add_task(job.get("status", ""), total=(job.get("counts") or {}).get("total"),
+                                 failed=0)
         client.on_retry = lambda line: progress.console.print(f"[yellow]{line}[/]")
         try:
             while True:
@@ -98,12 +102,14 @@ def follow(client: Client, job: dict, err: Console, poll_seconds: float, timeout
                     return job
                 time.sleep(max(0.1, poll_seconds))
         except KeyboardInterrupt:
-            progress.console.print(f"stopped waiting; job {job['id']} goes on: `inference jobs wait {job['id']}`")
+            progress.console.print(f"stopped waiting; job {job['id']} goes on: "
+                                   f"`inference jobs wait {job['id']}`")
             raise
 
 
 def _outcome(job: dict, err: Console, out: Console, as_json: bool) -> int:
-    """0 when the job succeeded with every image; 1 otherwise (failed images, failed, cancelled, still running)."""
+    """0 when the job succeeded with every image; 1 otherwise (failed images, a failed or cancelled
+    job, one still running)."""
     if as_json:
         out.print_json(json.dumps(job))
     else:
@@ -121,7 +127,7 @@ def run_submit(args: argparse.Namespace, client: Client, err: Console, out: Cons
         output = job_inputs.check_output(args.output)
         source = None if job_inputs.is_gcs_uri(args.input) else job_inputs.local_input(args.input)
     except job_inputs.InputError as exc:
-        err.print(f"[red]error:[/] {exc}")
+        err.print(f"[red]error:[/] {escape(str(exc))}")
         return 2
     input_uri = args.input
     if source is not None:

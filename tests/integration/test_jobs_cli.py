@@ -1,4 +1,4 @@
-"""`inference jobs` against the local stack: a local folder uploaded to the Storage emulator, run as one job."""
+"""`inference jobs` against the local stack: a local folder uploaded to the Storage emulator, one job."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import shutil
 
 import pytest
 from google.cloud import storage
-from inference_contract import jobs
 from inference_cli.main import main as cli
+from inference_contract import jobs
 
 from tests.images import sample
 

@@ -1,4 +1,4 @@
-"""What bulk jobs need in Terraform: each model's jobs lane, the jobs bucket and its grants, the listing indexes.
+"""What bulk jobs need in Terraform: each model's jobs lane, the jobs bucket and its grants, the indexes.
 
 Names are evaluated by the real terraform binary from the contract's naming.json
 (no provider needed) and compared with inference_contract.naming; the rest is
@@ -26,6 +26,7 @@ from .conftest import (
     resources,
     run_terraform,
     sample_models,
+    string_leaves,
 )
 
 ROOT = load_module(TERRAFORM_DIR)
@@ -85,7 +86,6 @@ def test_terraform_names_the_jobs_lane_as_the_contract_does(jobs_naming, model):
 
 
 def test_the_jobs_resources_take_their_names_from_naming_tf():
-    main = (MODULES_DIR / "job_routing" / "main.tf").read_text()
     topics = resources(JOBS, "google_pubsub_topic")
     assert topics[("google_pubsub_topic", "jobs")]["name"] == "${local.topic_name}"
     assert topics[("google_pubsub_topic", "dead_letter")]["name"] == "${local.dead_letter_topic_name}"
@@ -93,8 +93,10 @@ def test_the_jobs_resources_take_their_names_from_naming_tf():
     assert set(subscriptions) == {("google_pubsub_subscription", "push"),
                                   ("google_pubsub_subscription", "dead_letter")}
     assert subscriptions[("google_pubsub_subscription", "push")]["name"] == "${local.push_subscription_name}"
-    assert subscriptions[("google_pubsub_subscription", "dead_letter")]["name"] == "${local.dead_letter_topic_name}"
-    assert "jobs-" not in main and "predictions-" not in main
+    kept = subscriptions[("google_pubsub_subscription", "dead_letter")]
+    assert kept["name"] == "${local.dead_letter_topic_name}"
+    for path, text in string_leaves(JOBS.get("resource", [])):
+        assert "jobs-" not in text and "predictions-" not in text, f"a literal name at {path}: {text}"
 
 
 # --- the lane ---------------------------------------------------------------------------
@@ -129,7 +131,7 @@ def test_jobs_push_subscription_reaches_the_jobs_path_with_oidc_retry_and_dead_l
     dead_letter = only(push["dead_letter_policy"])
     assert dead_letter["dead_letter_topic"] == "${google_pubsub_topic.dead_letter.id}"
     assert dead_letter["max_delivery_attempts"] == "${var.max_delivery_attempts}"
-    assert only(push["expiration_policy"])["ttl"] == "", "a rarely used model's jobs subscription must not expire"
+    assert only(push["expiration_policy"])["ttl"] == "", "a rarely used model's subscription must not expire"
 
 
 def test_dead_lettered_shards_are_kept_for_inspection():

@@ -1,4 +1,4 @@
-"""`inference jobs submit`'s INPUT and OUTPUT: what a local folder uploads, and what is refused before anything is sent."""
+"""`inference jobs submit`'s INPUT and OUTPUT: what a folder uploads, what is refused before any request."""
 
 from __future__ import annotations
 
@@ -89,10 +89,12 @@ def test_output_must_be_a_gcs_prefix(output):
     assert job_inputs.check_output("gs://b/out/") == "gs://b/out/"
 
 
-def test_submit_refuses_bad_arguments_with_exit_2_before_any_request(folder, capsys):
+def test_submit_refuses_bad_arguments_with_exit_2_before_any_request(folder, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "300")  # rich wraps to the terminal
     # Nothing listens on this port: a request would fail differently (exit 1, "unreachable").
     url = "http://127.0.0.1:9"
     assert cli.main(["--url", url, "jobs", "submit", "--model", "cat", str(folder), "results/"]) == 2
     assert "OUTPUT must be a gs://" in capsys.readouterr().err
-    assert cli.main(["--url", url, "jobs", "submit", "--model", "cat", str(folder / "nope"), "gs://b/o/"]) == 2
+    missing = str(folder / "nope")
+    assert cli.main(["--url", url, "jobs", "submit", "--model", "cat", missing, "gs://b/o/"]) == 2
     assert "no such folder or file" in capsys.readouterr().err
