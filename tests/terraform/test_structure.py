@@ -451,7 +451,7 @@ def test_every_bucket_uses_uniform_access():
         **resources(MODULES["storage"], "google_storage_bucket"),
         **resources(MODULES["website"], "google_storage_bucket"),
     }
-    assert len(buckets) == 4
+    assert len(buckets) == 5  # uploads, models, function sources, jobs, website
     for key, bucket in buckets.items():
         assert bucket["uniform_bucket_level_access"] is True, key
 

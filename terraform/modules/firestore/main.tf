@@ -89,6 +89,11 @@ locals {
     owner_status       = ["api_key_id", "status"]
     owner_model_status = ["api_key_id", "model", "status"]
   }
+  # GET /v1/jobs, as google_firestore_index.job_listing below says.
+  job_listing_indexes = {
+    owner        = ["api_key_id"]
+    owner_status = ["api_key_id", "status"]
+  }
 }
 
 resource "google_firestore_index" "listing" {
@@ -114,15 +119,8 @@ resource "google_firestore_index" "listing" {
 
 # GET /v1/jobs lists a key's own bulk jobs, newest first:
 # `jobs where api_key_id == K [and status == S] order by created_at desc,
-# __name__ desc`. Each combination of the optional filter needs its composite
-# index; tests/terraform/test_jobs.py checks them against the API's query.
-locals {
-  job_listing_indexes = {
-    owner        = ["api_key_id"]
-    owner_status = ["api_key_id", "status"]
-  }
-}
-
+# __name__ desc`, an index for each combination (local.job_listing_indexes);
+# tests/terraform/test_jobs.py checks them against the API's query.
 resource "google_firestore_index" "job_listing" {
   for_each = local.job_listing_indexes
 
