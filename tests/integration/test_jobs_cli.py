@@ -70,7 +70,7 @@ def test_submit_a_local_folder_and_wait_for_every_result(stack, photos, capsys, 
     assert cli(_cli(stack, "jobs", "list", "--status", "succeeded")) == 0
     assert job["id"] in capsys.readouterr().out
     assert cli(_cli(stack, "jobs", "cancel", job["id"])) == 1
-    assert "409" in capsys.readouterr().err
+    assert "409 not_cancellable" in capsys.readouterr().err
 
 
 def test_submit_without_wait_prints_the_id_and_wait_follows_it(stack, photos, capsys):
@@ -88,9 +88,9 @@ def test_clear_errors_for_what_the_api_refuses(stack, photos, capsys):
     # An input prefix that matches no image: refused, nothing started.
     assert cli(_cli(stack, "jobs", "submit", "--model", MODEL, f"gs://{bucket}/no-such-prefix/",
                     f"gs://{bucket}/out/")) == 1
-    assert "400" in capsys.readouterr().err
+    assert "422 no_images" in capsys.readouterr().err
     assert cli(_cli(stack, "jobs", "submit", "--model", "no-such-model", "--bucket", bucket, str(photos),
                     f"gs://{bucket}/out/")) == 1
-    assert "404" in capsys.readouterr().err
+    assert "404 not_found" in capsys.readouterr().err
     assert cli(_cli(stack, "jobs", "wait", "0123456789abcdef0123456789abcdef")) == 1
     assert "404" in capsys.readouterr().err
