@@ -185,7 +185,8 @@ class LocalStack:
             os.environ.update(self.emulator_env)  # for the provisioning clients below
             create_bucket(config.uploads_bucket, config.project)
             create_routes(config.project, [
-                Route(model, f"{url}/", f"{self.dead_letter_url}/") for model, url in self.model_urls.items()
+                Route(model, f"{url}/", f"{self.dead_letter_url}/", jobs_endpoint=f"{url}/jobs")
+                for model, url in self.model_urls.items()
             ], config.delivery)
             self._start_models()
             self._start_functions()

@@ -8,6 +8,8 @@ from google.api_core import exceptions as gexc
 from inference_contract.naming import (
     dead_letter_subscription_name,
     dead_letter_topic_name,
+    jobs_push_subscription_name,
+    jobs_topic_name,
     push_subscription_name,
     topic_name,
 )
@@ -20,6 +22,8 @@ class Route:
     model: str
     push_endpoint: str
     dead_letter_endpoint: str
+    # The model service's bulk lane (POST /jobs): its own topic and push subscription.
+    jobs_endpoint: str | None = None
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,17 @@ def create_routes(project: str, routes: list[Route], policy: DeliveryPolicy = De
                retry_policy={
                    "minimum_backoff": duration_pb2.Duration(seconds=policy.minimum_backoff_seconds),
                    "maximum_backoff": duration_pb2.Duration(seconds=policy.maximum_backoff_seconds)})
+        if route.jobs_endpoint:
+            # No dead-letter topic: a shard whose pushes failed is published again by the reconciler.
+            jobs_topic = publisher.topic_path(project, jobs_topic_name(route.model))
+            ensure(publisher.create_topic, name=jobs_topic)
+            ensure(subscriber.create_subscription,
+                   name=subscriber.subscription_path(project, jobs_push_subscription_name(route.model)),
+                   topic=jobs_topic, push_config={"push_endpoint": route.jobs_endpoint},
+                   ack_deadline_seconds=policy.ack_deadline_seconds,
+                   retry_policy={
+                       "minimum_backoff": duration_pb2.Duration(seconds=policy.minimum_backoff_seconds),
+                       "maximum_backoff": duration_pb2.Duration(seconds=policy.maximum_backoff_seconds)})
         ensure(subscriber.create_subscription,
                name=subscriber.subscription_path(project, dead_letter_subscription_name(route.model)),
                topic=dead_letter_topic,

@@ -85,7 +85,9 @@ def stack(tmp_path_factory):
         # only, so no test ever calls out.
         # Image URLs likewise (the address rules apply first: refusals still name them).
         function_env={"REDELIVER_AFTER_SECONDS": "5", "CALLBACK_ALLOWED_HOSTS": "127.0.0.1,localhost",
-                      "IMAGE_URL_ALLOWED_HOSTS": "127.0.0.1,localhost"},
+                      "IMAGE_URL_ALLOWED_HOSTS": "127.0.0.1,localhost",
+                      # Bulk jobs of tens of images in several shards (tests/integration/test_jobs.py).
+                      "JOB_SHARD_SIZE": "5"},
         delivery=DeliveryPolicy(ack_deadline_seconds=20, max_delivery_attempts=5,
                                 minimum_backoff_seconds=1, maximum_backoff_seconds=2),
         model_env={BROKEN_MODEL: {"STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{free_port()}",

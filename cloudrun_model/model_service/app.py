@@ -10,15 +10,16 @@ from werkzeug.exceptions import HTTPException
 
 from .errors import ServiceError, lifecycle_status
 from .handler import PredictionHandler
+from .job_handler import ShardHandler
 from .open_inference import OpenInference
 from .open_inference_routes import open_inference_blueprint
-from .push import parse_envelope
+from .push import parse_envelope, parse_shard_envelope
 
 log = logging.getLogger(__name__)
 
 
 def create_app(handler: PredictionHandler, model, metrics=None,
-               open_inference: OpenInference | None = None) -> Flask:
+               open_inference: OpenInference | None = None, shards: ShardHandler | None = None) -> Flask:
     app = Flask("model_service")
     if open_inference is not None:
         # GET /v2/..., POST /v2/models/{name}/infer: the Open Inference Protocol, beside the push.
@@ -51,6 +52,15 @@ def create_app(handler: PredictionHandler, model, metrics=None,
     @app.post("/")
     def push():
         handler.handle(parse_envelope(request.get_json(silent=True)))
+        return "", 204
+
+    @app.post("/jobs")
+    def push_shard():
+        # The bulk lane: its own push subscription (jobs-<model>-push), its images in the
+        # batcher's low-priority lane.
+        if shards is None:
+            return jsonify({"error": {"code": "not_found", "message": "bulk jobs are off"}}), 404
+        shards.handle(*parse_shard_envelope(request.get_json(silent=True)))
         return "", 204
 
     @app.get("/healthz")

@@ -11,6 +11,11 @@ Every batch logs one structured line ("batch": model, batch_size, model_ms,
 wait_ms, failed) which Cloud Logging turns into the batch-size and model-latency
 metrics; `on_batch` feeds the same figures to the local /metrics.
 
+Bulk jobs' images (job_handler.py) go in a second, low-priority lane: a batch
+is taken from it only when no interactive request is queued, and holds at most
+`bulk_batch_size` images (JOB_BATCH_SIZE), so an interactive request waits at
+most for one small bulk batch to finish, never behind a job's backlog.
+
 A batch fails loudly: a model call that raises, or that returns a different
 number of results than it was given images, fails every request of the batch;
 and a request waits for its batch at most PREDICT_TIMEOUT_SECONDS.
@@ -19,9 +24,9 @@ and a request waits for its batch at most PREDICT_TIMEOUT_SECONDS.
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -50,14 +55,18 @@ class BatchFailed(TransientError):
 class MicroBatcher:
     def __init__(self, predict_batch: Callable[[list[bytes]], list], max_batch_size: int,
                  max_delay_seconds: float, timeout_seconds: float, model_name: str = "",
-                 on_batch: Callable[[int, float], None] | None = None) -> None:
+                 on_batch: Callable[[int, float], None] | None = None, bulk_batch_size: int = 8) -> None:
         self._predict_batch = predict_batch
         self._max_batch_size = max_batch_size
+        self._bulk_batch_size = max(1, min(bulk_batch_size, max_batch_size))
         self._max_delay = max_delay_seconds
         self._timeout = timeout_seconds
         self._model_name = model_name
         self._on_batch = on_batch
-        self._queue: queue.Queue[tuple[bytes, Future, float]] = queue.Queue()
+        # (image, future, queued at): interactive requests first, bulk images when none is queued.
+        self._interactive: deque[tuple[bytes, Future, float]] = deque()
+        self._bulk: deque[tuple[bytes, Future, float]] = deque()
+        self._queued = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="micro-batcher", daemon=True)
         self._thread.start()
 
@@ -65,31 +74,55 @@ class MicroBatcher:
         """The image's result, run in the next batch; TransientError if that takes too long."""
         return self.predict_all([image])[0]
 
+    def submit(self, image: bytes, bulk: bool = False) -> Future:
+        """Queue one image (bulk: in the low-priority lane); its Future gives its Inference."""
+        future: Future = Future()
+        with self._queued:
+            (self._bulk if bulk else self._interactive).append((image, future, time.monotonic()))
+            self._queued.notify()
+        return future
+
     def predict_all(self, images: list[bytes]) -> list[Inference]:
         """Each image's result, in order. Queued at once, so they share a batch where it has
         room; all within one PREDICT_TIMEOUT_SECONDS, else TransientError."""
-        futures: list[Future] = []
-        for image in images:
-            futures.append(Future())
-            self._queue.put((image, futures[-1], time.monotonic()))
+        futures = [self.submit(image) for image in images]
         deadline = time.monotonic() + self._timeout
         try:
             return [future.result(max(0.0, deadline - time.monotonic())) for future in futures]
         except FutureTimeout:
             raise TransientError(f"the model gave no result within {self._timeout:g} s") from None
 
+    def wait_each(self, futures: list[Future]) -> list[Inference | Exception]:
+        """Each bulk image's result (or the exception its batch raised), in order. Bounded by
+        progress: TransientError when no result came for PREDICT_TIMEOUT_SECONDS."""
+        results: list[Inference | Exception] = []
+        for future in futures:
+            try:
+                results.append(future.result(self._timeout))
+            except FutureTimeout:
+                raise TransientError(f"the model gave no result within {self._timeout:g} s") from None
+            except Exception as exc:  # the batch's failure, the caller's to judge
+                results.append(exc)
+        return results
+
+    def _next_batch(self) -> list[tuple[bytes, Future, float]]:
+        with self._queued:
+            while not self._interactive and not self._bulk:
+                self._queued.wait()
+            if not self._interactive:
+                return [self._bulk.popleft() for _ in range(min(self._bulk_batch_size, len(self._bulk)))]
+            deadline = time.monotonic() + self._max_delay
+            while len(self._interactive) < self._max_batch_size:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._queued.wait(remaining)
+            return [self._interactive.popleft()
+                    for _ in range(min(self._max_batch_size, len(self._interactive)))]
+
     def _run(self) -> None:
         while True:
-            batch = [self._queue.get()]
-            deadline = time.monotonic() + self._max_delay
-            while len(batch) < self._max_batch_size:
-                remaining = deadline - time.monotonic()
-                try:
-                    batch.append(self._queue.get(timeout=remaining) if remaining > 0
-                                 else self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            self._run_batch(batch)
+            self._run_batch(self._next_batch())
 
     def _run_batch(self, batch: list[tuple[bytes, Future, float]]) -> None:
         started = time.monotonic()

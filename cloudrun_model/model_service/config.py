@@ -47,6 +47,10 @@ class Settings:
     # Images declaring more pixels (every frame counted) fail without being decoded.
     max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
     revision: str | None = None
+    # Bulk jobs (job_handler.py): images per model call in the batcher's low-priority lane (an
+    # interactive request waits at most for one such batch), and a shard's parallel image reads.
+    job_batch_size: int = 8
+    job_read_threads: int = 16
     # Callbacks: loopback hosts only where receivers run on this machine (local stack, tests).
     callback_allow_loopback: bool = False
     # Standard Webhooks signing secret, "whsec_" + base64 (Secret Manager in the cloud).
@@ -80,6 +84,8 @@ class Settings:
                                            float, 0.1),
             use_private_client_api=flag(env, "USE_PRIVATE_CLIENT_API", cls.use_private_client_api),
             max_image_pixels=number(env, "MAX_IMAGE_PIXELS", cls.max_image_pixels, minimum=1),
+            job_batch_size=number(env, "JOB_BATCH_SIZE", cls.job_batch_size, minimum=1),
+            job_read_threads=number(env, "JOB_READ_THREADS", cls.job_read_threads, minimum=1),
             callback_allow_loopback=flag(env, "CALLBACK_ALLOW_LOOPBACK"),
             callback_signing_secret=_secret(env, "CALLBACK_SIGNING_SECRET"),
             # Cloud Run sets K_REVISION; it tells a canary's results from its baseline's.

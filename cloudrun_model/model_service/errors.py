@@ -9,6 +9,7 @@ as `failed` and acknowledged.
 
 from __future__ import annotations
 
+from inference_contract.jobs import ShardInProgress
 from inference_contract.lifecycle import LifecycleError, PredictionInProgress
 
 
@@ -79,7 +80,7 @@ class ModelLoadError(RuntimeError):
 # The contract's lifecycle errors as this service answers them (app.py's handler): a
 # delivery of a prediction that another delivery is running is retried by Pub/Sub later.
 # Any other is unexpected here, a 500 (Pub/Sub retries it too).
-LIFECYCLE_STATUS = {PredictionInProgress: (409, "in_progress")}
+LIFECYCLE_STATUS = {PredictionInProgress: (409, "in_progress"), ShardInProgress: (409, "in_progress")}
 
 
 def lifecycle_status(error: LifecycleError) -> tuple[int, str]:

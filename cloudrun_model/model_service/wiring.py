@@ -17,6 +17,9 @@ from .errors import ModelLoadError
 from .firestore_runs import FirestoreRunStore
 from .gcs_images import GcsImageReader
 from .handler import PredictionHandler, utcnow
+from .job_handler import ShardHandler
+from .job_storage import JobStorage
+from .job_store import FirestoreShardStore
 from .metrics import ServiceMetrics
 from .model import ImageModel
 from .open_inference import OpenInference
@@ -31,29 +34,39 @@ def build_app() -> Flask:
     from google.cloud import firestore, storage
 
     storage_client = storage.Client(project=settings.project)
-    store = FirestoreRunStore(firestore.Client(project=settings.project),
-                              use_private_api=settings.use_private_client_api)
+    firestore_client = firestore.Client(project=settings.project)
+    store = FirestoreRunStore(firestore_client, use_private_api=settings.use_private_client_api)
     model = ImageModel(ModelRepository(settings.model_repository, storage_client),
                        settings.model_name, settings.model_version, settings.max_image_pixels)
     metrics = ServiceMetrics()
     batcher = MicroBatcher(model.predict, settings.max_batch_size, settings.max_batch_delay_ms / 1000,
                            settings.predict_timeout_seconds, settings.model_name,
                            on_batch=lambda size, seconds: metrics.observe_batch(settings.model_name,
-                                                                                size, seconds))
+                                                                                size, seconds),
+                           bulk_batch_size=settings.job_batch_size)
+    notifier = HttpCallbackNotifier(settings.callback_timeout_seconds, settings.callback_signing_secret,
+                                    settings.callback_allow_loopback)
     handler = PredictionHandler(
         settings.model_name, model, batcher.predict, store,
         # A connection per request thread: gunicorn.conf.py runs settings.request_threads of them.
         GcsImageReader(storage_client, settings.storage_timeout_seconds, pool_size=settings.request_threads,
                        use_private_api=settings.use_private_client_api),
-        HttpCallbackNotifier(settings.callback_timeout_seconds, settings.callback_signing_secret,
-                             settings.callback_allow_loopback), settings.run_lease_seconds,
+        notifier, settings.run_lease_seconds,
         settings.model_ready_wait_seconds, metrics=metrics)
     threading.Thread(target=_load, args=(model, store, settings), name="model-loader",
                      daemon=True).start()
     threading.Thread(target=handler.leases.run_forever, name="lease-keeper", daemon=True).start()
+    shards = ShardHandler(
+        settings.model_name, model, batcher, FirestoreShardStore(firestore_client),
+        JobStorage(storage_client, settings.storage_timeout_seconds, pool_size=settings.job_read_threads,
+                   use_private_api=settings.use_private_client_api,
+                   allow_loopback=settings.callback_allow_loopback),
+        notifier, settings.run_lease_seconds, settings.job_read_threads,
+        settings.model_ready_wait_seconds)
+    threading.Thread(target=shards.leases.run_forever, name="shard-lease-keeper", daemon=True).start()
     # A v2 request is at most one batch of images, run by the same batcher as the pushes.
     open_inference = OpenInference(settings.model_name, model, batcher.predict_all, settings.max_batch_size)
-    return create_app(handler, model, metrics, open_inference)
+    return create_app(handler, model, metrics, open_inference, shards)
 
 
 def _load(model: ImageModel, store: FirestoreRunStore, settings: Settings) -> None:

@@ -55,6 +55,10 @@ LINE_FAILED = FAILED
 SUMMARY_NAME = "summary.json"
 RESULTS_CONTENT_TYPE = "application/x-ndjson"
 
+# The delivery that records a job's last shard finalizes it; if it has not within this, the
+# reconciler hands the job to another delivery.
+FINALIZE_WITHIN = timedelta(seconds=60)
+
 # Republishing a stuck shard backs off from redeliver_after, doubling up to this many times.
 MAX_BACKOFF_DOUBLINGS = 4
 

@@ -87,7 +87,7 @@ def test_with_no_delay_it_takes_what_is_queued_while_a_batch_runs():
         first = pool.submit(batcher.predict, b"first")
         assert first_running.wait(5)
         rest = [pool.submit(batcher.predict, f"img{i}".encode()) for i in range(8)]
-        while batcher._queue.qsize() < 8:
+        while len(batcher._interactive) < 8:
             threading.Event().wait(0.01)
         release.set()
         assert (first.result().result == b"first"
