@@ -401,7 +401,7 @@ variable "job_shard_size" {
 }
 
 variable "max_job_images" {
-  description = "Most images one bulk job may hold (MAX_JOB_IMAGES); a larger one is refused at submit. A submit lists its whole input and writes every shard document within one API request, so split a larger run into several jobs (README, Bulk jobs in the cloud)."
+  description = "Most images one bulk job may hold (MAX_JOB_IMAGES); a larger one is refused at submit. A submit lists its whole input and writes every shard document within one API request, so split a larger run into several jobs (README.md, Bulk jobs, In the cloud)."
   type        = number
   default     = 100000
 

@@ -8,6 +8,7 @@ emulator when STORAGE_EMULATOR_HOST is set (the client reads it).
 from __future__ import annotations
 
 import mimetypes
+import os
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -76,7 +77,9 @@ def upload(source: LocalInput, bucket_name: str, *, client=None, concurrency: in
     if client is None:
         from google.cloud import storage
 
-        client = storage.Client()
+        # Uploading needs no project: without GOOGLE_CLOUD_PROJECT none is looked for (the client's
+        # own search fails where Application Default Credentials carry none).
+        client = storage.Client(project=os.environ.get("GOOGLE_CLOUD_PROJECT"))
     bucket = client.bucket(bucket_name)
     folder = f"{UPLOAD_ROOT}/{uuid.uuid4().hex}/"
 
