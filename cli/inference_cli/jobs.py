@@ -113,9 +113,10 @@ def _outcome(job: dict, err: Console, out: Console, as_json: bool) -> int:
     if as_json:
         out.print_json(json.dumps(job))
     else:
-        out.print(describe(job))
+        # soft_wrap: ids and gs:// URIs stay whole on one line, to be copied.
+        out.print(describe(job), soft_wrap=True)
         for uri in job.get("outputs") or []:
-            out.print(f"  {uri}")
+            out.print(f"  {uri}", soft_wrap=True, markup=False)
     if job["status"] not in FINAL_JOB_STATUSES:
         err.print(f"[yellow]still {job['status']}[/]: `inference jobs wait {job['id']}` to follow it again")
         return 1
@@ -141,7 +142,7 @@ def run_submit(args: argparse.Namespace, client: Client, err: Console, out: Cons
             out.print_json(json.dumps(job))
         else:
             out.print(f"{job['id']}: {job['status']}, {(job.get('counts') or {}).get('total', '?')} images; "
-                      f"`inference jobs wait {job['id']}` follows it")
+                      f"`inference jobs wait {job['id']}` follows it", soft_wrap=True)
         return 0
     err.print(f"job {job['id']}: {input_uri} -> {output}")
     return _outcome(follow(client, job, err, args.poll_seconds, args.timeout), err, out, args.json)
@@ -204,7 +205,7 @@ def run_cancel(args: argparse.Namespace, client: Client, out: Console) -> int:
     if args.json:
         out.print_json(json.dumps(job))
     else:
-        out.print(describe(job))
+        out.print(describe(job), soft_wrap=True)
     return 0
 
 
