@@ -94,3 +94,26 @@ def test_clear_errors_for_what_the_api_refuses(stack, photos, capsys):
     assert "404 not_found" in capsys.readouterr().err
     assert cli(_cli(stack, "jobs", "wait", "0123456789abcdef0123456789abcdef")) == 1
     assert "404" in capsys.readouterr().err
+
+
+def test_cancel_a_running_job_from_the_command_line(stack, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
+    bucket = stack.config.uploads_bucket
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for index in range(20):  # several shards (the test stack's JOB_SHARD_SIZE is 5)
+        shutil.copy(sample(PHOTOS[index % len(PHOTOS)]), folder / f"{index:02d}.JPEG")
+    assert cli(_cli(stack, "jobs", "submit", "--model", MODEL, "--bucket", bucket, "--json", str(folder),
+                    f"gs://{bucket}/cli-cancelled/")) == 0
+    job_id = json.loads(capsys.readouterr().out)["id"]
+    assert cli(_cli(stack, "jobs", "cancel", "--json", job_id)) == 0
+    cancelled = json.loads(capsys.readouterr().out)
+    assert cancelled["id"] == job_id and cancelled["cancel_requested_at"]
+    # It ends cancelled, or succeeded if every shard had started before the cancel came; the
+    # exit status says which (0 only for a job that succeeded with every image).
+    code = cli(_cli(stack, "jobs", "wait", "--poll-seconds", "0.5", "--json", job_id))
+    final = json.loads(capsys.readouterr().out)
+    assert final["status"] in {jobs.CANCELLED, jobs.SUCCEEDED}, final
+    assert code == (0 if final["status"] == jobs.SUCCEEDED else 1)
+    assert cli(_cli(stack, "jobs", "list", "--json", "--status", final["status"])) == 0
+    assert job_id in {listed["id"] for listed in json.loads(capsys.readouterr().out)["jobs"]}

@@ -334,3 +334,19 @@ def test_every_job_listing_query_has_its_composite_index_and_no_index_is_unused(
     queries = _job_listing_queries()
     assert len(queries) == 2
     assert _declared_job_indexes() == queries
+
+
+def test_jobs_dead_letters_are_charted_and_alerted_on_but_not_their_backlogs_age():
+    monitoring = load_module(MODULES_DIR / "monitoring")
+    settings = only(monitoring["locals"])
+    assert settings["jobs_subscriptions"] == (
+        "${[for name in var.model_names : "
+        "\"${local.naming.jobs_topic_prefix}${name}${local.naming.jobs_push_subscription_suffix}\"]}")
+    assert "concat(local.push_subscriptions, local.jobs_subscriptions)" in settings["dead_letter_filter"]
+    # The alert policies' filters, and the dashboard's (built in the locals).
+    filters = [text for _, text in string_leaves([monitoring.get("resource", []), settings])
+               if "metric.type=" in text]
+    dead_letters = [f for f in filters if "dead_letter_message_count" in f]
+    unacked = [f for f in filters if "oldest_unacked_message_age" in f]
+    assert dead_letters and all("${local.dead_letter_filter}" in f for f in dead_letters)
+    assert unacked and all("${local.subscription_filter}" in f for f in unacked)
