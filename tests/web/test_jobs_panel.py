@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from urllib.parse import parse_qs, urlsplit
 
@@ -21,7 +22,7 @@ MODEL = "tiny-test"
 PHOTOS = ("tabby", "golden_retriever", "Persian_cat", "banana")
 
 
-def _submit(stack, headers: dict) -> dict:
+def _submit(stack, headers: dict, model: str = MODEL) -> dict:
     """A job of the sample photos, uploaded to the stack's bucket under a fresh prefix."""
     bucket_name = stack.config.uploads_bucket
     prefix = f"web-jobs/{uuid.uuid4().hex}/"
@@ -29,7 +30,7 @@ def _submit(stack, headers: dict) -> dict:
     for name in PHOTOS:
         bucket.blob(prefix + sample(name).name).upload_from_filename(str(sample(name)),
                                                                      content_type="image/jpeg")
-    response = requests.post(f"{stack.api_url}/v1/models/{MODEL}/jobs", headers=headers, timeout=60,
+    response = requests.post(f"{stack.api_url}/v1/models/{model}/jobs", headers=headers, timeout=60,
                              json={"input": f"gs://{bucket_name}/{prefix}",
                                    "output": f"gs://{bucket_name}/web-jobs-results/"})
     assert response.status_code == 202, response.text
@@ -88,3 +89,29 @@ def test_without_a_key_the_panel_says_why_it_lists_nothing(browser, stack):  # n
         expect(page.locator(".job")).to_have_count(0)
     finally:
         opened.close()
+
+
+def test_a_job_is_cancelled_from_its_row(session):
+    from tests.integration.test_control import MODEL as IDLE_MODEL
+    from tests.integration.test_control import model_service_down
+
+    stack = session.stack
+    with model_service_down(stack, IDLE_MODEL):  # no shard can start meanwhile
+        job = _submit(stack, stack.headers(), model=IDLE_MODEL)
+        page = session.open()
+        row = page.locator(f'.job[data-id="{job["id"]}"]')
+        expect(row).to_have_attribute("data-status", "queued", timeout=15_000)
+        row.locator(".job-cancel").click()
+        # The click asked the API; the job ends only once its shards' deliveries skip them.
+        deadline = time.monotonic() + 15
+        while not _job(stack, job["id"])["cancel_requested_at"]:
+            assert time.monotonic() < deadline, "the Cancel button did not cancel the job"
+            time.sleep(0.2)
+    expect(row).to_have_attribute("data-status", "cancelled", timeout=RESULT_TIMEOUT_MS)
+    expect(row.locator(".job-cancel")).to_have_count(0)
+    expect(row.locator(".job-counts")).to_have_text(f"0 / {len(PHOTOS)} done: 0 succeeded, 0 failed, "
+                                                    f"{len(PHOTOS)} pending")
+
+
+def _job(stack, job_id: str) -> dict:
+    return requests.get(f"{stack.api_url}/v1/jobs/{job_id}", headers=stack.headers(), timeout=10).json()
