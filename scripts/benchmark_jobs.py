@@ -10,7 +10,9 @@ repeated when there are fewer than --images), then prints:
 - the model service's own push-endpoint throughput for --model, 32 requests in
   flight, measured with scripts/benchmark_service.py's own function (a service
   it starts with the stack's command, beside the stack's);
-- one-at-a-time interactive predictions through the API while idle: p50;
+- one-at-a-time interactive predictions through the API while idle: p50
+  (--interactive-gap seconds apart, idle and during the job), with the p50 of
+  their own queue (accepted to claimed) and service (claimed to final) parts;
 - one job over the uploaded prefix (the stack's model service, its gunicorn
   worker SIGKILLed --kill-workers times spread over the job): its images/s from
   its own created_at to completed_at, and the ratio to the push endpoint's
@@ -42,6 +44,7 @@ import time
 import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 
 import requests
@@ -68,7 +71,7 @@ def find_photos(folders: list[Path]) -> list[Path]:
 
 
 def upload_photos(project: str, bucket: str, prefix: str, photos: list[Path], count: int,
-                  threads: int = 16) -> list[str]:
+                  threads: int = 10) -> list[str]:
     """count objects under gs://bucket/prefix, the photos repeated under distinct names; their URIs."""
     from google.cloud import storage
 
@@ -144,16 +147,23 @@ def wait_job(api_url: str, job_id: str, headers: dict, timeout: float, on_poll=N
         time.sleep(0.5)
 
 
-def interactive_ms(session: requests.Session, api_url: str, model: str, photo: bytes, headers: dict) -> float:
-    """One prediction through the API, upload to final answer (long poll)."""
+def interactive_ms(session: requests.Session, api_url: str, model: str, photo: bytes, headers: dict,
+                   parts: list[dict] | None = None) -> float:
+    """One prediction through the API, upload to final answer (long poll), in ms; its own
+    queue_ms (accepted to claimed) and service_ms (claimed to final) appended to parts."""
     started = time.perf_counter()
     response = session.post(f"{api_url}/v1/models/{model}/predictions", headers=headers,
                             files=[("image", ("photo.jpg", photo, "image/jpeg"))], timeout=60)
     response.raise_for_status()
     status_url = response.json()["status_url"]
-    while session.get(status_url, params={"wait": 10}, headers=headers,
-                      timeout=30).json()["status"] not in FINAL_STATUSES:
+    while (body := session.get(status_url, params={"wait": 10}, headers=headers,
+                               timeout=30).json())["status"] not in FINAL_STATUSES:
         pass
+    if parts is not None and body.get("started_at"):
+        created, claimed, done = (datetime.fromisoformat(body[k])
+                                  for k in ("created_at", "started_at", "completed_at"))
+        parts.append({"queue_ms": (claimed - created).total_seconds() * 1000,
+                      "service_ms": (done - claimed).total_seconds() * 1000})
     return (time.perf_counter() - started) * 1000
 
 
@@ -236,7 +246,7 @@ def push_endpoint_throughput(model: str, project: str, uploads_bucket: str, repo
 def run(api_url: str, model: str, model_url: str, reconcile_url: str, images: int, photo_paths: list[Path],
         headers: dict, project: str, bucket: str, kills: int = 0, interactive: int = 20,
         push_requests: int = 192, repository: Path | None = None, uploads_bucket: str = "local-uploads",
-        timeout: float = 1800.0, measure_push: bool = True) -> dict:
+        timeout: float = 1800.0, measure_push: bool = True, interactive_gap: float = 0.5) -> dict:
     from emulators.processes import gunicorn_worker_pid
     from scripts.fault_injection import kill_worker
 
@@ -256,9 +266,13 @@ def run(api_url: str, model: str, model_url: str, reconcile_url: str, images: in
 
     session = requests.Session()
     interactive_ms(session, api_url, model, photos[0], headers)  # warm-up
-    idle = [interactive_ms(session, api_url, model, photos[i % len(photos)], headers)
-            for i in range(interactive)]
+    idle_parts: list[dict] = []
+    idle: list[float] = []
+    for i in range(interactive):
+        idle.append(interactive_ms(session, api_url, model, photos[i % len(photos)], headers, idle_parts))
+        time.sleep(interactive_gap)
     report["interactive_idle_p50_ms"] = round(percentile(idle, 50), 1)
+    report["interactive_idle_p50_parts_ms"] = _parts_p50(idle_parts)
 
     units = [api_url, reconcile_url, model_url]
     with OperationSampler(units, interval=0.2) as single:
@@ -268,14 +282,16 @@ def run(api_url: str, model: str, model_url: str, reconcile_url: str, images: in
     report["single_prediction_firestore_writes"] = single_writes
 
     during: list[float] = []
+    during_parts: list[dict] = []
     stop = threading.Event()
 
     def interactive_during_job() -> None:
         own = requests.Session()
         i = 0
-        while not stop.is_set():
+        while not stop.wait(interactive_gap):
             try:
-                during.append(interactive_ms(own, api_url, model, photos[i % len(photos)], headers))
+                during.append(interactive_ms(own, api_url, model, photos[i % len(photos)], headers,
+                                             during_parts))
             except requests.RequestException:
                 pass
             i += 1
@@ -315,6 +331,7 @@ def run(api_url: str, model: str, model_url: str, reconcile_url: str, images: in
             report["job_images_per_s"] / report["push_endpoint_images_per_s"], 2)
     report["interactive_during_job_p50_ms"] = round(percentile(during, 50), 1) if during else None
     report["interactive_during_job_samples"] = len(during)
+    report["interactive_during_job_p50_parts_ms"] = _parts_p50(during_parts)
     if during:
         report["interactive_during_vs_idle_p50"] = round(report["interactive_during_job_p50_ms"]
                                                          / report["interactive_idle_p50_ms"], 2)
@@ -327,7 +344,13 @@ def run(api_url: str, model: str, model_url: str, reconcile_url: str, images: in
     return report
 
 
+def _parts_p50(parts: list[dict]) -> dict:
+    return {name: round(percentile([p[name] for p in parts], 50) or 0, 1)
+            for name in ("queue_ms", "service_ms")}
+
+
 def print_report(report: dict) -> None:
+    during = report["interactive_during_job_p50_parts_ms"]
     rows = [
         ("images", report["images"]),
         ("status", report["status"]),
@@ -335,8 +358,12 @@ def print_report(report: dict) -> None:
         ("job images/s (created -> completed)", report["job_images_per_s"]),
         ("push endpoint images/s, 32 in flight", report.get("push_endpoint_images_per_s")),
         ("job / push endpoint (target >= 0.8)", report.get("job_vs_push_endpoint")),
-        ("interactive p50 idle, ms", report["interactive_idle_p50_ms"]),
-        ("interactive p50 during the job, ms", report["interactive_during_job_p50_ms"]),
+        ("interactive p50 idle, ms (its queue / service p50)",
+         f"{report['interactive_idle_p50_ms']} ({report['interactive_idle_p50_parts_ms']['queue_ms']} / "
+         f"{report['interactive_idle_p50_parts_ms']['service_ms']})"),
+        ("interactive p50 during the job, ms (queue / service)",
+         f"{report['interactive_during_job_p50_ms']} ({during['queue_ms']} / {during['service_ms']}; "
+         f"{report['interactive_during_job_samples']} samples)"),
         ("during / idle (target <= 2)", report.get("interactive_during_vs_idle_p50")),
         ("Firestore writes per image, job (target <= 0.2)", report["job_firestore_writes_per_image"]),
         ("Firestore writes, one prediction", report["single_prediction_firestore_writes"]),
@@ -357,6 +384,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="efficientnet-lite0")
     parser.add_argument("--kill-workers", type=int, default=0)
     parser.add_argument("--interactive", type=int, default=20, help="idle one-at-a-time predictions")
+    parser.add_argument("--interactive-gap", type=float, default=0.5,
+                        help="seconds between one-at-a-time predictions, idle and during the job")
     parser.add_argument("--push-requests", type=int, default=192, help="pushes to measure the push endpoint")
     parser.add_argument("--no-push-measure", action="store_true")
     parser.add_argument("--api-url", default="http://127.0.0.1:8080")
@@ -384,7 +413,7 @@ def main(argv: list[str] | None = None) -> int:
                  args.bucket,
                  kills=args.kill_workers, interactive=args.interactive, push_requests=args.push_requests,
                  repository=args.repository, uploads_bucket=args.uploads_bucket, timeout=args.timeout,
-                 measure_push=not args.no_push_measure)
+                 measure_push=not args.no_push_measure, interactive_gap=args.interactive_gap)
     print_report(report)
     if args.json:
         print(json.dumps(report, default=str))

@@ -55,7 +55,7 @@ class BatchFailed(TransientError):
 class MicroBatcher:
     def __init__(self, predict_batch: Callable[[list[bytes]], list], max_batch_size: int,
                  max_delay_seconds: float, timeout_seconds: float, model_name: str = "",
-                 on_batch: Callable[[int, float], None] | None = None, bulk_batch_size: int = 8) -> None:
+                 on_batch: Callable[[int, float], None] | None = None, bulk_batch_size: int = 4) -> None:
         self._predict_batch = predict_batch
         self._max_batch_size = max_batch_size
         self._bulk_batch_size = max(1, min(bulk_batch_size, max_batch_size))

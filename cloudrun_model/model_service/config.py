@@ -49,7 +49,7 @@ class Settings:
     revision: str | None = None
     # Bulk jobs (job_handler.py): images per model call in the batcher's low-priority lane (an
     # interactive request waits at most for one such batch), and a shard's parallel image reads.
-    job_batch_size: int = 8
+    job_batch_size: int = 4
     job_read_threads: int = 16
     # Callbacks: loopback hosts only where receivers run on this machine (local stack, tests).
     callback_allow_loopback: bool = False

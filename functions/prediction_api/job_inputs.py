@@ -11,6 +11,7 @@ job never runs on a manifest its author got wrong. `output` is a `gs://bucket/pr
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -20,6 +21,10 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp")
 MANIFEST_EXTENSIONS = (".jsonl", ".txt")
 MAX_URI_LENGTH = 2048
 BAD_LINES_NAMED = 10
+# Cloud Storage's bucket names: lowercase letters, digits, "-", "_" and ".", starting and ending
+# with a letter or digit; object names at most 1024 bytes, without control characters.
+BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$")
+MAX_OBJECT_NAME_BYTES = 1024
 
 
 @dataclass(frozen=True)
@@ -36,8 +41,10 @@ def parse_gs(uri: object, field: str) -> GcsLocation:
     if not isinstance(uri, str) or not uri.startswith("gs://") or len(uri) > MAX_URI_LENGTH:
         raise InvalidRequest(f"{field} must be a gs://bucket/... URI of at most {MAX_URI_LENGTH} characters")
     bucket, _, name = uri[5:].partition("/")
-    if not bucket or any(c in bucket for c in " \t\n\r#?") or any(c in name for c in "\n\r"):
-        raise InvalidRequest(f"{field} must name a bucket: gs://bucket/..., got {uri[:80]!r}")
+    if not BUCKET_NAME.match(bucket):
+        raise InvalidRequest(f"{field} must name a Cloud Storage bucket: gs://bucket/..., got {uri[:80]!r}")
+    if len(name.encode()) > MAX_OBJECT_NAME_BYTES or any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise InvalidRequest(f"{field} is not a Cloud Storage object name or prefix: {uri[:80]!r}")
     return GcsLocation(bucket, name)
 
 

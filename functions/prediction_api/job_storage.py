@@ -46,6 +46,8 @@ class GcsJobStorage:
             raise InputNotReadable(self._denied(location.uri, "roles/storage.objectViewer")) from None
         except gexc.NotFound:
             raise InputNotReadable(f"the bucket of {location.uri} does not exist") from None
+        except gexc.BadRequest:
+            raise InvalidRequest(f"Cloud Storage refuses the name {location.uri[:200]!r}") from None
         except (gexc.GoogleAPIError, OSError) as exc:
             raise _unavailable(exc) from exc
         if not found:
@@ -67,6 +69,8 @@ class GcsJobStorage:
             raise InputNotReadable(self._denied(location.uri, "roles/storage.objectViewer")) from None
         except gexc.NotFound:
             raise InputNotReadable(f"the manifest {location.uri} does not exist") from None
+        except gexc.BadRequest:
+            raise InvalidRequest(f"Cloud Storage refuses the name {location.uri[:200]!r}") from None
         except (gexc.GoogleAPIError, OSError) as exc:
             raise _unavailable(exc) from exc
 
@@ -82,6 +86,8 @@ class GcsJobStorage:
             raise OutputNotWritable(self._denied(prefix, "roles/storage.objectCreator")) from None
         except gexc.NotFound:
             raise OutputNotWritable(f"the bucket of {prefix} does not exist") from None
+        except gexc.BadRequest:
+            raise InvalidRequest(f"Cloud Storage refuses the name {prefix[:200]!r}") from None
         except (gexc.GoogleAPIError, OSError) as exc:
             raise _unavailable(exc) from exc
         try:
