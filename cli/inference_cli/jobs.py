@@ -27,7 +27,6 @@ from rich.table import Table
 from . import job_inputs
 from .client import ApiError, Client
 
-MAX_PAGE_SIZE = 100  # the API's largest page
 # The local stack's bucket (emulators.local_stack.StackConfig.uploads_bucket), when nothing else is said.
 DEFAULT_LOCAL_BUCKET = "local-uploads"
 
@@ -168,18 +167,7 @@ def run_wait(args: argparse.Namespace, client: Client, err: Console, out: Consol
 
 def list_jobs(client: Client, status: str | None, limit: int) -> list[dict]:
     """Up to limit jobs, newest first, following the API's page tokens."""
-    found: list[dict] = []
-    token = None
-    while len(found) < limit:
-        params = {"page_size": min(MAX_PAGE_SIZE, limit - len(found)), "status": status,
-                  "page_token": token}
-        page = client.request("GET", "/v1/jobs",
-                              params={key: value for key, value in params.items() if value is not None})
-        found += page["jobs"]
-        token = page.get("next_page_token")
-        if not token:
-            break
-    return found[:limit]
+    return client.list_all("/v1/jobs", "jobs", {"status": status}, limit)
 
 
 def run_list(args: argparse.Namespace, client: Client, out: Console) -> int:

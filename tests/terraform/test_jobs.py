@@ -9,7 +9,6 @@ model_service locals (ModelsEvaluator).
 from __future__ import annotations
 
 import json
-import shutil
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -21,10 +20,10 @@ from .conftest import (
     TERRAFORM_DIR,
     blocks_by_name,
     dynamic_blocks,
+    evaluate_naming,
     load_module,
     only,
     resources,
-    run_terraform,
     sample_models,
     string_leaves,
 )
@@ -53,25 +52,8 @@ output "names" {
 @pytest.fixture(scope="module")
 def jobs_naming(terraform_bin, tmp_path_factory) -> dict:
     """model name -> the names job_routing/naming.tf computes for it."""
-    root = tmp_path_factory.mktemp("tf-jobs-naming")
-    module = root / "terraform" / "modules" / "job_routing"
-    module.mkdir(parents=True)
-    shutil.copy(MODULES_DIR / "job_routing" / "naming.tf", module / "naming.tf")
-    (module / "outputs.tf").write_text(_NAMING_OUTPUTS)
-    contract = root / "contract" / "inference_contract"
-    contract.mkdir(parents=True)
-    shutil.copy(REPO_ROOT / "contract" / "inference_contract" / "naming.json", contract / "naming.json")
-    init = run_terraform(terraform_bin, ["init", "-backend=false", "-no-color"], module)
-    assert init.returncode == 0, init.stdout + init.stderr
-    names = {}
-    for model in MODELS:
-        applied = run_terraform(terraform_bin,
-                                ["apply", "-auto-approve", "-no-color", f"-var=model_name={model}"], module)
-        assert applied.returncode == 0, applied.stdout + applied.stderr
-        output = run_terraform(terraform_bin, ["output", "-json", "names"], module)
-        assert output.returncode == 0, output.stderr
-        names[model] = json.loads(output.stdout)
-    return names
+    return evaluate_naming(terraform_bin, tmp_path_factory.mktemp("tf-jobs-naming"), "job_routing",
+                           _NAMING_OUTPUTS, MODELS)
 
 
 @pytest.mark.parametrize("model", MODELS)
