@@ -15,6 +15,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from google.api_core.exceptions import GoogleAPIError
+from google.auth.exceptions import GoogleAuthError
+from requests import RequestException
+
 GCS_PREFIX = "gs://"
 # Where uploaded inputs go in the bucket: one fresh folder per submit, so two
 # submits of the same folder never mix.
@@ -23,6 +27,10 @@ UPLOAD_ROOT = "jobs-input"
 
 class InputError(Exception):
     """An INPUT or OUTPUT the command can't use; the message is one line for the user."""
+
+
+class UploadFailed(Exception):
+    """The upload of a local INPUT was refused or could not reach Cloud Storage; one line for the user."""
 
 
 @dataclass(frozen=True)
@@ -90,9 +98,12 @@ def upload(source: LocalInput, bucket_name: str, *, client=None, concurrency: in
         if on_uploaded:
             on_uploaded(file)
 
-    with ThreadPoolExecutor(max(1, concurrency)) as pool:
-        for _ in pool.map(one, source.files):  # re-raises the first failure
-            pass
+    try:
+        with ThreadPoolExecutor(max(1, concurrency)) as pool:
+            for _ in pool.map(one, source.files):  # re-raises the first failure
+                pass
+    except (GoogleAPIError, GoogleAuthError, RequestException, OSError) as exc:
+        raise UploadFailed(f"uploading {source.root} to gs://{bucket_name}: {exc}") from None
     if source.is_manifest:
         return f"{GCS_PREFIX}{bucket_name}/{folder}{source.files[0][1]}"
     return f"{GCS_PREFIX}{bucket_name}/{folder}"

@@ -25,7 +25,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from . import job_inputs
-from .client import ApiError, Client
+from .client import Client
 
 # The local stack's bucket (emulators.local_stack.StackConfig.uploads_bucket), when nothing else is said.
 DEFAULT_LOCAL_BUCKET = "local-uploads"
@@ -131,7 +131,12 @@ def run_submit(args: argparse.Namespace, client: Client, err: Console, out: Cons
         return 2
     input_uri = args.input
     if source is not None:
-        input_uri = _upload(source, args, err)
+        try:
+            input_uri = _upload(source, args, err)
+        except job_inputs.UploadFailed as exc:
+            err.print(f"[red]error:[/] {escape(str(exc))} (is --bucket right, and for the local stack "
+                      "STORAGE_EMULATOR_HOST set?)")
+            return 1
     body = {"input": input_uri, "output": output}
     if args.callback_url:
         body["callback_url"] = args.callback_url
@@ -143,7 +148,7 @@ def run_submit(args: argparse.Namespace, client: Client, err: Console, out: Cons
             out.print(f"{job['id']}: {job['status']}, {(job.get('counts') or {}).get('total', '?')} images; "
                       f"`inference jobs wait {job['id']}` follows it", soft_wrap=True)
         return 0
-    err.print(f"job {job['id']}: {input_uri} -> {output}")
+    err.print(f"job {job['id']}: {input_uri} -> {output}", markup=False)
     return _outcome(follow(client, job, err, args.poll_seconds, args.timeout), err, out, args.json)
 
 
@@ -151,13 +156,8 @@ def _upload(source: job_inputs.LocalInput, args: argparse.Namespace, err: Consol
     with Progress(TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=err) as progress:
         task = progress.add_task("uploaded", total=len(source.files))
-        try:
-            return job_inputs.upload(source, args.bucket, concurrency=args.concurrency,
-                                     on_uploaded=lambda _: progress.advance(task))
-        except Exception as exc:  # the storage client's errors have no common base worth naming
-            raise ApiError(None, "upload_failed",
-                           f"uploading {source.root} to gs://{args.bucket}: {exc} (is --bucket right, "
-                           "and for the local stack STORAGE_EMULATOR_HOST set?)") from None
+        return job_inputs.upload(source, args.bucket, concurrency=args.concurrency,
+                                 on_uploaded=lambda _: progress.advance(task))
 
 
 def run_wait(args: argparse.Namespace, client: Client, err: Console, out: Console) -> int:

@@ -98,3 +98,22 @@ def test_submit_refuses_bad_arguments_with_exit_2_before_any_request(folder, cap
     missing = str(folder / "nope")
     assert cli.main(["--url", url, "jobs", "submit", "--model", "cat", missing, "gs://b/o/"]) == 2
     assert "no such folder or file" in capsys.readouterr().err
+
+
+def test_a_refused_upload_is_one_line_naming_the_bucket(folder):
+    from google.api_core.exceptions import Forbidden
+
+    class RefusingStorage(RecordingStorage):
+        def bucket(self, name: str):
+            class Bucket:
+                def blob(self, _name):
+                    class Blob:
+                        def upload_from_filename(self, *_args, **_kwargs):
+                            raise Forbidden("caller does not have storage.objects.create access")
+
+                    return Blob()
+
+            return Bucket()
+
+    with pytest.raises(job_inputs.UploadFailed, match=r"to gs://theirs: .*storage\.objects\.create"):
+        job_inputs.upload(job_inputs.local_input(str(folder)), "theirs", client=RefusingStorage())
