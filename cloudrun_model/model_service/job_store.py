@@ -48,10 +48,7 @@ class FirestoreShardStore:
                     ops.count(ops.FIRESTORE_WRITE)
             return value
 
-        try:
-            return run(self._client.transaction())
-        except (gexc.GoogleAPIError, OSError) as exc:
-            raise TransientError(f"Firestore is unavailable: {type(exc).__name__}") from exc
+        return _committed(run, self._client)
 
     def claim(self, job_id: str, shard: int, model_version: int, lease_seconds: float, now: datetime,
               lease_token: str) -> ShardClaim:
@@ -76,7 +73,7 @@ class FirestoreShardStore:
                 ops.count(ops.FIRESTORE_WRITE)
             return update is not None
 
-        return run(self._client.transaction())
+        return _committed(run, self._client)
 
     def release(self, job_id: str, shard: int, lease_token: str, lease_seconds: float, now: datetime) -> None:
         self._transact(job_id, jobs.shard_id(job_id, shard), lambda s, j: (jobs.release_shard(
@@ -102,3 +99,16 @@ class FirestoreShardStore:
             return None, update, ({**job, **update} if update else None)
 
         return self._transact(job_id, None, decide)
+
+
+def _committed(run, client):
+    """run(transaction)'s value; TransientError (503: delivered again) when Firestore fails or the
+    client gives up on a contended document ("Failed to commit transaction in N attempts")."""
+    try:
+        return run(client.transaction())
+    except (gexc.GoogleAPIError, OSError) as exc:
+        raise TransientError(f"Firestore is unavailable: {type(exc).__name__}") from exc
+    except ValueError as exc:
+        if not str(exc).startswith("Failed to commit transaction"):
+            raise
+        raise TransientError("Firestore: the job's documents kept changing; try again") from exc

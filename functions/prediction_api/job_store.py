@@ -76,6 +76,10 @@ class FirestoreJobStore:
             return run(self._client.transaction())
         except (gexc.GoogleAPIError, OSError) as exc:
             raise _unavailable(exc) from exc
+        except ValueError as exc:  # the client gave up on a contended document ("Failed to commit ...")
+            if not str(exc).startswith("Failed to commit transaction"):
+                raise
+            raise _unavailable(exc) from exc
 
     def transact_job(self, job_id: str, decide):
         """decide(job or None) -> (update or None, value), atomically; value."""

@@ -157,14 +157,23 @@ class JobService:
             counts[f"job_{action}"] = counts.get(f"job_{action}", 0) + 1
 
         for shard in self._store.overdue_shards(now, limit):
-            action = self._store.transact_shard(
-                shard["id"], lambda fresh: jobs.reconcile_shard(fresh, now, again))
+            try:
+                action = self._store.transact_shard(
+                    shard["id"], lambda fresh: jobs.reconcile_shard(fresh, now, again))
+            except BackendUnavailable:  # contended or unavailable: overdue still, the next pass
+                tally("failed")
+                continue
             if action == jobs.REPUBLISH:
                 # After the update: a failure here leaves it overdue again at the backoff.
                 action = self._publish(ShardMessage(shard["job_id"], shard["shard"], shard["model"]), action)
             tally(action)
         for job in self._store.overdue_jobs(now, limit):
-            action = self._store.transact_job(job["id"], lambda fresh: jobs.reconcile_job(fresh, now, again))
+            try:
+                action = self._store.transact_job(job["id"],
+                                                  lambda fresh: jobs.reconcile_job(fresh, now, again))
+            except BackendUnavailable:
+                tally("failed")
+                continue
             if action == jobs.FINALIZE:
                 action = self._publish(ShardMessage(job["id"], 0, job["model"]), action)
             tally(action)
