@@ -34,6 +34,7 @@ module "storage" {
   project_id             = var.project_id
   region                 = var.region
   uploads_retention_days = var.uploads_retention_days
+  jobs_retention_days    = var.jobs_retention_days
   cors_origins           = local.allowed_origins
   deletion_protection    = var.deletion_protection
 
@@ -80,10 +81,13 @@ module "api_function" {
   source_archive          = abspath(var.function_source_archive)
   runtime                 = var.function_runtime
   uploads_bucket          = module.storage.uploads_bucket
+  jobs_bucket             = module.storage.jobs_bucket
   model_names             = sort(keys(var.models))
   allowed_origins         = local.allowed_origins
   max_image_bytes         = var.max_image_bytes
   max_images_per_request  = var.max_images_per_request
+  job_shard_size          = var.job_shard_size
+  max_job_images          = var.max_job_images
   prediction_ttl_days     = var.prediction_ttl_days
   public_base_url         = var.public_base_url
   max_instances           = var.api_max_instances
@@ -121,6 +125,27 @@ module "model_routing" {
   dead_letter_push_service_account = module.api_function.dead_letter_invoker_email
   publisher_service_account        = module.api_function.service_account_email
   pubsub_service_agent             = local.pubsub_service_agent
+
+  depends_on = [module.platform]
+}
+
+# Bulk jobs' own lane per models entry: topic jobs-<model>, its push
+# subscription to the model service's /jobs path, dead-lettering (kept for
+# inspection), and the model service account's access to the jobs bucket.
+module "job_routing" {
+  source   = "./modules/job_routing"
+  for_each = var.models
+
+  project_id                = var.project_id
+  model_name                = each.key
+  ack_deadline_seconds      = each.value.jobs_ack_deadline_seconds
+  max_delivery_attempts     = var.max_delivery_attempts
+  service_uri               = module.model_service[each.key].service_uri
+  push_service_account      = module.model_routing[each.key].push_service_account_email
+  model_service_account     = module.model_service[each.key].service_account_email
+  jobs_bucket               = module.storage.jobs_bucket
+  publisher_service_account = module.api_function.service_account_email
+  pubsub_service_agent      = local.pubsub_service_agent
 
   depends_on = [module.platform]
 }

@@ -64,3 +64,13 @@ output "monitoring_dashboard_id" {
   description = "ID of the Cloud Monitoring dashboard \"Inference service\" (Console: Monitoring > Dashboards)."
   value       = module.monitoring.dashboard_id
 }
+
+output "jobs_bucket" {
+  description = "Bucket for bulk jobs: `inference jobs submit` uploads a local folder here (INFERENCE_JOBS_BUCKET) and a job may write its results here."
+  value       = module.storage.jobs_bucket
+}
+
+output "job_topics" {
+  description = "Pub/Sub topic of each model's bulk jobs (one message per shard), keyed by model name."
+  value       = { for name, routing in module.job_routing : name => routing.topic_name }
+}

@@ -34,7 +34,8 @@ variable "models" {
     Models served, keyed by model name (adding a model is one entry). Each entry:
     accelerator ("cpu" or "gpu"; gpu means one NVIDIA L4), min_instances, max_instances,
     concurrency (requests per instance, also the gunicorn thread count), cpu, memory,
-    gpu_zonal_redundancy_disabled (gpu only), ack_deadline_seconds, the model service's
+    gpu_zonal_redundancy_disabled (gpu only), ack_deadline_seconds, jobs_ack_deadline_seconds
+    (the bulk-jobs push subscription's, fitting one shard), the model service's
     batching and lease settings (max_batch_size, max_batch_delay_ms, run_lease_seconds,
     model_ready_wait_seconds), revisions (revision key -> {model_version, image}), traffic
     (revision key -> percent, summing to 100) and canary_tag (tag URL name given to the
@@ -50,6 +51,7 @@ variable "models" {
     memory                        = optional(string, "4Gi")
     gpu_zonal_redundancy_disabled = optional(bool, true)
     ack_deadline_seconds          = optional(number, 60)
+    jobs_ack_deadline_seconds     = optional(number, 300)
     max_batch_size                = optional(number, 16)
     max_batch_delay_ms            = optional(number, 0)
     run_lease_seconds             = optional(number, 10)
@@ -126,6 +128,12 @@ variable "models" {
     # Pub/Sub accepts ack deadlines of 10-600 s.
     condition     = alltrue([for m in values(var.models) : m.ack_deadline_seconds >= 10 && m.ack_deadline_seconds <= 600 && floor(m.ack_deadline_seconds) == m.ack_deadline_seconds])
     error_message = "Each model needs a whole 10 <= ack_deadline_seconds <= 600."
+  }
+
+  validation {
+    # One push carries a whole shard of a bulk job; Pub/Sub's range again.
+    condition     = alltrue([for m in values(var.models) : m.jobs_ack_deadline_seconds >= 10 && m.jobs_ack_deadline_seconds <= 600 && floor(m.jobs_ack_deadline_seconds) == m.jobs_ack_deadline_seconds])
+    error_message = "Each model needs a whole 10 <= jobs_ack_deadline_seconds <= 600."
   }
 
   validation {
@@ -337,6 +345,17 @@ variable "uploads_retention_days" {
   }
 }
 
+variable "jobs_retention_days" {
+  description = "Objects in the jobs bucket (inputs uploaded by `inference jobs submit`, results of jobs written there) are deleted this many days after they were written."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.jobs_retention_days >= 1 && var.jobs_retention_days <= 3650 && floor(var.jobs_retention_days) == var.jobs_retention_days
+    error_message = "jobs_retention_days must be a whole number of days between 1 and 3650."
+  }
+}
+
 variable "prediction_ttl_days" {
   description = "Predictions expire (Firestore TTL on expire_at) this many days after creation; passed to the API as PREDICTION_TTL_DAYS."
   type        = number
@@ -367,6 +386,28 @@ variable "max_images_per_request" {
   validation {
     condition     = var.max_images_per_request >= 1 && var.max_images_per_request <= 256 && floor(var.max_images_per_request) == var.max_images_per_request
     error_message = "max_images_per_request must be a whole number between 1 and 256."
+  }
+}
+
+variable "job_shard_size" {
+  description = "Images per shard of a bulk job (JOB_SHARD_SIZE): one shard document, one message and one results file each, so Firestore writes per image fall as it grows; one shard's work must fit the models' jobs_ack_deadline_seconds, and its input URIs one Firestore document (1 MiB)."
+  type        = number
+  default     = 100
+
+  validation {
+    condition     = var.job_shard_size >= 1 && var.job_shard_size <= 1000 && floor(var.job_shard_size) == var.job_shard_size
+    error_message = "job_shard_size must be a whole number between 1 and 1000."
+  }
+}
+
+variable "max_job_images" {
+  description = "Most images one bulk job may hold (MAX_JOB_IMAGES); a larger one is refused at submit. A submit lists its whole input and writes every shard document within one API request, so split a larger run into several jobs (README.md, Bulk jobs, In the cloud)."
+  type        = number
+  default     = 100000
+
+  validation {
+    condition     = var.max_job_images >= 1 && var.max_job_images <= 1000000 && floor(var.max_job_images) == var.max_job_images
+    error_message = "max_job_images must be a whole number between 1 and 1000000."
   }
 }
 

@@ -14,6 +14,7 @@ import requests
 from inference_contract.predictions import FINAL_STATUSES
 
 RETRYABLE = (429, 503)
+MAX_PAGE_SIZE = 100  # the API's largest page of a listing
 # An argument with one of these prefixes names an image the API fetches (form field image_url).
 REFERENCE_PREFIXES = ("http://", "https://", "gs://")
 
@@ -88,6 +89,20 @@ class Client:
         if self.on_retry:
             self.on_retry(f"{why}; retrying in {seconds:.0f} s")
         self.sleep(seconds)
+
+    def list_all(self, path: str, key: str, filters: dict, limit: int) -> list[dict]:
+        """Up to limit items of a listing (GET path answering {key: [...], "next_page_token"}),
+        following its page tokens; filters whose value is None are left out."""
+        found: list[dict] = []
+        token = None
+        while len(found) < limit:
+            params = {**filters, "page_size": min(MAX_PAGE_SIZE, limit - len(found)), "page_token": token}
+            page = self.request("GET", path, params={k: v for k, v in params.items() if v is not None})
+            found += page[key]
+            token = page.get("next_page_token")
+            if not token:
+                break
+        return found[:limit]
 
     def models(self) -> list[dict]:
         return self.request("GET", "/v1/models")["models"]

@@ -11,8 +11,6 @@ from rich.table import Table
 
 from .client import ApiError, Client
 
-MAX_PAGE_SIZE = 100  # the API's largest page
-
 
 def add_commands(commands) -> None:
     cancel = commands.add_parser("cancel", help="cancel a queued prediction")
@@ -30,19 +28,8 @@ def cancel(client: Client, prediction_id: str) -> dict:
 
 
 def list_predictions(client: Client, model: str | None, status: str | None, limit: int) -> list[dict]:
-    """Up to limit predictions, following the API's page tokens."""
-    found: list[dict] = []
-    token = None
-    while len(found) < limit:
-        params = {"page_size": min(MAX_PAGE_SIZE, limit - len(found)), "model": model, "status": status,
-                  "page_token": token}
-        page = client.request("GET", "/v1/predictions",
-                              params={key: value for key, value in params.items() if value is not None})
-        found += page["predictions"]
-        token = page.get("next_page_token")
-        if not token:
-            break
-    return found[:limit]
+    """Up to limit predictions, newest first, following the API's page tokens."""
+    return client.list_all("/v1/predictions", "predictions", {"model": model, "status": status}, limit)
 
 
 def run_cancel(args: argparse.Namespace, client: Client, err: Console, out: Console) -> int:

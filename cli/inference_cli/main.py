@@ -6,6 +6,8 @@
     inference predict --model efficientnet-lite0 --json photos/*.jpg > results.json
     inference list --model cat --status queued
     inference cancel ID
+    inference jobs submit --model cat photos/ gs://my-results/cats/ --wait
+    inference jobs wait|cancel ID;  inference jobs list
 
 The API's URL comes from --url or INFERENCE_API_URL (default http://127.0.0.1:8080,
 the local stack); its key from --api-key, INFERENCE_API_KEY or the file
@@ -29,7 +31,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from . import control
+from . import control, jobs
 from .client import ApiError, Client, is_reference
 
 DEFAULT_URL = "http://127.0.0.1:8080"
@@ -72,6 +74,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     predict.add_argument("--timeout", type=float, default=600,
                          help="seconds to wait for all results (default %(default)s)")
     control.add_commands(commands)
+    jobs.add_commands(commands)
     return parser.parse_args(argv)
 
 
@@ -180,6 +183,8 @@ def main(argv: list[str] | None = None) -> int:
             return control.run_cancel(args, client, err, out)
         if args.command == "list":
             return control.run_list(args, client, out)
+        if args.command == "jobs":
+            return jobs.run(args, client, err, out)
         return run_predict(args, client, err, out)
     except ApiError as exc:
         err.print(f"[red]error:[/] {exc}")

@@ -39,6 +39,7 @@ MODEL_DEFAULTS = {
     "memory": "4Gi",
     "gpu_zonal_redundancy_disabled": True,
     "ack_deadline_seconds": 60,
+    "jobs_ack_deadline_seconds": 300,
     "max_batch_size": 16,
     "max_batch_delay_ms": 0,
     "run_lease_seconds": 10,
@@ -50,6 +51,7 @@ MODEL_DEFAULTS = {
 WHOLE_RANGES = (
     ("concurrency", 1, 1000),
     ("ack_deadline_seconds", 10, 600),
+    ("jobs_ack_deadline_seconds", 10, 600),
     ("max_batch_size", 1, 256),
     ("max_batch_delay_ms", 0, 1000),
     ("run_lease_seconds", 1, 600),

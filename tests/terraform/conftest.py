@@ -22,8 +22,8 @@ TERRAFORM_DIR = REPO_ROOT / "terraform"
 MODULES_DIR = TERRAFORM_DIR / "modules"
 EXAMPLE_MODELS = TERRAFORM_DIR / "models.auto.tfvars.json.example"
 EXAMPLE_TFVARS = TERRAFORM_DIR / "terraform.tfvars.json.example"
-MODULE_NAMES = ("platform", "storage", "firestore", "model_service", "model_routing", "api_function",
-                "website", "monitoring")
+MODULE_NAMES = ("platform", "storage", "firestore", "model_service", "model_routing", "job_routing",
+                "api_function", "website", "monitoring")
 
 # Plain values: string attributes without their quotes, no comment keys.
 _HCL_OPTIONS = SerializationOptions(with_comments=False, explicit_blocks=False, strip_string_quotes=True)
@@ -233,3 +233,30 @@ class ModelsEvaluator:
 @pytest.fixture(scope="session")
 def models_evaluator(terraform_bin, tmp_path_factory) -> ModelsEvaluator:
     return ModelsEvaluator(terraform_bin, tmp_path_factory.mktemp("tf-models-eval"))
+
+
+def evaluate_naming(binary: str, root: Path, module: str, outputs: str, models) -> dict[str, dict]:
+    """model name -> the output "names" of a module's naming.tf, evaluated by terraform.
+
+    root becomes a scratch copy laid out like the repository (the module's naming.tf,
+    the contract's naming.json), so the relative path naming.tf reads resolves; outputs
+    is HCL declaring `variable "model_name"` and `output "names"` over its locals.
+    """
+    directory = root / "terraform" / "modules" / module
+    directory.mkdir(parents=True)
+    shutil.copy(MODULES_DIR / module / "naming.tf", directory / "naming.tf")
+    (directory / "outputs.tf").write_text(outputs)
+    contract = root / "contract" / "inference_contract"
+    contract.mkdir(parents=True)
+    shutil.copy(REPO_ROOT / "contract" / "inference_contract" / "naming.json", contract / "naming.json")
+    init = run_terraform(binary, ["init", "-backend=false", "-no-color"], directory)
+    assert init.returncode == 0, init.stdout + init.stderr
+    names = {}
+    for model in models:
+        applied = run_terraform(binary, ["apply", "-auto-approve", "-no-color", f"-var=model_name={model}"],
+                                directory)
+        assert applied.returncode == 0, applied.stdout + applied.stderr
+        output = run_terraform(binary, ["output", "-json", "names"], directory)
+        assert output.returncode == 0, output.stderr
+        names[model] = json.loads(output.stdout)
+    return names

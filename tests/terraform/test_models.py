@@ -52,6 +52,8 @@ INVALID_CASES = [
      "min_instances <= max_instances", "must not exceed"),
     ("ack-deadline", lambda m: m["cat"].update(ack_deadline_seconds=5),
      "ack_deadline_seconds <= 600", "ack_deadline"),
+    ("jobs-ack-deadline", lambda m: m["dog"].update(jobs_ack_deadline_seconds=601),
+     "jobs_ack_deadline_seconds <= 600", "jobs_ack_deadline_seconds"),
     ("bad-canary-tag", lambda m: m["resnet50"].update(canary_tag="Canary!"),
      "canary_tag must be", "canary_tag"),
     ("batch-size-0", lambda m: m["cat"].update(max_batch_size=0),

@@ -8,13 +8,10 @@ inference_contract.naming, which the API, the model services and the emulators u
 
 from __future__ import annotations
 
-import json
-import shutil
-
 import pytest
 from inference_contract import naming
 
-from tests.terraform.conftest import MODULES_DIR, REPO_ROOT, run_terraform
+from tests.terraform.conftest import MODULES_DIR, evaluate_naming
 
 MODELS = ("resnet50", "efficientnet-lite0", "cat")
 
@@ -37,25 +34,8 @@ output "names" {
 @pytest.fixture(scope="module")
 def routing_naming(terraform_bin, tmp_path_factory):
     """model name -> the names naming.tf computes for it."""
-    root = tmp_path_factory.mktemp("tf-naming")
-    module = root / "terraform" / "modules" / "model_routing"
-    module.mkdir(parents=True)
-    shutil.copy(MODULES_DIR / "model_routing" / "naming.tf", module / "naming.tf")
-    (module / "outputs.tf").write_text(_OUTPUTS)
-    contract = root / "contract" / "inference_contract"
-    contract.mkdir(parents=True)
-    shutil.copy(REPO_ROOT / "contract" / "inference_contract" / "naming.json", contract / "naming.json")
-    init = run_terraform(terraform_bin, ["init", "-backend=false", "-no-color"], module)
-    assert init.returncode == 0, init.stdout + init.stderr
-    names = {}
-    for model in MODELS:
-        applied = run_terraform(terraform_bin,
-                                ["apply", "-auto-approve", "-no-color", f"-var=model_name={model}"], module)
-        assert applied.returncode == 0, applied.stdout + applied.stderr
-        output = run_terraform(terraform_bin, ["output", "-json", "names"], module)
-        assert output.returncode == 0, output.stderr
-        names[model] = json.loads(output.stdout)
-    return names
+    return evaluate_naming(terraform_bin, tmp_path_factory.mktemp("tf-naming"), "model_routing", _OUTPUTS,
+                           MODELS)
 
 
 @pytest.mark.parametrize("model", MODELS)

@@ -24,7 +24,9 @@ from .conftest import (
 
 ROOT = load_module(TERRAFORM_DIR)
 MODULES = {name: load_module(MODULES_DIR / name) for name in MODULE_NAMES}
-PER_MODEL_MODULES = ("model_service", "model_routing")
+PER_MODEL_MODULES = ("model_service", "model_routing", "job_routing")
+# The interactive predictions' service and routing (the jobs lane has tests/terraform/test_jobs.py).
+PREDICTION_MODULES = ("model_service", "model_routing")
 # What model_routing/naming.tf reads (tests/terraform/test_naming.py runs it in Terraform).
 NAMING = json.loads((REPO_ROOT / "contract" / "inference_contract" / "naming.json").read_text())
 
@@ -47,7 +49,7 @@ def _expanded(resource_type: str) -> list[tuple[str, str, dict]]:
     for the example models: one per models entry, as root's for_each says."""
     instances = []
     for model in sorted(example_models()):
-        for module in PER_MODEL_MODULES:
+        for module in PREDICTION_MODULES:
             for (_, name), body in resources(MODULES[module], resource_type).items():
                 instances.append((model, name, body))
     return instances
@@ -449,7 +451,7 @@ def test_every_bucket_uses_uniform_access():
         **resources(MODULES["storage"], "google_storage_bucket"),
         **resources(MODULES["website"], "google_storage_bucket"),
     }
-    assert len(buckets) == 4
+    assert len(buckets) == 5  # uploads, models, function sources, jobs, website
     for key, bucket in buckets.items():
         assert bucket["uniform_bucket_level_access"] is True, key
 

@@ -85,6 +85,7 @@ def test_models_type_lists_the_documented_attributes():
         "cpu",
         "memory",
         "ack_deadline_seconds",
+        "jobs_ack_deadline_seconds",
         "max_batch_size",
         "max_batch_delay_ms",
         "run_lease_seconds",

@@ -53,9 +53,9 @@ def test_list_follows_pages_and_filters(server, capsys, monkeypatch):
 
 
 def test_list_pages_through_more_than_one_api_page(server, capsys, monkeypatch):
-    import inference_cli.control as control
+    import inference_cli.client as client
 
-    monkeypatch.setattr(control, "MAX_PAGE_SIZE", 2)
+    monkeypatch.setattr(client, "MAX_PAGE_SIZE", 2)
     ids = {_submit(server) for _ in range(5)}
     assert cli.main(["--url", server.url, "list", "--json", "--limit", "5"]) == 0
     assert {p["id"] for p in json.loads(capsys.readouterr().out)["predictions"]} == ids

@@ -8,6 +8,9 @@ locals {
       MAX_IMAGE_BYTES        = tostring(var.max_image_bytes)
       MAX_IMAGES_PER_REQUEST = tostring(var.max_images_per_request)
       PREDICTION_TTL_DAYS    = tostring(var.prediction_ttl_days)
+      # Bulk jobs: images per shard and per job.
+      JOB_SHARD_SIZE = tostring(var.job_shard_size)
+      MAX_JOB_IMAGES = tostring(var.max_job_images)
       # functions-framework's gunicorn threads; each ?wait= long poll holds one.
       THREADS = tostring(var.concurrency)
       # Reconciler settings (read by all three entry points, used by reconcile).
@@ -41,6 +44,17 @@ resource "google_service_account" "api" {
 resource "google_storage_bucket_iam_member" "write_uploads" {
   bucket = var.uploads_bucket
   role   = "roles/storage.objectCreator"
+  member = google_service_account.api.member
+}
+
+# Bulk jobs whose input or output is the jobs bucket: the API lists the input
+# prefix or reads the manifest, and checks that the output is writable by
+# writing and deleting a probe object, before it accepts a job. objectUser is
+# the predefined role with list, read, create and delete, and nothing on the
+# bucket itself.
+resource "google_storage_bucket_iam_member" "jobs" {
+  bucket = var.jobs_bucket
+  role   = "roles/storage.objectUser"
   member = google_service_account.api.member
 }
 

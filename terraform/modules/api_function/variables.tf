@@ -56,6 +56,11 @@ variable "uploads_bucket" {
   type        = string
 }
 
+variable "jobs_bucket" {
+  description = "Bucket of bulk jobs' uploaded inputs and results, which the API lists, reads and probes for writing."
+  type        = string
+}
+
 variable "model_names" {
   description = "Models the API accepts (MODELS, comma-joined)."
   type        = list(string)
@@ -78,6 +83,16 @@ variable "max_image_bytes" {
 
 variable "max_images_per_request" {
   description = "Most images per request (MAX_IMAGES_PER_REQUEST)."
+  type        = number
+}
+
+variable "job_shard_size" {
+  description = "Images per shard of a bulk job (JOB_SHARD_SIZE)."
+  type        = number
+}
+
+variable "max_job_images" {
+  description = "Most images one bulk job may hold (MAX_JOB_IMAGES)."
   type        = number
 }
 

@@ -89,6 +89,11 @@ locals {
     owner_status       = ["api_key_id", "status"]
     owner_model_status = ["api_key_id", "model", "status"]
   }
+  # GET /v1/jobs, as google_firestore_index.job_listing below says.
+  job_listing_indexes = {
+    owner        = ["api_key_id"]
+    owner_status = ["api_key_id", "status"]
+  }
 }
 
 resource "google_firestore_index" "listing" {
@@ -110,4 +115,68 @@ resource "google_firestore_index" "listing" {
     field_path = "created_at"
     order      = "DESCENDING"
   }
+}
+
+# GET /v1/jobs lists a key's own bulk jobs, newest first:
+# `jobs where api_key_id == K [and status == S] order by created_at desc,
+# __name__ desc`, an index for each combination (local.job_listing_indexes);
+# tests/terraform/test_jobs.py checks them against the API's query.
+resource "google_firestore_index" "job_listing" {
+  for_each = local.job_listing_indexes
+
+  project    = var.project_id
+  database   = google_firestore_database.default.name
+  collection = var.jobs_collection
+
+  dynamic "fields" {
+    for_each = each.value
+    content {
+      field_path = fields.value
+      order      = "ASCENDING"
+    }
+  }
+
+  fields {
+    field_path = "created_at"
+    order      = "DESCENDING"
+  }
+}
+
+# Bulk jobs' documents expire like predictions: the API sets expire_at on the
+# job and on each of its shards, and Firestore's TTL policy deletes them.
+resource "google_firestore_field" "job_ttl" {
+  project    = var.project_id
+  database   = google_firestore_database.default.name
+  collection = var.jobs_collection
+  field      = var.ttl_field
+
+  ttl_config {}
+
+  depends_on = [google_firestore_field.idempotency_ttl]
+}
+
+resource "google_firestore_field" "job_shard_ttl" {
+  project    = var.project_id
+  database   = google_firestore_database.default.name
+  collection = var.job_shards_collection
+  field      = var.ttl_field
+
+  ttl_config {}
+
+  depends_on = [google_firestore_field.job_ttl]
+}
+
+# A shard document holds its JOB_SHARD_SIZE input URIs in one array. Nothing
+# queries it, and Firestore would otherwise index every element (an
+# array-contains entry each, a write and storage apiece): exempt it, so a shard
+# costs the same index writes whatever its size.
+resource "google_firestore_field" "job_shard_inputs" {
+  project    = var.project_id
+  database   = google_firestore_database.default.name
+  collection = var.job_shards_collection
+  field      = var.job_shard_inputs_field
+
+  index_config {}
+
+  depends_on = [google_firestore_field.job_shard_ttl]
 }

@@ -41,3 +41,36 @@ variable "idempotency_collection" {
   type        = string
   default     = "idempotency_keys"
 }
+
+variable "jobs_collection" {
+  description = "Collection of bulk job documents (fixed by the interface contract), whose listing query gets its composite indexes here."
+  type        = string
+  default     = "jobs"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9_]*$", var.jobs_collection))
+    error_message = "jobs_collection must be a collection ID of lowercase letters, digits and underscores."
+  }
+}
+
+variable "job_shards_collection" {
+  description = "Collection of bulk jobs' shard documents (fixed by the interface contract): TTL on expire_at, and its input list left unindexed."
+  type        = string
+  default     = "job_shards"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9_]*$", var.job_shards_collection))
+    error_message = "job_shards_collection must be a collection ID of lowercase letters, digits and underscores."
+  }
+}
+
+variable "job_shard_inputs_field" {
+  description = "Array field of a shard document that lists its input URIs; exempted from indexing."
+  type        = string
+  default     = "inputs"
+
+  validation {
+    condition     = var.job_shard_inputs_field != var.ttl_field
+    error_message = "job_shard_inputs_field must differ from ttl_field: one google_firestore_field resource per field."
+  }
+}

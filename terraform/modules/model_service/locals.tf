@@ -45,8 +45,10 @@ locals {
   startup_probe_period_seconds = 10
   template = {
     max_instance_request_concurrency = var.model.concurrency
-    # A push is redelivered after the ack deadline anyway; working longer is waste.
-    timeout                       = "${var.model.ack_deadline_seconds}s"
+    # A push is redelivered after its ack deadline anyway; working longer is waste.
+    # A bulk job's shard is pushed with the longer of the two deadlines, and
+    # Cloud Run must not cut that request first.
+    timeout                       = "${max(var.model.ack_deadline_seconds, var.model.jobs_ack_deadline_seconds)}s"
     execution_environment         = "EXECUTION_ENVIRONMENT_GEN2"
     min_instance_count            = var.model.min_instances
     max_instance_count            = var.model.max_instances

@@ -29,6 +29,7 @@ variable "model" {
     memory                        = string
     gpu_zonal_redundancy_disabled = bool
     ack_deadline_seconds          = number
+    jobs_ack_deadline_seconds     = number
     max_batch_size                = number
     max_batch_delay_ms            = number
     run_lease_seconds             = number

@@ -15,6 +15,12 @@ locals {
 
   push_subscriptions  = [for name in var.model_names : "predictions-${name}-push"]
   subscription_filter = join(" OR ", [for name in local.push_subscriptions : "resource.label.subscription_id=\"${name}\""])
+  # Bulk jobs' push subscriptions (contract naming.json): their dead letters are
+  # charted and alerted on too, but not their unacked age, since a big job's
+  # backlog is old by design.
+  naming             = jsondecode(file("${path.module}/../../../contract/inference_contract/naming.json"))
+  jobs_subscriptions = [for name in var.model_names : "${local.naming.jobs_topic_prefix}${name}${local.naming.jobs_push_subscription_suffix}"]
+  dead_letter_filter = join(" OR ", [for name in concat(local.push_subscriptions, local.jobs_subscriptions) : "resource.label.subscription_id=\"${name}\""])
 
   latency_buckets_ms = {
     num_finite_buckets = 24
@@ -75,7 +81,7 @@ locals {
       unit  = "messages"
       series = [{
         legend   = "$${resource.labels.subscription_id}"
-        filter   = "metric.type=\"pubsub.googleapis.com/subscription/dead_letter_message_count\" AND resource.type=\"pubsub_subscription\" AND (${local.subscription_filter})"
+        filter   = "metric.type=\"pubsub.googleapis.com/subscription/dead_letter_message_count\" AND resource.type=\"pubsub_subscription\" AND (${local.dead_letter_filter})"
         aligner  = "ALIGN_SUM"
         reducer  = "REDUCE_SUM"
         group_by = ["resource.label.subscription_id"]
@@ -346,7 +352,7 @@ resource "google_monitoring_alert_policy" "dead_letters" {
   conditions {
     display_name = "Dead letters over ${var.alert_window_seconds} s above ${var.dead_letter_alert_threshold}"
     condition_threshold {
-      filter          = "metric.type=\"pubsub.googleapis.com/subscription/dead_letter_message_count\" AND resource.type=\"pubsub_subscription\" AND (${local.subscription_filter})"
+      filter          = "metric.type=\"pubsub.googleapis.com/subscription/dead_letter_message_count\" AND resource.type=\"pubsub_subscription\" AND (${local.dead_letter_filter})"
       comparison      = "COMPARISON_GT"
       threshold_value = var.dead_letter_alert_threshold
       duration        = "0s"

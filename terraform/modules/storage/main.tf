@@ -26,6 +26,29 @@ resource "google_storage_bucket" "uploads" {
   }
 }
 
+# Bulk jobs: inputs that `inference jobs submit` uploads from a local folder
+# (under jobs-input/) and the results of jobs whose output is here. A job's
+# input and output may as well be the user's own buckets (see README.md).
+resource "google_storage_bucket" "jobs" {
+  #checkov:skip=CKV_GCP_62:Access is audited with Cloud Audit Logs (data access); usage-log buckets are a legacy mechanism.
+  #checkov:skip=CKV_GCP_78:Job inputs and results are written once and expire after jobs_retention_days; versioning would only keep deleted objects longer.
+  name                        = "${var.project_id}-jobs"
+  project                     = var.project_id
+  location                    = var.region
+  uniform_bucket_level_access = true
+  public_access_prevention    = "enforced"
+  force_destroy               = true
+
+  lifecycle_rule {
+    condition {
+      age = var.jobs_retention_days
+    }
+    action {
+      type = "Delete"
+    }
+  }
+}
+
 # The model repository: <root>/<model>/<version>/ under gs://<bucket>/models.
 resource "google_storage_bucket" "models" {
   #checkov:skip=CKV_GCP_62:Access is audited with Cloud Audit Logs (data access); usage-log buckets are a legacy mechanism.

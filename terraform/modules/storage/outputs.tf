@@ -12,3 +12,8 @@ output "function_source_bucket" {
   description = "Name of the bucket holding the function source archives."
   value       = google_storage_bucket.function_source.name
 }
+
+output "jobs_bucket" {
+  description = "Name of the bucket of bulk jobs' uploaded inputs and results."
+  value       = google_storage_bucket.jobs.name
+}

@@ -18,6 +18,16 @@ variable "uploads_retention_days" {
   }
 }
 
+variable "jobs_retention_days" {
+  description = "Age in days after which objects in the jobs bucket (uploaded job inputs, job results) are deleted."
+  type        = number
+
+  validation {
+    condition     = var.jobs_retention_days >= 1
+    error_message = "jobs_retention_days must be at least 1."
+  }
+}
+
 variable "cors_origins" {
   description = "Browser origins (the website's and any extra ones) allowed to read and write the uploads bucket with CORS."
   type        = list(string)
