@@ -47,7 +47,7 @@ def build_app() -> Flask:
                        use_private_api=settings.use_private_client_api),
         HttpCallbackNotifier(settings.callback_timeout_seconds, settings.callback_signing_secret,
                              settings.callback_allow_loopback), settings.run_lease_seconds,
-        settings.model_ready_wait_seconds, metrics=metrics)
+        settings.model_ready_wait_seconds, metrics=metrics, image_readers=settings.request_threads)
     threading.Thread(target=_load, args=(model, store, settings), name="model-loader",
                      daemon=True).start()
     threading.Thread(target=handler.leases.run_forever, name="lease-keeper", daemon=True).start()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from google.api_core import exceptions as gexc
 from google.cloud.storage.retry import DEFAULT_RETRY
+from inference_contract import billable_operations as billed
 
 from .errors import BackendUnavailable, FetchFailed, ImageAccessDenied, ImageNotFound
 from .image_sources import too_large
@@ -23,12 +24,14 @@ class GcsImageReader:
         uri = f"gs://{bucket}/{name}"
         retry = DEFAULT_RETRY.with_timeout(timeout)  # the client's own retries end with the request's time
         try:
+            billed.count(billed.STORAGE_CLASS_B)  # the object's metadata
             blob = self._client.bucket(bucket).get_blob(name, timeout=timeout, retry=retry)
             if blob is None:
                 raise ImageNotFound(f"{uri} does not exist")
             if (blob.size or 0) > max_bytes:
                 raise too_large(uri, max_bytes)
             # The generation whose size was checked, and no other.
+            billed.count(billed.STORAGE_CLASS_B)  # its bytes
             return blob.download_as_bytes(if_generation_match=blob.generation, timeout=timeout, retry=retry)
         except (gexc.Forbidden, gexc.Unauthorized):
             account = self._account or "the API's service account"

@@ -5,8 +5,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -26,6 +28,7 @@ log = logging.getLogger(__name__)
 class UploadStore(Protocol):
     # No delete: the API's account may only create objects (roles/storage.objectCreator);
     # an image whose prediction could not be recorded is removed by the bucket's lifecycle rule.
+    def uri(self, object_name: str) -> str: ...
     def put(self, object_name: str, data: bytes, content_type: str) -> str: ...
 
 
@@ -86,10 +89,14 @@ class PredictionService:
                  publisher: Publisher, clock: Callable[[], datetime] = utcnow,
                  new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
                  idempotency: IdempotencyStore | None = None,
-                 resolve: Resolver = system_resolver) -> None:
+                 resolve: Resolver = system_resolver,
+                 on_step: Callable[[str, float], None] | None = None) -> None:
         self.settings = settings
         self._uploads, self._store, self._publisher = uploads, store, publisher
         self._idempotency, self._clock, self._new_id, self._resolve = idempotency, clock, new_id, resolve
+        # Each accepted image's upload runs here while its document is recorded.
+        self._uploading = ThreadPoolExecutor(8, thread_name_prefix="upload")
+        self._on_step = on_step  # seconds of each step of a submit: upload, record, publish
         self.control = PredictionControl(settings, store, clock)  # cancel and list
 
     def check_model(self, model: str) -> None:
@@ -191,24 +198,42 @@ class PredictionService:
         prediction_id = self._new_id()
         object_name = f"uploads/{model}/{prediction_id}"
         now = self._clock()
-        image_uri = self._uploads.put(object_name, image.data, image.content_type)
         document = lifecycle.new_prediction(
             prediction_id=prediction_id, model=model, now=now,
-            expire_at=now + timedelta(days=self.settings.prediction_ttl_days), image_uri=image_uri,
+            expire_at=now + timedelta(days=self.settings.prediction_ttl_days),
+            image_uri=self._uploads.uri(object_name),
             content_type=image.content_type, size_bytes=len(image.data), filename=image.filename,
             callback_url=callback_url, api_key_id=api_key_id,
             redeliver_after=timedelta(seconds=self.settings.redeliver_after_seconds), deadline=deadline)
-        # If recording or publishing fails, the stored image is left for the uploads
-        # bucket's lifecycle rule to delete (the API's account cannot delete objects).
-        self._store.create(document)
+        # The image is stored while its document is recorded (two round trips at once); the
+        # message is published only once both are done, so a model service never reads a
+        # document whose image is not there yet. If anything fails, the stored image is left for
+        # the uploads bucket's lifecycle rule to delete (the API's account cannot delete objects),
+        # and a recorded document is deleted again.
+        upload = self._uploading.submit(self._step, "upload", self._uploads.put, object_name, image.data,
+                                        image.content_type)
         try:
-            self._publisher.publish(PredictionMessage.for_document(document))
+            self._step("record", self._store.create, document)
+        except BaseException:
+            upload.exception()  # wait for it: nothing of this image is left running
+            raise
+        try:
+            upload.result()
+            self._step("publish", self._publisher.publish, PredictionMessage.for_document(document))
         except BackendUnavailable:
             self._undo(object_name, prediction_id)
             raise
         log.info("prediction queued", extra={"prediction_id": prediction_id, "model": model,
                                               "size_bytes": len(image.data)})
         return document
+
+    def _step(self, step: str, call: Callable, *args):
+        started = time.perf_counter()
+        try:
+            return call(*args)
+        finally:
+            if self._on_step:
+                self._on_step(step, time.perf_counter() - started)
 
     def _undo(self, object_name: str, prediction_id: str) -> None:
         """Forget a prediction that was recorded but never published; its image stays until

@@ -18,10 +18,11 @@ from .config import Settings
 from .failed_auth import FailureLimiter
 from .gcs_sources import GcsImageReader
 from .image_sources import ImageSources
+from .metrics import ApiMetrics
 from .service import PredictionService
 
 
-def build_service(settings: Settings) -> PredictionService:
+def build_service(settings: Settings, metrics: ApiMetrics | None = None) -> PredictionService:
     from google.cloud import firestore, pubsub_v1, storage
 
     firestore_client = firestore.Client(project=settings.project)
@@ -35,6 +36,7 @@ def build_service(settings: Settings) -> PredictionService:
             pubsub_v1.PublisherClient(batch_settings=pubsub_v1.types.BatchSettings(max_messages=1)),
             settings.project),
         idempotency=FirestoreIdempotencyStore(firestore_client),
+        on_step=metrics.observe_submit_step if metrics else None,
     )
 
 
@@ -64,7 +66,8 @@ def build_authenticator(settings: Settings) -> Authenticator | None:
 def build_api_app() -> Flask:
     configure_logging()
     settings = Settings.from_env()
-    return create_api_app(build_service(settings), build_authenticator(settings),
+    metrics = ApiMetrics() if settings.expose_metrics else None
+    return create_api_app(build_service(settings, metrics), build_authenticator(settings), metrics=metrics,
                           image_sources=build_image_sources(settings))
 
 

@@ -18,11 +18,14 @@ class FakeUploadStore:
         self.objects: dict[str, tuple[bytes, str]] = {}
         self.fail = False
 
+    def uri(self, object_name: str) -> str:
+        return f"gs://fake-uploads/{object_name}"
+
     def put(self, object_name: str, data: bytes, content_type: str) -> str:
         if self.fail:
             raise BackendUnavailable("Cloud Storage is unavailable: fake")
         self.objects[object_name] = (data, content_type)
-        return f"gs://fake-uploads/{object_name}"
+        return self.uri(object_name)
 
 
 
