@@ -64,15 +64,16 @@ def print_report(report: dict) -> None:
 
 def print_our_part(part: dict, steps: dict[str, float]) -> None:
     print(f"our part of the API latency, one at a time (ms; target <= {OUR_PART_TARGET_MS} ms)")
-    print(f"  upload to succeeded, p50 {part['total_p50']:>8}\n"
-          f"  - the bare model at batch 1 {part['bare_batch_1']:>8}\n"
-          f"  - the emulator's push delay, p50 {part['emulator_push_delay_p50']:>8}\n"
-          f"  = our part {part['ours']:>8}")
+    for label, key in (("upload to succeeded, p50", "total_p50"),
+                       ("- the bare model at batch 1", "bare_batch_1"),
+                       ("- the emulator's push delay, p50", "emulator_push_delay_p50"),
+                       ("= our part", "ours")):
+        print(f"  {label:<36}{part[key]:>8}")
     names = {"upload": "upload (while recording)", "record": "record (Firestore create)",
              "publish": "publish", "claim": "claim", "image_read": "image read (while claiming)",
              "finish": "finish"}
     print(f"  of it, the POST (client, p50) {part['post_p50']}; means of each step from /metrics: "
-          + ", ".join(f"{names.get(step, step)} {ms}" for step, ms in steps.items()))
+          + (", ".join(f"{names.get(step, step)} {ms}" for step, ms in steps.items()) or "none reported"))
 
 
 def print_rounds(rounds: dict) -> None:
