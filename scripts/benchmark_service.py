@@ -96,6 +96,18 @@ def our_part(api: dict, bare: dict) -> dict[str, float]:
     return parts
 
 
+def serving_models(stack: LocalStack) -> dict[str, str]:
+    """Where the stack's model services answer, by model: each says its model at /healthz, on the
+    ports counting up from the first (in the order of the stack's --models)."""
+    found = {}
+    for url in stack.model_urls.values():
+        try:
+            found[requests.get(f"{url}/healthz", timeout=5).json()["model"]] = url
+        except (requests.RequestException, ValueError, KeyError):
+            continue  # no service on that port (a stack of fewer models)
+    return found
+
+
 def reconciler_pass(reconcile_url: str) -> dict:
     """The operations of one reconciler pass, as Cloud Scheduler makes one a minute."""
     before = operations.read_all({"reconciler": reconcile_url})
@@ -128,7 +140,7 @@ def benchmark(model: str, stack: LocalStack, api_url: str, photos: list[bytes], 
 
     units: /metrics base URLs of the stack's "api", "model service" (this model's) and "reconciler".
     """
-    units = units or {"api": api_url, "model service": stack.model_urls[model],
+    units = units or {"api": api_url, "model service": serving_models(stack)[model],
                       "reconciler": stack.reconcile_url}
     report: dict = {"model": model}
     repository = stack.config.model_repository
