@@ -221,13 +221,15 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown --parts {', '.join(sorted(unknown))}; choose from {', '.join(PARTS)}")
     from scripts.api_keys import client_headers
 
-    # The key from INFERENCE_API_KEY, or else the one `make run` wrote to .local/api_key.
-    reports = run(args.models.split(","), args.api_url, args.repository, args.project, args.uploads_bucket,
-                  args.images, args.one_at_a_time, headers=client_headers(), long_polls=args.long_polls,
-                  parts=parts, levels=tuple(int(n) for n in args.levels.split(",")), rounds=args.rounds,
-                  first_model_port=args.first_model_port, reconcile_port=args.reconcile_port)
-    for report in reports:
-        print_report(report)
+    reports = []
+    for model in args.models.split(","):  # each model's report printed as soon as it is measured
+        # The key from INFERENCE_API_KEY, or else the one `make run` wrote to .local/api_key.
+        reports += run([model], args.api_url, args.repository, args.project, args.uploads_bucket,
+                       args.images, args.one_at_a_time, headers=client_headers(), long_polls=args.long_polls,
+                       parts=parts, levels=tuple(int(n) for n in args.levels.split(",")), rounds=args.rounds,
+                       first_model_port=args.first_model_port, reconcile_port=args.reconcile_port)
+        print_report(reports[-1])
+        sys.stdout.flush()
     # The peers side by side (scripts/benchmark_peers.py) are printed here, after our own figures.
     if args.json:
         print(json.dumps(reports))
