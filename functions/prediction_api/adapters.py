@@ -7,13 +7,14 @@ rest of the API never sees a google.api_core exception.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 from google.api_core import exceptions as gexc
 from google.cloud.firestore_v1.base_query import FieldFilter
 from inference_contract import billable_operations as billed
 from inference_contract.messages import PredictionMessage
 from inference_contract.naming import topic_name
-from inference_contract.predictions import FINAL_STATUSES, QUEUED
+from inference_contract.predictions import QUEUED
 
 from .errors import BackendUnavailable
 
@@ -88,37 +89,40 @@ class FirestorePredictionStore:
             raise _unavailable("Firestore", exc) from exc
         return snapshot.to_dict() if snapshot.exists else None
 
-    def wait_until_final(self, prediction_id: str, timeout: float,
-                         changed_from: str | None = None) -> dict | None:
-        """Block on a listener to the document until it is final (or its status is no
-        longer changed_from, when given) or time is up.
+    def watch(self, prediction_id: str, timeout: float,
+              settled: Callable[[dict | None], bool]) -> dict | None:
+        """The document as a listener to it sees it (None: there is none), held until
+        settled(document) or timeout seconds pass; the latest seen.
 
-        One listener per waiter: a shared query listener (completed since it started)
-        made the Firestore emulator run out of direct memory under the benchmark's
-        load, re-sending the growing result set, so it was taken out.
+        The listener's first snapshot is the long poll's read of the document: a separate
+        get before it would be billed one read more per long poll. One listener per waiter:
+        a shared query listener (completed since it started) made the Firestore emulator run
+        out of direct memory under the benchmark's load, re-sending the growing result set,
+        so it was taken out.
         """
-        changed = threading.Event()
-        latest: dict[str, dict] = {}
+        done = threading.Event()
+        latest: dict[str, dict | None] = {}
 
         def on_snapshot(snapshots, _changes, _read_time) -> None:
             # A listener is billed a read for its first snapshot and for each change it receives.
             billed.count(billed.FIRESTORE_READ, max(1, len(snapshots)))
             for snapshot in snapshots:
-                if snapshot.exists:
-                    latest["document"] = snapshot.to_dict()
-                    status = latest["document"].get("status")
-                    if status in FINAL_STATUSES or (changed_from is not None and status != changed_from):
-                        changed.set()
+                latest["document"] = snapshot.to_dict() if snapshot.exists else None
+                if settled(latest["document"]):
+                    done.set()
 
         try:
             watch = self._predictions.document(prediction_id).on_snapshot(on_snapshot)
+        except (gexc.InvalidArgument, ValueError):
+            return None  # an id Firestore cannot hold names no prediction
         except (gexc.GoogleAPIError, OSError) as exc:
             raise _unavailable("Firestore", exc) from exc
         try:
-            changed.wait(timeout)
+            done.wait(timeout)
         finally:
             watch.unsubscribe()
-        return latest.get("document") or self.get(prediction_id)
+        # No snapshot at all in the time (a slow listener): read it once.
+        return latest["document"] if "document" in latest else self.get(prediction_id)
 
     def transact(self, prediction_id: str, decide):
         """Run decide(document or None) -> (update or None, value) in a transaction; return value

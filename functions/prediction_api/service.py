@@ -36,10 +36,10 @@ class PredictionStore(Protocol):
     def create(self, document: dict) -> None: ...
     def delete(self, prediction_id: str) -> None: ...
     def get(self, prediction_id: str) -> dict | None: ...
-    def wait_until_final(self, prediction_id: str, timeout: float,
-                         changed_from: str | None = None) -> dict | None:
-        """Block until the document is final (or, given changed_from, until its status
-        differs from it) or timeout seconds pass; the latest document."""
+    def watch(self, prediction_id: str, timeout: float,
+              settled: Callable[[dict | None], bool]) -> dict | None:
+        """Block until settled(the document, or None when there is none) or timeout
+        seconds pass; the latest document (its first read included)."""
     def transact(self, prediction_id: str,
                  decide: Callable[[dict | None], tuple[dict | None, str]]) -> str: ...
     def overdue(self, now: datetime, limit: int) -> list[dict]: ...
@@ -149,14 +149,16 @@ class PredictionService:
         pending = {"fingerprint": fingerprint, "state": "pending", "prediction_ids": [],
                    "api_key_id": api_key_id, "created_at": now, "expire_at": now + window}
         for _ in range(2):
+            # Created first, read only when it is there already: a key's first use (the usual
+            # case) costs no Firestore read.
+            if self._idempotency.create(record_id, pending):
+                break
             existing = self._idempotency.get(record_id)
-            if existing is not None and existing["created_at"] + window <= now:
-                self._idempotency.delete(record_id)  # expired: the key may be used afresh
-                existing = None
             if existing is None:
-                if self._idempotency.create(record_id, pending):
-                    break
-                continue  # another request took the key a moment ago: judge against it
+                continue  # the request that held it failed and freed it a moment ago
+            if existing["created_at"] + window <= now:
+                self._idempotency.delete(record_id)  # expired: the key may be used afresh
+                continue
             if existing["fingerprint"] != fingerprint:
                 raise Conflict("this Idempotency-Key was used with a different request in the last "
                                f"{self.settings.idempotency_window_seconds // 3600} hours")
@@ -253,15 +255,27 @@ class PredictionService:
         missing = NotFound(f"no prediction with id {prediction_id!r}")
         if not valid_prediction_id(prediction_id):
             raise missing  # Firestore would refuse the id; it cannot be one this API issued
-        document = self._store.get(prediction_id)
-        if document is None:
+
+        def visible(document: dict | None) -> bool:
+            return document is not None and (api_key_id is None or document.get("api_key_id") == api_key_id)
+
+        if wait_seconds > 0:
+            arrival: dict[str, str | None] = {}
+
+            def settled(document: dict | None) -> bool:
+                # Missing, another key's, final, or (until="change") no longer as it arrived.
+                if not visible(document):
+                    return True
+                status = document.get("status")
+                arrived = arrival.setdefault("status", status)
+                return status in FINAL_STATUSES or (until == "change" and status != arrived)
+
+            # The listener's first snapshot is the read (no get before it: one read less).
+            document = self._store.watch(prediction_id, wait_seconds, settled)
+        else:
+            document = self._store.get(prediction_id)
+        if not visible(document):
             raise missing
-        if api_key_id is not None and document.get("api_key_id") != api_key_id:
-            raise missing
-        if wait_seconds > 0 and document.get("status") not in FINAL_STATUSES:
-            changed_from = document.get("status") if until == "change" else None
-            document = self._store.wait_until_final(prediction_id, wait_seconds,
-                                                    changed_from=changed_from) or document
         return public_view(document)
 
     def fail_undelivered(self, prediction_id: str, model: str, delivery_attempts: int | None) -> str:
