@@ -8,6 +8,7 @@ from collections import OrderedDict
 from concurrent.futures import Future
 
 from google.api_core import exceptions as gexc
+from inference_contract import billable_operations as billed
 
 from .client_internals import firestore_wire
 from .errors import TransientError
@@ -110,7 +111,7 @@ class FirestoreRunStore(PredictionRunStore):
                 to_read.append(prediction_id)
         if to_read:
             try:
-                states = self._wire.get_all(self._predictions, to_read)
+                states = self._read(to_read)
             except (gexc.GoogleAPIError, OSError) as exc:
                 for prediction_id in to_read:
                     first[prediction_id].future.set_exception(_unavailable(exc))
@@ -133,7 +134,7 @@ class FirestoreRunStore(PredictionRunStore):
                 call.future.set_result(value)
         if writes:
             try:
-                update_times = self._wire.commit([
+                update_times = self._commit([
                     (self._predictions.document(call.prediction_id), update, update_time)
                     for call, _, update, update_time, _ in writes])
                 for (call, value, _, _, document), update_time in zip(writes, update_times, strict=True):
@@ -150,18 +151,27 @@ class FirestoreRunStore(PredictionRunStore):
             except Exception as exc:
                 call.future.set_exception(exc)
 
+    def _read(self, prediction_ids: list[str]) -> dict[str, tuple[dict | None, object]]:
+        # One read billed per document asked for, found or missing.
+        billed.count(billed.FIRESTORE_READ, len(prediction_ids))
+        return self._wire.get_all(self._predictions, prediction_ids)
+
+    def _commit(self, updates: list) -> list:
+        billed.count(billed.FIRESTORE_WRITE, len(updates))
+        return self._wire.commit(updates)
+
     def _transact_alone(self, prediction_id: str, decide):
         """Read, decide, write conditional on the read; again on the new state if it changed."""
         self._forget(prediction_id)
         reference = self._predictions.document(prediction_id)
         try:
             for _ in range(self.MAX_CONFLICTS):
-                document, update_time = self._wire.get_all(self._predictions, [prediction_id])[prediction_id]
+                document, update_time = self._read([prediction_id])[prediction_id]
                 update, value = decide(document)
                 if not update:
                     return value
                 try:
-                    (new_time,) = self._wire.commit([(reference, update, update_time)])
+                    (new_time,) = self._commit([(reference, update, update_time)])
                 except (gexc.FailedPrecondition, gexc.NotFound):
                     continue
                 self._remember(prediction_id, {**document, **update}, new_time)
@@ -173,6 +183,7 @@ class FirestoreRunStore(PredictionRunStore):
 
     def register_version(self, description: dict) -> None:
         doc_id = f"{description['model']}-v{description['version']}"
+        billed.count(billed.FIRESTORE_WRITE)
         self._versions.document(doc_id).set(description, merge=True)
 
 

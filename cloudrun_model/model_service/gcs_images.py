@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import urllib3
 from google.api_core import exceptions as gexc
+from inference_contract import billable_operations as billed
 
 from .client_internals import DataCorruption, image_fetcher
 from .errors import ImageMissing, InvalidEnvelope, TransientError
@@ -24,6 +25,7 @@ class GcsImageReader:
         if not uri.startswith("gs://") or "/" not in uri[5:]:
             raise InvalidEnvelope(f"image_uri must be gs://bucket/object, got {uri!r}")
         bucket, _, name = uri[5:].partition("/")
+        billed.count(billed.STORAGE_CLASS_B)  # one object get
         try:
             return self._fetcher.fetch(bucket, name)
         except gexc.NotFound:

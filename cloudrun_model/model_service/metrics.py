@@ -33,6 +33,10 @@ class ServiceMetrics:
         self.end_to_end_seconds = Histogram(
             "inference_end_to_end_seconds", "Seconds from acceptance by the API to the final status.",
             ["model", "status"], buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.step_seconds = Histogram(
+            "inference_service_step_seconds",
+            "Seconds of each step a push takes around the model call: claim, image_read (while "
+            "claiming), finish.", ["model", "step"], buckets=LATENCY_BUCKETS, registry=self.registry)
         self.predictions = Counter(
             "inference_predictions", "Predictions this service finished, by final status.",
             ["model", "status"], registry=self.registry)
@@ -49,6 +53,9 @@ class ServiceMetrics:
             self.queue_seconds.labels(model).observe(timings["queue_ms"] / 1000)
         if timings.get("total_ms") is not None:
             self.end_to_end_seconds.labels(model, status).observe(timings["total_ms"] / 1000)
+
+    def observe_step(self, model: str, step: str, seconds: float) -> None:
+        self.step_seconds.labels(model, step).observe(seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

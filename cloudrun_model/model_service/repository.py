@@ -10,6 +10,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from inference_contract import billable_operations as billed
 from inference_contract import model_layout
 
 from .errors import ModelLoadError
@@ -36,8 +37,9 @@ class ModelRepository:
         if self.is_gcs:
             bucket, prefix = _split_gcs(self.root)
             model_prefix = f"{prefix}/{model}/" if prefix else f"{model}/"
-            entries = [blob.name[len(model_prefix):]
-                       for blob in self._client().list_blobs(bucket, prefix=model_prefix)]
+            listing = self._client().list_blobs(bucket, prefix=model_prefix)
+            entries = [blob.name[len(model_prefix):] for blob in listing]
+            billed.count(billed.STORAGE_CLASS_A, max(1, listing.page_number))  # a list call per page
         else:
             entries = model_layout.local_entries(Path(self.root, model))
         return model_layout.complete_versions(entries)
@@ -62,14 +64,17 @@ class ModelRepository:
         version_prefix = "/".join(p for p in (prefix, model, str(version)) if p) + "/"
         target = Path(tempfile.mkdtemp(prefix=f"{model}-{version}-"))
         count = 0
-        for blob in self._client().list_blobs(bucket_name, prefix=version_prefix):
+        listing = self._client().list_blobs(bucket_name, prefix=version_prefix)
+        for blob in listing:
             relative = blob.name[len(version_prefix):]
             if not relative or relative.endswith("/"):
                 continue
             destination = target / relative
             destination.parent.mkdir(parents=True, exist_ok=True)
+            billed.count(billed.STORAGE_CLASS_B)
             blob.download_to_filename(os.fspath(destination))
             count += 1
+        billed.count(billed.STORAGE_CLASS_A, max(1, listing.page_number))
         log.info("model downloaded", extra={"model": model, "version": version, "files": count})
         return target
 

@@ -52,7 +52,7 @@ def build_app() -> Flask:
         GcsImageReader(storage_client, settings.storage_timeout_seconds, pool_size=settings.request_threads,
                        use_private_api=settings.use_private_client_api),
         notifier, settings.run_lease_seconds,
-        settings.model_ready_wait_seconds, metrics=metrics)
+        settings.model_ready_wait_seconds, metrics=metrics, image_readers=settings.request_threads)
     threading.Thread(target=_load, args=(model, store, settings), name="model-loader",
                      daemon=True).start()
     threading.Thread(target=handler.leases.run_forever, name="lease-keeper", daemon=True).start()

@@ -7,12 +7,14 @@ rest of the API never sees a google.api_core exception.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 from google.api_core import exceptions as gexc
 from google.cloud.firestore_v1.base_query import FieldFilter
+from inference_contract import billable_operations as billed
 from inference_contract.messages import PredictionMessage
 from inference_contract.naming import topic_name
-from inference_contract.predictions import FINAL_STATUSES, QUEUED
+from inference_contract.predictions import QUEUED
 
 from .errors import BackendUnavailable
 
@@ -28,6 +30,14 @@ def _unavailable(service: str, exc: Exception) -> BackendUnavailable:
     return BackendUnavailable(f"{service} is unavailable: {type(exc).__name__}")
 
 
+def _query_results(snapshots) -> list[dict]:
+    """A query's documents, counted as Firestore bills them: one read each, and one for a
+    query that returns none."""
+    documents = [snapshot.to_dict() for snapshot in snapshots]
+    billed.count(billed.FIRESTORE_READ, max(1, len(documents)))
+    return documents
+
+
 class GcsUploadStore:
     """Writes uploaded image bytes to the uploads bucket."""
 
@@ -35,12 +45,16 @@ class GcsUploadStore:
         self._bucket = client.bucket(bucket)
         self._bucket_name = bucket
 
+    def uri(self, object_name: str) -> str:
+        return f"gs://{self._bucket_name}/{object_name}"
+
     def put(self, object_name: str, data: bytes, content_type: str) -> str:
+        billed.count(billed.STORAGE_CLASS_A)  # an object insert
         try:
             self._bucket.blob(object_name).upload_from_string(data, content_type=content_type)
         except (gexc.GoogleAPIError, OSError) as exc:
             raise _unavailable("Cloud Storage", exc) from exc
-        return f"gs://{self._bucket_name}/{object_name}"
+        return self.uri(object_name)
 
 
 
@@ -54,17 +68,20 @@ class FirestorePredictionStore:
         self._versions = client.collection(versions_collection)
 
     def create(self, document: dict) -> None:
+        billed.count(billed.FIRESTORE_WRITE)
         try:
             self._predictions.document(document["id"]).create(document)
         except (gexc.GoogleAPIError, OSError) as exc:
             raise _unavailable("Firestore", exc) from exc
 
     def delete(self, prediction_id: str) -> None:
+        billed.count(billed.FIRESTORE_DELETE)
         self._predictions.document(prediction_id).delete()
 
     def get(self, prediction_id: str) -> dict | None:
         try:
             snapshot = self._predictions.document(prediction_id).get()
+            billed.count(billed.FIRESTORE_READ)  # a missing document is billed as one read too
         except (gexc.InvalidArgument, ValueError):
             # An id Firestore cannot hold (`__name__`, `..`, over 1500 bytes) names no prediction.
             return None
@@ -72,35 +89,40 @@ class FirestorePredictionStore:
             raise _unavailable("Firestore", exc) from exc
         return snapshot.to_dict() if snapshot.exists else None
 
-    def wait_until_final(self, prediction_id: str, timeout: float,
-                         changed_from: str | None = None) -> dict | None:
-        """Block on a listener to the document until it is final (or its status is no
-        longer changed_from, when given) or time is up.
+    def watch(self, prediction_id: str, timeout: float,
+              settled: Callable[[dict | None], bool]) -> dict | None:
+        """The document as a listener to it sees it (None: there is none), held until
+        settled(document) or timeout seconds pass; the latest seen.
 
-        One listener per waiter: a shared query listener (completed since it started)
-        made the Firestore emulator run out of direct memory under the benchmark's
-        load, re-sending the growing result set, so it was taken out.
+        The listener's first snapshot is the long poll's read of the document: a separate
+        get before it would be billed one read more per long poll. One listener per waiter:
+        a shared query listener (completed since it started) made the Firestore emulator run
+        out of direct memory under the benchmark's load, re-sending the growing result set,
+        so it was taken out.
         """
-        changed = threading.Event()
-        latest: dict[str, dict] = {}
+        done = threading.Event()
+        latest: dict[str, dict | None] = {}
 
         def on_snapshot(snapshots, _changes, _read_time) -> None:
+            # A listener is billed a read for its first snapshot and for each change it receives.
+            billed.count(billed.FIRESTORE_READ, max(1, len(snapshots)))
             for snapshot in snapshots:
-                if snapshot.exists:
-                    latest["document"] = snapshot.to_dict()
-                    status = latest["document"].get("status")
-                    if status in FINAL_STATUSES or (changed_from is not None and status != changed_from):
-                        changed.set()
+                latest["document"] = snapshot.to_dict() if snapshot.exists else None
+                if settled(latest["document"]):
+                    done.set()
 
         try:
             watch = self._predictions.document(prediction_id).on_snapshot(on_snapshot)
+        except (gexc.InvalidArgument, ValueError):
+            return None  # an id Firestore cannot hold names no prediction
         except (gexc.GoogleAPIError, OSError) as exc:
             raise _unavailable("Firestore", exc) from exc
         try:
-            changed.wait(timeout)
+            done.wait(timeout)
         finally:
             watch.unsubscribe()
-        return latest.get("document") or self.get(prediction_id)
+        # No snapshot at all in the time (a slow listener): read it once.
+        return latest["document"] if "document" in latest else self.get(prediction_id)
 
     def transact(self, prediction_id: str, decide):
         """Run decide(document or None) -> (update or None, value) in a transaction; return value
@@ -112,8 +134,10 @@ class FirestorePredictionStore:
         @firestore.transactional
         def run(transaction):
             snapshot = reference.get(transaction=transaction)
+            billed.count(billed.FIRESTORE_READ)  # again on each retry, as each retry reads again
             update, value = decide(snapshot.to_dict() if snapshot.exists else None)
             if update:
+                billed.count(billed.FIRESTORE_WRITE)
                 transaction.update(reference, update)
             return value
 
@@ -127,7 +151,7 @@ class FirestorePredictionStore:
         try:
             query = (self._predictions.where(filter=FieldFilter("reconcile_at", "<=", now))
                      .order_by("reconcile_at").limit(limit))
-            return [snapshot.to_dict() for snapshot in query.stream()]
+            return _query_results(query.stream())
         except (gexc.GoogleAPIError, OSError) as exc:
             raise _unavailable("Firestore", exc) from exc
 
@@ -147,7 +171,7 @@ class FirestorePredictionStore:
         if after is not None:
             query = query.start_after({LISTING_ORDER: after[0], "__name__": after[1]})
         try:
-            return [snapshot.to_dict() for snapshot in query.limit(limit).stream()]
+            return _query_results(query.limit(limit).stream())
         except (gexc.InvalidArgument, ValueError):
             return []  # a cursor id Firestore cannot hold names no prediction
         except (gexc.GoogleAPIError, OSError) as exc:
@@ -158,13 +182,13 @@ class FirestorePredictionStore:
         try:
             query = (self._predictions.where(filter=FieldFilter("status", "==", QUEUED))
                      .order_by("created_at").limit(1))
-            return next((snapshot.to_dict() for snapshot in query.stream()), None)
+            return next(iter(_query_results(query.stream())), None)
         except (gexc.GoogleAPIError, OSError) as exc:
             raise _unavailable("Firestore", exc) from exc
 
     def model_versions(self) -> list[dict]:
         try:
-            return [snapshot.to_dict() for snapshot in self._versions.stream()]
+            return _query_results(self._versions.stream())
         except (gexc.GoogleAPIError, OSError) as exc:
             raise _unavailable("Firestore", exc) from exc
 
@@ -176,6 +200,7 @@ class FirestoreKeyStore:
         self._keys = client.collection(collection)
 
     def get(self, key_id: str) -> dict | None:
+        billed.count(billed.FIRESTORE_READ)
         try:
             snapshot = self._keys.document(key_id).get()
         except (gexc.GoogleAPIError, OSError) as exc:
@@ -183,6 +208,7 @@ class FirestoreKeyStore:
         return snapshot.to_dict() if snapshot.exists else None
 
     def put(self, record: dict) -> None:
+        billed.count(billed.FIRESTORE_WRITE)
         try:
             self._keys.document(record["id"]).set(record)
         except (gexc.GoogleAPIError, OSError) as exc:
@@ -190,7 +216,7 @@ class FirestoreKeyStore:
 
     def all(self) -> list[dict]:
         try:
-            return [snapshot.to_dict() for snapshot in self._keys.stream()]
+            return _query_results(self._keys.stream())
         except (gexc.GoogleAPIError, OSError) as exc:
             raise _unavailable("Firestore", exc) from exc
 
@@ -202,6 +228,7 @@ class FirestoreIdempotencyStore:
         self._records = client.collection(collection)
 
     def get(self, record_id: str) -> dict | None:
+        billed.count(billed.FIRESTORE_READ)
         try:
             snapshot = self._records.document(record_id).get()
         except (gexc.GoogleAPIError, OSError) as exc:
@@ -210,6 +237,7 @@ class FirestoreIdempotencyStore:
 
     def create(self, record_id: str, record: dict) -> bool:
         """Store record unless one exists; False if it did (create is atomic)."""
+        billed.count(billed.FIRESTORE_WRITE)
         try:
             self._records.document(record_id).create(record)
         except gexc.AlreadyExists:
@@ -219,12 +247,14 @@ class FirestoreIdempotencyStore:
         return True
 
     def set(self, record_id: str, record: dict) -> None:
+        billed.count(billed.FIRESTORE_WRITE)
         try:
             self._records.document(record_id).set(record)
         except (gexc.GoogleAPIError, OSError) as exc:
             raise _unavailable("Firestore", exc) from exc
 
     def delete(self, record_id: str) -> None:
+        billed.count(billed.FIRESTORE_DELETE)
         try:
             self._records.document(record_id).delete()
         except (gexc.GoogleAPIError, OSError) as exc:
@@ -242,6 +272,7 @@ class PubSubPublisher:
     def publish(self, message: PredictionMessage) -> str:
         topic = self._client.topic_path(self._project, topic_name(message.model))
         data, attributes = message.encode()
+        billed.count_publish(data, attributes)
         try:
             return self._client.publish(topic, data, **attributes).result(timeout=self._timeout)
         except Exception as exc:  # publish futures raise api_core and concurrent errors alike

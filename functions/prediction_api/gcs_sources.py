@@ -7,11 +7,27 @@ talks to the Storage emulator (STORAGE_EMULATOR_HOST), which checks no permissio
 
 from __future__ import annotations
 
+import io
+
 from google.api_core import exceptions as gexc
 from google.cloud.storage.retry import DEFAULT_RETRY
+from inference_contract import billable_operations as billed
 
 from .errors import BackendUnavailable, FetchFailed, ImageAccessDenied, ImageNotFound
 from .image_sources import too_large
+
+
+class _Bounded(io.BytesIO):
+    """What a download writes, up to max_bytes: a byte more ends the download as too large."""
+
+    def __init__(self, uri: str, max_bytes: int) -> None:
+        super().__init__()
+        self._uri, self._max_bytes = uri, max_bytes
+
+    def write(self, data) -> int:
+        if self.tell() + len(data) > self._max_bytes:
+            raise too_large(self._uri, self._max_bytes)
+        return super().write(data)
 
 
 class GcsImageReader:
@@ -23,19 +39,18 @@ class GcsImageReader:
         uri = f"gs://{bucket}/{name}"
         retry = DEFAULT_RETRY.with_timeout(timeout)  # the client's own retries end with the request's time
         try:
-            blob = self._client.bucket(bucket).get_blob(name, timeout=timeout, retry=retry)
-            if blob is None:
-                raise ImageNotFound(f"{uri} does not exist")
-            if (blob.size or 0) > max_bytes:
-                raise too_large(uri, max_bytes)
-            # The generation whose size was checked, and no other.
-            return blob.download_as_bytes(if_generation_match=blob.generation, timeout=timeout, retry=retry)
+            # One object get (class B), no metadata get before it: the size is checked as the
+            # bytes arrive, and the client asks for the generation it started on if it resumes.
+            billed.count(billed.STORAGE_CLASS_B)
+            received = _Bounded(uri, max_bytes)
+            self._client.bucket(bucket).blob(name).download_to_file(received, timeout=timeout, retry=retry)
+            return received.getvalue()
         except (gexc.Forbidden, gexc.Unauthorized):
             account = self._account or "the API's service account"
             raise ImageAccessDenied(
                 f"{account} may not read {uri}: grant it roles/storage.objectViewer on bucket {bucket}",
                 service_account=self._account) from None
-        except gexc.NotFound:  # the bucket itself
+        except gexc.NotFound:  # the object or its bucket
             raise ImageNotFound(f"{uri} does not exist") from None
         except gexc.PreconditionFailed:
             raise FetchFailed(f"{uri} changed while it was read; send the request again",

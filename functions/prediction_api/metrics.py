@@ -45,8 +45,15 @@ class ApiMetrics:
             "inference_oldest_queued_age_seconds",
             "Age of the oldest prediction still queued, as of the reconciler's last pass (0: none).",
             registry=self.registry)
+        self.submit_step_seconds = Histogram(
+            "inference_api_submit_step_seconds",
+            "Seconds of each step of accepting an image: upload (while recording), record, publish.",
+            ["step"], buckets=LATENCY_BUCKETS, registry=self.registry)
         # What this process asked of Firestore, Cloud Storage and Pub/Sub (a run's cost).
         self.registry.register(BillableOperationsCollector())
+
+    def observe_submit_step(self, step: str, seconds: float) -> None:
+        self.submit_step_seconds.labels(step).observe(seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -26,6 +28,7 @@ log = logging.getLogger(__name__)
 class UploadStore(Protocol):
     # No delete: the API's account may only create objects (roles/storage.objectCreator);
     # an image whose prediction could not be recorded is removed by the bucket's lifecycle rule.
+    def uri(self, object_name: str) -> str: ...
     def put(self, object_name: str, data: bytes, content_type: str) -> str: ...
 
 
@@ -33,10 +36,10 @@ class PredictionStore(Protocol):
     def create(self, document: dict) -> None: ...
     def delete(self, prediction_id: str) -> None: ...
     def get(self, prediction_id: str) -> dict | None: ...
-    def wait_until_final(self, prediction_id: str, timeout: float,
-                         changed_from: str | None = None) -> dict | None:
-        """Block until the document is final (or, given changed_from, until its status
-        differs from it) or timeout seconds pass; the latest document."""
+    def watch(self, prediction_id: str, timeout: float,
+              settled: Callable[[dict | None], bool]) -> dict | None:
+        """Block until settled(the document, or None when there is none) or timeout
+        seconds pass; the latest document (its first read included)."""
     def transact(self, prediction_id: str,
                  decide: Callable[[dict | None], tuple[dict | None, str]]) -> str: ...
     def overdue(self, now: datetime, limit: int) -> list[dict]: ...
@@ -86,10 +89,14 @@ class PredictionService:
                  publisher: Publisher, clock: Callable[[], datetime] = utcnow,
                  new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
                  idempotency: IdempotencyStore | None = None,
-                 resolve: Resolver = system_resolver) -> None:
+                 resolve: Resolver = system_resolver,
+                 on_step: Callable[[str, float], None] | None = None) -> None:
         self.settings = settings
         self._uploads, self._store, self._publisher = uploads, store, publisher
         self._idempotency, self._clock, self._new_id, self._resolve = idempotency, clock, new_id, resolve
+        # Each accepted image's upload runs here while its document is recorded.
+        self._uploading = ThreadPoolExecutor(8, thread_name_prefix="upload")
+        self._on_step = on_step  # seconds of each step of a submit: upload, record, publish
         self.control = PredictionControl(settings, store, clock)  # cancel and list
 
     def check_model(self, model: str) -> None:
@@ -142,14 +149,16 @@ class PredictionService:
         pending = {"fingerprint": fingerprint, "state": "pending", "prediction_ids": [],
                    "api_key_id": api_key_id, "created_at": now, "expire_at": now + window}
         for _ in range(2):
+            # Created first, read only when it is there already: a key's first use (the usual
+            # case) costs no Firestore read.
+            if self._idempotency.create(record_id, pending):
+                break
             existing = self._idempotency.get(record_id)
-            if existing is not None and existing["created_at"] + window <= now:
-                self._idempotency.delete(record_id)  # expired: the key may be used afresh
-                existing = None
             if existing is None:
-                if self._idempotency.create(record_id, pending):
-                    break
-                continue  # another request took the key a moment ago: judge against it
+                continue  # the request that held it failed and freed it a moment ago
+            if existing["created_at"] + window <= now:
+                self._idempotency.delete(record_id)  # expired: the key may be used afresh
+                continue
             if existing["fingerprint"] != fingerprint:
                 raise Conflict("this Idempotency-Key was used with a different request in the last "
                                f"{self.settings.idempotency_window_seconds // 3600} hours")
@@ -191,24 +200,42 @@ class PredictionService:
         prediction_id = self._new_id()
         object_name = f"uploads/{model}/{prediction_id}"
         now = self._clock()
-        image_uri = self._uploads.put(object_name, image.data, image.content_type)
         document = lifecycle.new_prediction(
             prediction_id=prediction_id, model=model, now=now,
-            expire_at=now + timedelta(days=self.settings.prediction_ttl_days), image_uri=image_uri,
+            expire_at=now + timedelta(days=self.settings.prediction_ttl_days),
+            image_uri=self._uploads.uri(object_name),
             content_type=image.content_type, size_bytes=len(image.data), filename=image.filename,
             callback_url=callback_url, api_key_id=api_key_id,
             redeliver_after=timedelta(seconds=self.settings.redeliver_after_seconds), deadline=deadline)
-        # If recording or publishing fails, the stored image is left for the uploads
-        # bucket's lifecycle rule to delete (the API's account cannot delete objects).
-        self._store.create(document)
+        # The image is stored while its document is recorded (two round trips at once); the
+        # message is published only once both are done, so a model service never reads a
+        # document whose image is not there yet. If anything fails, the stored image is left for
+        # the uploads bucket's lifecycle rule to delete (the API's account cannot delete objects),
+        # and a recorded document is deleted again.
+        upload = self._uploading.submit(self._step, "upload", self._uploads.put, object_name, image.data,
+                                        image.content_type)
         try:
-            self._publisher.publish(PredictionMessage.for_document(document))
+            self._step("record", self._store.create, document)
+        except BaseException:
+            upload.exception()  # wait for it: nothing of this image is left running
+            raise
+        try:
+            upload.result()
+            self._step("publish", self._publisher.publish, PredictionMessage.for_document(document))
         except BackendUnavailable:
             self._undo(object_name, prediction_id)
             raise
         log.info("prediction queued", extra={"prediction_id": prediction_id, "model": model,
                                               "size_bytes": len(image.data)})
         return document
+
+    def _step(self, step: str, call: Callable, *args):
+        started = time.perf_counter()
+        try:
+            return call(*args)
+        finally:
+            if self._on_step:
+                self._on_step(step, time.perf_counter() - started)
 
     def _undo(self, object_name: str, prediction_id: str) -> None:
         """Forget a prediction that was recorded but never published; its image stays until
@@ -228,15 +255,27 @@ class PredictionService:
         missing = NotFound(f"no prediction with id {prediction_id!r}")
         if not valid_prediction_id(prediction_id):
             raise missing  # Firestore would refuse the id; it cannot be one this API issued
-        document = self._store.get(prediction_id)
-        if document is None:
+
+        def visible(document: dict | None) -> bool:
+            return document is not None and (api_key_id is None or document.get("api_key_id") == api_key_id)
+
+        if wait_seconds > 0:
+            arrival: dict[str, str | None] = {}
+
+            def settled(document: dict | None) -> bool:
+                # Missing, another key's, final, or (until="change") no longer as it arrived.
+                if not visible(document):
+                    return True
+                status = document.get("status")
+                arrived = arrival.setdefault("status", status)
+                return status in FINAL_STATUSES or (until == "change" and status != arrived)
+
+            # The listener's first snapshot is the read (no get before it: one read less).
+            document = self._store.watch(prediction_id, wait_seconds, settled)
+        else:
+            document = self._store.get(prediction_id)
+        if not visible(document):
             raise missing
-        if api_key_id is not None and document.get("api_key_id") != api_key_id:
-            raise missing
-        if wait_seconds > 0 and document.get("status") not in FINAL_STATUSES:
-            changed_from = document.get("status") if until == "change" else None
-            document = self._store.wait_until_final(prediction_id, wait_seconds,
-                                                    changed_from=changed_from) or document
         return public_view(document)
 
     def fail_undelivered(self, prediction_id: str, model: str, delivery_attempts: int | None) -> str:

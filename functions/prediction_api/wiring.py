@@ -21,10 +21,11 @@ from .image_sources import ImageSources
 from .job_storage import GcsJobStorage
 from .job_store import FirestoreJobStore, JobPublisher
 from .jobs import JobService
+from .metrics import ApiMetrics
 from .service import PredictionService, utcnow
 
 
-def build_service(settings: Settings) -> PredictionService:
+def build_service(settings: Settings, metrics: ApiMetrics | None = None) -> PredictionService:
     from google.cloud import firestore, pubsub_v1, storage
 
     firestore_client = firestore.Client(project=settings.project)
@@ -38,6 +39,7 @@ def build_service(settings: Settings) -> PredictionService:
             pubsub_v1.PublisherClient(batch_settings=pubsub_v1.types.BatchSettings(max_messages=1)),
             settings.project),
         idempotency=FirestoreIdempotencyStore(firestore_client),
+        on_step=metrics.observe_submit_step if metrics else None,
     )
 
 
@@ -79,8 +81,9 @@ def build_authenticator(settings: Settings) -> Authenticator | None:
 def build_api_app() -> Flask:
     configure_logging()
     settings = Settings.from_env()
-    service = build_service(settings)
-    return create_api_app(service, build_authenticator(settings),
+    metrics = ApiMetrics() if settings.expose_metrics else None
+    service = build_service(settings, metrics)
+    return create_api_app(service, build_authenticator(settings), metrics=metrics,
                           image_sources=build_image_sources(settings), jobs=build_jobs(settings, service))
 
 

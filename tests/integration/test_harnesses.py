@@ -12,10 +12,12 @@ pytestmark = pytest.mark.integration
 
 
 def test_benchmark_service_runs_and_reports_every_figure(stack):
+    units = {"api": stack.api_url, "model service": stack.model_urls["tiny-test"],
+             "reconciler": stack.reconcile_url}
     reports = benchmark_service.run(["tiny-test"], stack.api_url, stack.config.model_repository,
                                     stack.config.project, stack.config.uploads_bucket, images=16,
                                     one_at_a_time=3, emulator_env=stack.emulator_env, headers=HEADERS,
-                                    long_polls=20, long_poll_seconds=5)
+                                    long_polls=20, long_poll_seconds=5, rounds=2, units=units)
     report = reports[0]
     assert set(report["bare"]) == {1, 8, 16, 32} and set(report["service"]) == {1, 8, 32, 64}
     assert report["service_start_to_ready_s"] > 0
@@ -30,7 +32,30 @@ def test_benchmark_service_runs_and_reports_every_figure(stack):
     assert polls["long_polls_open"] == 20 and polls["long_polls_answered_200"] == 20 and polls["post_ms"] > 0
     assert set(report["ratios"]) == {"service_32_vs_bare_best_throughput",
                                      "service_cpu_per_image_vs_bare_best",
-                                     "batching_vs_max_batch_1_at_32", "api_p50_minus_bare_batch_1_ms"}
+                                     "batching_vs_max_batch_1_at_32", "api_p50_minus_bare_batch_1_ms",
+                                     "api_our_part_ms"}
+    # Our part: the p50 less the bare model at batch 1 and the emulator's push delay, with its steps.
+    part = report["our_part_ms"]
+    assert part["ours"] == round(
+        part["total_p50"] - part["bare_batch_1"] - part["emulator_push_delay_p50"], 1)
+    steps = set(report["api"]["steps_mean_ms"])
+    assert {"upload", "record", "publish", "claim", "image_read", "finish"} <= steps
+    # --rounds: each ratio's median over the rounds, with its spread.
+    ratios = report["rounds"]["ratios"]["service_cpu_per_image_vs_bare_best"]
+    assert report["rounds"]["rounds"] == 2 and len(ratios["each"]) == 2
+    assert ratios["min"] <= ratios["median"] <= ratios["max"]
+    # The operations one prediction asked for, counted at /metrics: the push's are the same with or
+    # without a callback but for the callback's record (one more write).
+    long_poll, callback = report["operations"]["with a long poll"], report["operations"]["with a callback"]
+    assert long_poll["model service"]["firestore_write"] == 2
+    assert callback["model service"]["firestore_write"] == 3
+    assert long_poll["api"]["storage_class_a"] == 1 and callback["api"]["firestore_read"] == 0
+    assert report["operations"]["reconciler_pass"]["total"]["firestore_read"] >= 2  # its two queries
+    serverless = report["cost"]["serverless"]
+    assert all(value >= 0 for lines in serverless.values() for value in lines.values())
+    assert serverless["with a long poll"]["operations"] > 0
+    assert serverless["with a callback"]["operations"] > 0
+    assert set(report["cost"]["always_on"]) == {load.name for load in benchmark_service.cost.LOADS}
     benchmark_service.print_report(report)
 
 

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import pytest
 import requests
+from inference_contract import billable_operations as billed
+from inference_contract.image_size import DEFAULT_MAX_IMAGE_BYTES
 
+from scripts.benchmarks import operations
 from tests.image_servers import JPEG, Server, recording_server, this_machine_address
 from tests.images import tabby_bytes
 from tests.integration.client import HEADERS, firestore_document, wait_final
@@ -103,4 +106,12 @@ def test_a_gs_image_on_the_storage_emulator_ends_succeeded_and_a_missing_one_is_
         assert missing.status_code == 422, missing.text
         error = missing.json()["error"]
         assert error["code"] == "image_not_found" and uri in error["message"], error
+    # An object over the size limit: refused from one object get (no metadata get before it).
+    limit = stack.config.max_image_bytes or DEFAULT_MAX_IMAGE_BYTES
+    bucket.blob("cats/huge.jpg").upload_from_string(b"\xff" * (limit + 1))
+    before = operations.read_all({"api": stack.api_url})
+    huge = post_urls(stack, "gs://user-photos/cats/huge.jpg")
+    assert huge.status_code == 422 and huge.json()["error"]["reason"] == "too_large", huge.text
+    counted = operations.per_prediction(before, operations.read_all({"api": stack.api_url}), 1)["api"]
+    assert counted[billed.STORAGE_CLASS_B] == 1 and counted[billed.FIRESTORE_WRITE] == 0
     assert _bucket_objects(stack) == objects and _prediction_ids(stack) == predictions

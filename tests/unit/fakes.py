@@ -18,11 +18,14 @@ class FakeUploadStore:
         self.objects: dict[str, tuple[bytes, str]] = {}
         self.fail = False
 
+    def uri(self, object_name: str) -> str:
+        return f"gs://fake-uploads/{object_name}"
+
     def put(self, object_name: str, data: bytes, content_type: str) -> str:
         if self.fail:
             raise BackendUnavailable("Cloud Storage is unavailable: fake")
         self.objects[object_name] = (data, content_type)
-        return f"gs://fake-uploads/{object_name}"
+        return self.uri(object_name)
 
 
 
@@ -47,8 +50,10 @@ class FakeKeyStore:
 class FakeIdempotencyStore:
     def __init__(self) -> None:
         self.records: dict[str, dict] = {}
+        self.reads = 0
 
     def get(self, record_id: str) -> dict | None:
+        self.reads += 1
         return copy.deepcopy(self.records.get(record_id))
 
     def create(self, record_id: str, record: dict) -> bool:
@@ -85,8 +90,8 @@ class FakeApiStore:
         self.documents: dict[str, dict] = {}
         self.versions: list[dict] = []
         self.waited: list[tuple[str, float]] = []
-        self.waited_changed_from: list[str | None] = []
-        # Applied when wait_until_final is called, standing in for a model service.
+        self.settled: list[bool] = []  # whether each held watch ended settled
+        # Applied when a watch is held, standing in for a model service.
         self.on_wait: dict | None = None
 
     def create(self, document: dict) -> None:
@@ -99,13 +104,16 @@ class FakeApiStore:
     def get(self, prediction_id: str) -> dict | None:
         return copy.deepcopy(self.documents.get(prediction_id))
 
-    def wait_until_final(self, prediction_id: str, timeout: float,
-                         changed_from: str | None = None) -> dict | None:
+    def watch(self, prediction_id: str, timeout: float, settled) -> dict | None:
+        document = self.get(prediction_id)
+        if settled(document):
+            return document  # settled by the first snapshot: not held
         self.waited.append((prediction_id, timeout))
-        self.waited_changed_from.append(changed_from)
-        if self.on_wait and prediction_id in self.documents:
+        if self.on_wait and document is not None:
             self.documents[prediction_id].update(self.on_wait)
-        return self.get(prediction_id)
+        document = self.get(prediction_id)
+        self.settled.append(settled(document))
+        return document
 
     def transact(self, prediction_id: str, decide):
         document = self.documents.get(prediction_id)

@@ -177,10 +177,15 @@ def test_wait_until_change_returns_on_any_status_change(world):
     world.store.on_wait = {"status": "running"}
     body = world.client.get("/v1/predictions/id0?wait=5&until=change").get_json()
     assert body["status"] == "running"
-    assert world.store.waited_changed_from == ["queued"]
+    assert world.store.settled == [True]  # queued on arrival, running now
     # The default waits for a final status.
     world.client.get("/v1/predictions/id0?wait=5")
-    assert world.store.waited_changed_from == ["queued", None]
+    assert world.store.settled == [True, False]
+
+
+def test_a_long_poll_on_a_missing_prediction_is_404_at_once(world):
+    assert_error(world.client.get("/v1/predictions/nothing?wait=5"), 404, "not_found")
+    assert world.store.waited == []  # not held
 
 
 @pytest.mark.parametrize("query", ["wait=31", "wait=-1", "wait=soon", "wait=1&until=never"])

@@ -223,8 +223,39 @@ class RefusingClient:
     def bucket(self, name: str):
         return self
 
-    def get_blob(self, name: str, **kwargs):
+    def blob(self, name: str):
+        return self
+
+    def download_to_file(self, stream, **kwargs):
         raise self.error
+
+
+class ChunkedClient:
+    """A Storage client whose object get writes the object's bytes a chunk at a time, as a download does."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data, self.gets = data, 0
+
+    def bucket(self, name: str):
+        return self
+
+    def blob(self, name: str):
+        return self
+
+    def download_to_file(self, stream, **kwargs):
+        self.gets += 1
+        for start in range(0, len(self.data), 1000):
+            stream.write(self.data[start:start + 1000])
+
+
+def test_the_storage_adapter_reads_in_one_get_and_stops_a_byte_past_the_limit():
+    client = ChunkedClient(b"x" * 2500)
+    reader = GcsImageReader(client, None)
+    assert reader.read("b", "x.jpg", 2500, 1.0) == b"x" * 2500
+    with pytest.raises(ApiError) as refused:
+        reader.read("b", "x.jpg", 2499, 1.0)
+    assert refused.value.code == "fetch_failed" and "larger than 2499 bytes" in refused.value.message
+    assert client.gets == 2  # one get each, nothing asked before it
 
 
 @pytest.mark.parametrize(("error", "code", "says"), [

@@ -23,6 +23,7 @@ from google.cloud.firestore_v1 import _helpers
 from google.cloud.firestore_v1.types import document as document_types
 from google.cloud.firestore_v1.types import write as write_types
 from google.protobuf import timestamp_pb2
+from inference_contract import billable_operations as billed
 from inference_contract.lifecycle import UnknownPrediction
 from model_service import client_internals
 from model_service.client_internals import PrivateFirestoreWire, PublicFirestoreWire
@@ -140,6 +141,36 @@ def test_finishing_what_this_store_claimed_reads_nothing(client):
     assert wire.documents["p1"][0]["status"] == "succeeded" and wire.documents["p1"][0]["attempts"] == 1
 
 
+def _counted(before: dict[str, int]) -> dict[str, int]:
+    after = billed.COUNTS.snapshot()
+    return {name: after[name] - before[name] for name in after if after[name] != before[name]}
+
+
+def test_a_prediction_run_is_billed_one_read_and_two_writes_three_with_a_callback(client):
+    wire = FakeWire()
+    store = WireStore(client, wire)
+    wire.put("p1", {**queued("p1"), "callback_url": "https://example.com/hook"})
+    before = billed.COUNTS.snapshot()
+    store.claim("p1", 3, 10, NOW, "token")
+    store.finish("p1", {"status": "succeeded", "result": {"x": 1}}, 10, NOW)
+    assert _counted(before) == {billed.FIRESTORE_READ: 1, billed.FIRESTORE_WRITE: 2}
+    before = billed.COUNTS.snapshot()
+    store.record_callback("p1", NOW, delivered=True)
+    assert _counted(before) == {billed.FIRESTORE_WRITE: 1}
+
+
+def test_a_conflicting_write_is_billed_with_its_second_read_and_write(client):
+    wire = FakeWire()
+    store = WireStore(client, wire)
+    wire.put("p1", queued("p1"))
+    store.claim("p1", 3, 10, NOW, "token")
+    wire.put("p1", {**wire.documents["p1"][0], "redeliveries": 1})
+    before = billed.COUNTS.snapshot()
+    store.finish("p1", {"status": "failed"}, 10, NOW)
+    # Counted as asked: the conditional commit that was refused, then a read and a write again.
+    assert _counted(before) == {billed.FIRESTORE_READ: 1, billed.FIRESTORE_WRITE: 2}
+
+
 def test_a_write_by_anyone_else_in_between_is_caught_by_the_condition(client):
     wire = FakeWire()
     store = WireStore(client, wire)
@@ -243,6 +274,13 @@ def test_reads_the_object_and_checks_its_crc32c(object_server, reader):
     object_server.corrupt = True
     with pytest.raises(TransientError):
         reader(object_server.url).read("gs://bucket/uploads/m/1")
+
+
+def test_an_image_read_is_billed_one_class_b_operation(object_server, reader):
+    object_server.objects["uploads/m/1"] = b"\xff\xd8 an image "
+    before = billed.COUNTS.snapshot()
+    reader(object_server.url).read("gs://bucket/uploads/m/1")
+    assert _counted(before) == {billed.STORAGE_CLASS_B: 1}
 
 
 def test_a_missing_object_is_image_missing(object_server, reader):

@@ -191,6 +191,11 @@ def test_a_prediction_records_the_key_id_never_the_key_and_only_that_key_reads_i
                             headers={"X-API-Key": alice}).status_code == 200
     other = world.client.get(f"/v1/predictions/{created['id']}", headers={"X-API-Key": bob})
     assert_error(other, 404, "not_found")
+    # A long poll on another key's prediction is 404 at once too, never held.
+    world.store.on_wait = {"status": "succeeded"}
+    assert_error(world.client.get(f"/v1/predictions/{created['id']}?wait=5", headers={"X-API-Key": bob}),
+                 404, "not_found")
+    assert world.store.waited == []
     assert other.get_json() == world.client.get("/v1/predictions/never-was",
                                                 headers={"X-API-Key": bob}).get_json() | {
         "error": {"code": "not_found", "message": f"no prediction with id {created['id']!r}"}}
@@ -232,6 +237,7 @@ def test_the_same_idempotency_key_returns_the_original_predictions():
     first = post_with(world, alice, tabby_bytes(), converted(tabby_bytes(), "PNG"),
                       **{"Idempotency-Key": "k-1"})
     assert first.status_code == 202 and "Idempotent-Replayed" not in first.headers
+    assert world.idempotency.reads == 0  # a key's first use: created, never read
     again = post_with(world, alice, tabby_bytes(), converted(tabby_bytes(), "PNG"),
                       **{"Idempotency-Key": "k-1"})
     assert again.status_code == 202 and again.headers["Idempotent-Replayed"] == "true"
