@@ -213,6 +213,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=1,
                         help="alternate bare and service measurements this many times and print the median "
                              "of each ratio with its spread (the first round is the full measurement)")
+    parser.add_argument("--no-peers", action="store_true",
+                        help="leave out the peer table (BentoML and Ray Serve beside ours, for the first "
+                             "model; peers not installed by scripts/peers/install.sh are listed as missing)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     parts = tuple(part for part in args.parts.split(",") if part)
@@ -230,7 +233,16 @@ def main(argv: list[str] | None = None) -> int:
                        first_model_port=args.first_model_port, reconcile_port=args.reconcile_port)
         print_report(reports[-1])
         sys.stdout.flush()
-    # The peers side by side (scripts/benchmark_peers.py) are printed here, after our own figures.
+    if not args.no_peers:
+        # The peers side by side, after our own figures: the same SavedModel served by BentoML and
+        # Ray Serve (installed by scripts/peers/install.sh) and by our model service, one v2 client.
+        from scripts.benchmark_peers import format_peer_table, run_peer_benchmark
+
+        model = args.models.split(",")[0]
+        print(f"\nThe peers side by side ({model}, {args.rounds} round(s)):", flush=True)
+        peers = run_peer_benchmark(model, args.repository, rounds=args.rounds)
+        print(format_peer_table(peers))
+        reports.append({"model": model, "peers": peers})
     if args.json:
         print(json.dumps(reports))
     return 0
