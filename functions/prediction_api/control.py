@@ -25,6 +25,19 @@ log = logging.getLogger(__name__)
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
+
+
+def parse_page_size(page_size: str | None) -> int:
+    """A listing's page_size query parameter (predictions and jobs alike)."""
+    try:
+        size = DEFAULT_PAGE_SIZE if page_size is None else int(page_size)
+    except ValueError:
+        size = 0
+    if not 1 <= size <= MAX_PAGE_SIZE:
+        raise InvalidRequest(f"page_size must be a whole number from 1 to {MAX_PAGE_SIZE}")
+    return size
+
+
 MIN_DEADLINE_SECONDS = 1
 
 
@@ -108,12 +121,7 @@ class PredictionControl:
             raise InvalidRequest(f"unknown model {model!r}; served models: {', '.join(self.settings.models)}")
         if status is not None and status not in STATUSES:
             raise InvalidRequest(f"status must be one of {', '.join(STATUSES)}, got {status[:40]!r}")
-        try:
-            size = DEFAULT_PAGE_SIZE if page_size is None else int(page_size)
-        except ValueError:
-            size = 0
-        if not 1 <= size <= MAX_PAGE_SIZE:
-            raise InvalidRequest(f"page_size must be a whole number from 1 to {MAX_PAGE_SIZE}")
+        size = parse_page_size(page_size)
         after = decode_page_token(page_token) if page_token else None
         documents = self._store.list_owned(api_key_id, model, status, size + 1, after)
         page = documents[:size]

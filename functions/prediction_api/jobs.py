@@ -13,7 +13,7 @@ from inference_contract import jobs
 from inference_contract.job_messages import ShardMessage
 
 from .config import Settings
-from .control import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, decode_page_token, encode_page_token
+from .control import decode_page_token, encode_page_token, parse_page_size
 from .errors import BackendUnavailable, InvalidRequest, JobNotCancellable, NoImages, NotFound
 from .job_inputs import is_manifest, output_prefix, parse_gs, parse_manifest
 from .service import valid_prediction_id
@@ -131,12 +131,7 @@ class JobService:
                   page_token: str | None) -> dict:
         if status is not None and status not in jobs.JOB_STATUSES:
             raise InvalidRequest(f"status must be one of {', '.join(jobs.JOB_STATUSES)}, got {status[:40]!r}")
-        try:
-            size = DEFAULT_PAGE_SIZE if page_size is None else int(page_size)
-        except ValueError:
-            size = 0
-        if not 1 <= size <= MAX_PAGE_SIZE:
-            raise InvalidRequest(f"page_size must be a whole number from 1 to {MAX_PAGE_SIZE}")
+        size = parse_page_size(page_size)
         after = decode_page_token(page_token) if page_token else None
         documents = self._store.list_owned(api_key_id, status, size + 1, after)
         page = documents[:size]
