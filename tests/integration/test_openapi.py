@@ -86,7 +86,11 @@ def test_schemathesis_finds_no_undocumented_answer_and_no_500(stack):
     command = [os.fspath(Path(sys.executable).parent / "schemathesis"), "run",
                f"{stack.api_url}/v1/openapi.json",
                "--checks", "all", "--exclude-checks", "positive_data_acceptance",
-               "--max-examples", str(FUZZ_MAX_EXAMPLES), "--workers", "2", "--request-timeout", "40",
+               "--max-examples", str(FUZZ_MAX_EXAMPLES),
+               # One worker: with two, Hypothesis describing a strategy in both threads at once hits
+               # CPython 3.11's ast.parse race ("SystemError: AST constructor recursion depth
+               # mismatch"), which failed the coverage phase on the jobs body in 2 of our runs.
+               "--workers", "1", "--request-timeout", "40",
                # A long poll may hold the answer up to wait=30 s, as documented.
                "--max-response-time", "35",
                "--seed", "12", "--generation-deterministic",
