@@ -264,7 +264,7 @@ def _export_catalog(args, remote, local_root: Path, todo: list[str], probe) -> i
         version, path = export_version(
             local_root, model, built.model, built.preprocessing, built.head, labels,
             built.weights, built.pretrained, extra={"base_model": base} if base else None,
-            choose_precision=choose, same_graph_as=same_graph_as)
+            choose_precision=choose, same_graph_as=same_graph_as, frozen=built.frozen)
         if graph not in written:
             written[graph] = (path, _measurement(path))
         if remote:

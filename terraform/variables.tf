@@ -37,7 +37,8 @@ variable "models" {
     gpu_zonal_redundancy_disabled (gpu only), ack_deadline_seconds, jobs_ack_deadline_seconds
     (the bulk-jobs push subscription's, fitting one shard), the model service's
     batching and lease settings (max_batch_size, max_batch_delay_ms, run_lease_seconds,
-    model_ready_wait_seconds), revisions (revision key -> {model_version, image}), traffic
+    model_ready_wait_seconds), its threads per model call and model calls at once
+    (model_threads, concurrent_batches), revisions (revision key -> {model_version, image}), traffic
     (revision key -> percent, summing to 100) and canary_tag (tag URL name given to the
     newest revision). The newest revision (highest model_version, ties broken by the greater
     key) is the one the service template deploys; see README.md, "Rollouts".
@@ -56,6 +57,8 @@ variable "models" {
     max_batch_delay_ms            = optional(number, 0)
     run_lease_seconds             = optional(number, 10)
     model_ready_wait_seconds      = optional(number, 30)
+    model_threads                 = optional(number, 0)
+    concurrent_batches            = optional(number, 1)
     revisions = map(object({
       model_version = number
       image         = string
@@ -143,6 +146,15 @@ variable "models" {
       m.max_batch_delay_ms >= 0 && m.max_batch_delay_ms <= 1000 && floor(m.max_batch_delay_ms) == m.max_batch_delay_ms
     ])
     error_message = "Each model needs whole numbers 1 <= max_batch_size <= 256 and 0 <= max_batch_delay_ms <= 1000."
+  }
+
+  validation {
+    condition = alltrue([
+      for m in values(var.models) :
+      m.model_threads >= 0 && m.model_threads <= 64 && floor(m.model_threads) == m.model_threads &&
+      m.concurrent_batches >= 1 && m.concurrent_batches <= 64 && floor(m.concurrent_batches) == m.concurrent_batches
+    ])
+    error_message = "Each model needs whole numbers 0 <= model_threads <= 64 and 1 <= concurrent_batches <= 64."
   }
 
   validation {

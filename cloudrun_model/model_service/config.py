@@ -36,6 +36,10 @@ class Settings:
     storage_timeout_seconds: float = 30.0
     max_batch_size: int = 16
     max_batch_delay_ms: float = 0.0
+    # Threads of one model call (TensorFlow's intra-op threads; 0: its default, every core), and
+    # model calls run at once (batcher.py). 1 and the core count keep each call to one core.
+    model_threads: int = 0
+    concurrent_batches: int = 1
     # gunicorn's threads, the requests served at once (gunicorn.conf.py reads request_threads()).
     request_threads: int = 2 * max_batch_size
     # A request waits this long for its batch's result, then answers 503 (Pub/Sub redelivers);
@@ -79,6 +83,8 @@ class Settings:
                                             cls.storage_timeout_seconds, float, 0.1),
             max_batch_size=number(env, "MAX_BATCH_SIZE", cls.max_batch_size, minimum=1),
             max_batch_delay_ms=number(env, "MAX_BATCH_DELAY_MS", cls.max_batch_delay_ms, float),
+            model_threads=number(env, "MODEL_THREADS", cls.model_threads),
+            concurrent_batches=number(env, "CONCURRENT_BATCHES", cls.concurrent_batches, minimum=1),
             request_threads=request_threads(env),
             predict_timeout_seconds=number(env, "PREDICT_TIMEOUT_SECONDS", cls.predict_timeout_seconds,
                                            float, 0.1),

@@ -58,12 +58,16 @@ def _ms(later: datetime | None, earlier: datetime | None) -> float | None:
     return round((later - earlier).total_seconds() * 1000, 1)
 
 
-def timings(document: dict, inference: Inference | None, completed_at: datetime) -> dict:
+def timings(document: dict, inference: Inference | None, completed_at: datetime,
+            delivered: tuple[datetime | None, datetime] | None = None) -> dict:
     """Where a prediction's time went: `queue_ms` (accepted by the API until a model
-    service claimed it), `model_ms` (the model call of its batch), `batch_size`
-    (images in that call), `total_ms` (accepted until final)."""
+    service claimed it), of it `delivery_ms` (Pub/Sub's part: published until this
+    delivery was received; delivered is (published, received)), `model_ms` (the model
+    call of its batch), `batch_size` (images in that call), `total_ms` (accepted until
+    final)."""
     return {
         "queue_ms": _ms(document.get("started_at"), document.get("created_at")),
+        "delivery_ms": _ms(delivered[1], delivered[0]) if delivered else None,
         "model_ms": round(inference.model_seconds * 1000, 1) if inference else None,
         "batch_size": inference.batch_size if inference else None,
         "total_ms": _ms(completed_at, document.get("created_at")),
@@ -172,6 +176,7 @@ class PredictionHandler:
 
     def handle(self, pushed: PushedMessage) -> str:
         """Run one prediction to a final status. Returns the outcome for logs."""
+        received = self._clock()
         request = pushed.prediction
         if request.model != self._model_name:
             raise InvalidEnvelope(
@@ -217,7 +222,7 @@ class PredictionHandler:
                 self._release(request.prediction_id, lease_token, context)
                 raise
         now = self._clock()
-        spent = timings(claimed.document, inference, now)
+        spent = timings(claimed.document, inference, now, (pushed.published_at, received))
         if isinstance(result, PredictionFailure):
             outcome = run_outcome(model_version=version, timings=spent, error=(result.code, result.message))
         else:

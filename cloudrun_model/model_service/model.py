@@ -71,8 +71,9 @@ class ImageModel:
     """Loads once per process; `predict` takes a batch of encoded images."""
 
     def __init__(self, repository: ModelRepository, name: str, version: str = "latest",
-                 max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> None:
+                 max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS, threads: int = 0) -> None:
         self._repository = repository
+        self._threads = threads  # per model call (MODEL_THREADS); 0: TensorFlow's default, every core
         self._max_pixels = max_pixels
         self._name = name
         self._requested_version = version
@@ -92,6 +93,9 @@ class ImageModel:
         import tensorflow as tf
 
         started = time.monotonic()
+        if self._threads:
+            # Before the runtime starts (the first load), as TensorFlow requires.
+            tf.config.threading.set_intra_op_parallelism_threads(self._threads)
         version = self._repository.resolve(self._name, self._requested_version)
         folder = self._repository.local_path(self._name, version)
         info = ModelInfo.read(folder, self._name, version)

@@ -37,13 +37,15 @@ def build_app() -> Flask:
     firestore_client = firestore.Client(project=settings.project)
     store = FirestoreRunStore(firestore_client, use_private_api=settings.use_private_client_api)
     model = ImageModel(ModelRepository(settings.model_repository, storage_client),
-                       settings.model_name, settings.model_version, settings.max_image_pixels)
+                       settings.model_name, settings.model_version, settings.max_image_pixels,
+                       threads=settings.model_threads)
     metrics = ServiceMetrics()
     batcher = MicroBatcher(model.predict, settings.max_batch_size, settings.max_batch_delay_ms / 1000,
                            settings.predict_timeout_seconds, settings.model_name,
                            on_batch=lambda size, seconds: metrics.observe_batch(settings.model_name,
                                                                                 size, seconds),
-                           bulk_batch_size=settings.job_batch_size)
+                           bulk_batch_size=settings.job_batch_size,
+                           concurrent_batches=settings.concurrent_batches)
     notifier = HttpCallbackNotifier(settings.callback_timeout_seconds, settings.callback_signing_secret,
                                     settings.callback_allow_loopback)
     handler = PredictionHandler(

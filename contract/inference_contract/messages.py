@@ -11,6 +11,7 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 
 class MalformedMessage(ValueError):
@@ -46,10 +47,26 @@ class PushedMessage:
     prediction: PredictionMessage
     message_id: str | None
     attributes: dict[str, str] = field(default_factory=dict)
+    # When Pub/Sub accepted the publish (the envelope's publishTime): where a delivery's wait began.
+    published_at: datetime | None = None
 
 
 def _text(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
+
+
+def _timestamp(value: object) -> datetime | None:
+    """An RFC 3339 timestamp as Pub/Sub writes it (UTC, "Z", up to nanoseconds); None if it is not
+    one: it only measures the delivery, so a message is never refused for it."""
+    text = _text(value)
+    if text is None:
+        return None
+    head, dot, fraction = text.rstrip("Zz").partition(".")
+    try:  # datetime keeps microseconds: the rest of the nanoseconds dropped
+        parsed = datetime.fromisoformat(f"{head}.{fraction[:6]}" if dot and fraction.isdigit() else head)
+    except ValueError:
+        return None
+    return parsed.replace(tzinfo=parsed.tzinfo or UTC)
 
 
 def envelope_parts(envelope: object) -> tuple[dict, dict, dict]:
@@ -83,4 +100,5 @@ def decode_push(envelope: object) -> PushedMessage:
                                    content_type=_text(data.get("content_type")),
                                    callback_url=_text(data.get("callback_url")))
     return PushedMessage(prediction, _text(message.get("messageId")) or _text(message.get("message_id")),
-                         {str(key): str(value) for key, value in attributes.items()})
+                         {str(key): str(value) for key, value in attributes.items()},
+                         _timestamp(message.get("publishTime") or message.get("publish_time")))

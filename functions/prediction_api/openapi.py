@@ -258,6 +258,9 @@ def openapi_document(settings: Settings, server_url: str) -> dict:
                     "properties": {
                         "queue_ms": {"type": ["number", "null"],
                                      "description": "accepted by the API until a model service took it"},
+                        "delivery_ms": {"type": ["number", "null"],
+                                        "description": "of queue_ms, Pub/Sub's part: published until "
+                                                       "the model service received the push"},
                         "model_ms": {"type": ["number", "null"],
                                      "description": "the model call of the batch it ran in"},
                         "batch_size": {"type": ["integer", "null"], "description": "images in that batch"},

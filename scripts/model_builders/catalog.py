@@ -24,6 +24,8 @@ class BuiltModel:
     head: Head
     weights: str
     pretrained: bool
+    # Weights as constants in the graph: a faster start for a small model (serving._write_frozen).
+    frozen: bool = False
 
 
 def imagenet_labels() -> list[str]:
@@ -95,12 +97,12 @@ def build_efficientnet_lite0() -> BuiltModel:
     pre = Preprocessing(image_size=IMAGE_SIZE, crop_fraction=IMAGE_SIZE / (IMAGE_SIZE + CROP_PADDING),
                         method=RESIZE_METHOD, normalisation="mean_std", mean=MEAN_RGB, std=STD_RGB)
     return BuiltModel(pretrained_efficientnet_lite0(), pre, Head(outputs="logits"),
-                      weights_description(), True)
+                      weights_description(), True, frozen=True)
 
 
 def as_detector(base: BuiltModel, label: str, class_ids: tuple[int, ...]) -> BuiltModel:
     head = Head(outputs=base.head.outputs, detector_label=label, detector_class_ids=class_ids)
-    return BuiltModel(base.model, base.preprocessing, head, base.weights, base.pretrained)
+    return BuiltModel(base.model, base.preprocessing, head, base.weights, base.pretrained, base.frozen)
 
 
 CLASSIFIERS: dict[str, Callable[..., BuiltModel]] = {

@@ -44,6 +44,8 @@ MODEL_DEFAULTS = {
     "max_batch_delay_ms": 0,
     "run_lease_seconds": 10,
     "model_ready_wait_seconds": 30,
+    "model_threads": 0,
+    "concurrent_batches": 1,
     "canary_tag": None,
     "last_revision_serial": 0,
 }
@@ -56,6 +58,8 @@ WHOLE_RANGES = (
     ("max_batch_delay_ms", 0, 1000),
     ("run_lease_seconds", 1, 600),
     ("model_ready_wait_seconds", 0, 600),
+    ("model_threads", 0, 64),
+    ("concurrent_batches", 1, 64),
 )
 ACCELERATORS = ("cpu", "gpu")
 CPUS = ("1", "2", "4", "6", "8")

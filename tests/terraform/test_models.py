@@ -66,6 +66,10 @@ INVALID_CASES = [
      "1 <= run_lease_seconds <= 600", "run_lease_seconds"),
     ("ready-wait-601", lambda m: m["dog"].update(model_ready_wait_seconds=601),
      "model_ready_wait_seconds <= 600", "model_ready_wait"),
+    ("no-batch-at-once", lambda m: m["cat"].update(concurrent_batches=0),
+     "1 <= concurrent_batches <= 64", "concurrent_batches"),
+    ("threads-fraction", lambda m: m["dog"].update(model_threads=1.5),
+     "0 <= model_threads <= 64", "model_threads"),
 ]
 
 
@@ -172,6 +176,8 @@ def test_model_service_environment(evaluated):
             "MAX_BATCH_DELAY_MS": str(model["max_batch_delay_ms"]),
             "RUN_LEASE_SECONDS": str(model["run_lease_seconds"]),
             "MODEL_READY_WAIT_SECONDS": str(model["model_ready_wait_seconds"]),
+            "MODEL_THREADS": str(model["model_threads"]),
+            "CONCURRENT_BATCHES": str(model["concurrent_batches"]),
         }
     # The defaults the lead's model service documents: lease 10 s with a heartbeat, ready wait 30 s.
     assert evaluated["cat"]["env"]["RUN_LEASE_SECONDS"] == "10"
@@ -181,7 +187,8 @@ def test_model_service_environment(evaluated):
 def test_batch_and_lease_settings_are_per_model(models_evaluator):
     models = sample_models()
     models["dog"].update(
-        max_batch_size=4, max_batch_delay_ms=0, run_lease_seconds=30, model_ready_wait_seconds=0
+        max_batch_size=4, max_batch_delay_ms=0, run_lease_seconds=30, model_ready_wait_seconds=0,
+        model_threads=1, concurrent_batches=2,
     )
     env = models_evaluator.evaluate(models)["dog"]["env"]
     assert (
@@ -189,7 +196,9 @@ def test_batch_and_lease_settings_are_per_model(models_evaluator):
         env["MAX_BATCH_DELAY_MS"],
         env["RUN_LEASE_SECONDS"],
         env["MODEL_READY_WAIT_SECONDS"],
-    ) == ("4", "0", "30", "0")
+        env["MODEL_THREADS"],
+        env["CONCURRENT_BATCHES"],
+    ) == ("4", "0", "30", "0", "1", "2")
 
 
 def test_traffic_blocks_match_the_models_map(evaluated):

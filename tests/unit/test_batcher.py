@@ -30,6 +30,30 @@ def test_concurrent_requests_share_batches_and_keep_their_results():
     assert len(batches) < len(inputs)
 
 
+@pytest.mark.parametrize("concurrent_batches", [1, 2])
+def test_concurrent_batches_run_that_many_model_calls_at_once(concurrent_batches):
+    inside, most, lock = [0], [0], threading.Lock()
+    both_in = threading.Event()
+
+    def predict_batch(images):
+        with lock:
+            inside[0] += 1
+            most[0] = max(most[0], inside[0])
+            if inside[0] == 2:
+                both_in.set()
+        both_in.wait(0.5)  # a second call can start only while this one runs
+        with lock:
+            inside[0] -= 1
+        return images
+
+    batcher = MicroBatcher(predict_batch, max_batch_size=2, max_delay_seconds=0, timeout_seconds=10,
+                           concurrent_batches=concurrent_batches)
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda i: batcher.predict(bytes([i])).result, range(8)))
+    assert results == [bytes([i]) for i in range(8)]
+    assert most[0] == concurrent_batches
+
+
 def test_a_failing_batch_fails_each_of_its_requests():
     def predict_batch(images):
         raise RuntimeError("model exploded")

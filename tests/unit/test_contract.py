@@ -34,6 +34,18 @@ def test_what_the_api_encodes_the_model_service_decodes():
     assert pushed.message_id == "m1" and pushed.attributes == attributes
 
 
+@pytest.mark.parametrize(("publish_time", "expected"), [
+    ("2026-12-07T04:02:22.506123456Z", datetime(2026, 12, 7, 4, 2, 22, 506123, tzinfo=UTC)),
+    ("2026-12-07T04:02:22.5Z", datetime(2026, 12, 7, 4, 2, 22, 500000, tzinfo=UTC)),
+    ("2026-12-07T04:02:22Z", datetime(2026, 12, 7, 4, 2, 22, tzinfo=UTC)),
+    ("yesterday", None), (17, None), (None, None)])
+def test_the_publish_time_is_read_to_the_microsecond_and_never_refuses_a_message(publish_time, expected):
+    data, attributes = PredictionMessage.for_document(DOCUMENT).encode()
+    envelope = push_envelope(data, attributes)
+    envelope["message"]["publishTime"] = publish_time
+    assert decode_push(envelope).published_at == expected
+
+
 def test_a_message_that_names_its_prediction_only_in_attributes_decodes_without_an_image():
     pushed = decode_push(push_envelope(b"", {"prediction_id": "p1", "model": "cat"}))
     assert (pushed.prediction.prediction_id, pushed.prediction.model, pushed.prediction.image_uri) == (

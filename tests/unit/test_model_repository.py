@@ -61,6 +61,25 @@ def test_export_writes_the_next_version_with_its_metadata(tiny_repository):
     assert not [p for p in (tiny_repository / "tiny").iterdir() if p.name.startswith(".")]
 
 
+def test_a_frozen_export_scores_as_the_model_does_and_holds_no_variables(tiny_repository, tmp_path):
+    import tensorflow as tf
+
+    built = build_tiny_test()
+    _, frozen = export_version(tmp_path, "tiny", built.model, built.preprocessing, built.head,
+                               imagenet_labels(), built.weights, built.pretrained, frozen=True)
+    images = tf.constant([tabby_bytes(), converted(tabby_bytes(), "PNG")])
+    loaded = {name: tf.saved_model.load(str(path))  # kept: a signature needs its object alive
+              for name, path in (("frozen", frozen), ("variables", tiny_repository / "tiny" / "1"))}
+    signatures = {name: module.signatures["serving_default"] for name, module in loaded.items()}
+    assert signatures["frozen"].variables == () and signatures["variables"].variables != ()
+    np.testing.assert_allclose(signatures["frozen"](images=images)["scores"].numpy(),
+                               signatures["variables"](images=images)["scores"].numpy(), rtol=1e-5, atol=1e-6)
+    # The service loads it as any version, the image budget still in its graph.
+    model = ImageModel(ModelRepository(str(tmp_path)), "tiny", "1")
+    model.load()
+    assert len(model.predict([tabby_bytes()])[0]["top_k"]) == 5
+
+
 def test_classifier_reads_every_format_and_isolates_a_bad_image(tiny_repository):
     model = ImageModel(ModelRepository(str(tiny_repository)), "tiny", "1")
     assert not model.ready

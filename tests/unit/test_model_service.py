@@ -34,13 +34,13 @@ class World:
         self.store.documents["p1"] = {"id": "p1", "model": "resnet50", "status": "queued",
                                       "callback_url": None, "created_at": NOW, "attempts": 0}
 
-    def push(self, payload=None, **changes):
+    def push(self, payload=None, publish_time=None, **changes):
         payload = payload or {"id": "p1", "model": "resnet50", "image_uri": URI,
                               "content_type": "image/jpeg", "callback_url": None}
         payload = {**payload, **changes}
         data = base64.b64encode(json.dumps(payload).encode()).decode()
-        return self.client.post("/", json={"message": {"data": data, "messageId": "m1"},
-                                           "subscription": "s"})
+        message = {"data": data, "messageId": "m1", **({"publishTime": publish_time} if publish_time else {})}
+        return self.client.post("/", json={"message": message, "subscription": "s"})
 
 
 @pytest.fixture
@@ -169,6 +169,12 @@ def test_settings_from_env():
     with pytest.raises(ConfigError, match="MODEL_VERSION"):
         Settings.from_env({"GOOGLE_CLOUD_PROJECT": "p", "MODEL_NAME": "cat",
                            "MODEL_REPOSITORY": "/m", "MODEL_VERSION": "0"})
+    assert (settings.model_threads, settings.concurrent_batches) == (0, 1)  # TensorFlow's own threads
+    required = {"GOOGLE_CLOUD_PROJECT": "p", "MODEL_NAME": "cat", "MODEL_REPOSITORY": "/m"}
+    tuned = Settings.from_env({**required, "MODEL_THREADS": "1", "CONCURRENT_BATCHES": "4"})
+    assert (tuned.model_threads, tuned.concurrent_batches) == (1, 4)
+    with pytest.raises(ConfigError, match="CONCURRENT_BATCHES must be >= 1"):
+        Settings.from_env({**required, "CONCURRENT_BATCHES": "0"})
 
 
 def test_request_threads_are_read_once_for_gunicorn_and_the_reader_pool(monkeypatch):
@@ -251,6 +257,14 @@ def test_result_records_queue_and_model_times_and_batch_size(world):
     timings = world.store.documents["p1"]["timings"]
     assert timings["queue_ms"] == 3000.0 and timings["total_ms"] == 3000.0
     assert timings["batch_size"] == 1 and timings["model_ms"] >= 0
+    assert timings["delivery_ms"] is None  # the envelope said no publish time
+
+
+def test_result_records_pub_subs_part_of_the_queue_from_the_publish_time(world):
+    world.store.documents["p1"]["created_at"] = NOW - timedelta(seconds=3)
+    published = (NOW - timedelta(milliseconds=1250)).isoformat().replace("+00:00", "Z")
+    assert world.push(publish_time=published).status_code == 204
+    assert world.store.documents["p1"]["timings"]["delivery_ms"] == 1250.0
 
 
 def test_metrics_endpoint_counts_predictions_and_batches():

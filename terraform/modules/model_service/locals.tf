@@ -36,6 +36,8 @@ locals {
     MAX_BATCH_DELAY_MS       = tostring(var.model.max_batch_delay_ms)
     RUN_LEASE_SECONDS        = tostring(var.model.run_lease_seconds)
     MODEL_READY_WAIT_SECONDS = tostring(var.model.model_ready_wait_seconds)
+    MODEL_THREADS            = tostring(var.model.model_threads)
+    CONCURRENT_BATCHES       = tostring(var.model.concurrent_batches)
   }
   env = merge(local.shared_env, { MODEL_VERSION = tostring(local.newest.model_version) })
 

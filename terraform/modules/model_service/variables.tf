@@ -34,6 +34,8 @@ variable "model" {
     max_batch_delay_ms            = number
     run_lease_seconds             = number
     model_ready_wait_seconds      = number
+    model_threads                 = number
+    concurrent_batches            = number
     revisions = map(object({
       model_version = number
       image         = string
