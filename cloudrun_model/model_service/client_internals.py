@@ -196,6 +196,16 @@ class PrivateFirestoreWire:
                 found[paths[pb.missing]] = (None, None)
         return found
 
+    def update_time(self, text: str):
+        """An RFC 3339 update time (as a message carries it) in the form commit() takes; ValueError
+        if it is not one."""
+        timestamp = self._Timestamp()
+        try:
+            timestamp.FromJsonString(text)
+        except Exception as exc:  # protobuf raises its own ParseError, a ValueError in some versions
+            raise ValueError(f"not an RFC 3339 timestamp: {text!r}") from exc
+        return timestamp
+
     def commit(self, updates: list[tuple[object, dict, object]]) -> list[object]:
         """Commit (reference, update, update time it must still have) writes in one batch; their
         new update times. Raises FailedPrecondition (or NotFound) if any document changed."""
@@ -268,6 +278,11 @@ class PublicFirestoreWire:
 
     def __init__(self, client) -> None:
         self._client = client
+
+    def update_time(self, text: str):
+        from google.api_core.datetime_helpers import DatetimeWithNanoseconds
+
+        return DatetimeWithNanoseconds.from_rfc3339(text)  # ValueError if it is not one
 
     def get_all(self, collection, ids: list[str]) -> dict[str, tuple[dict | None, object]]:
         snapshots = self._client.get_all([collection.document(i) for i in ids])

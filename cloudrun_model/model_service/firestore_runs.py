@@ -64,6 +64,18 @@ class FirestoreRunStore(PredictionRunStore):
             while len(self._known) > self.MAX_KNOWN:
                 self._known.popitem(last=False)
 
+    def know_created(self, prediction_id: str, document: dict, update_time: str) -> None:
+        """Remembered as if this store had written it, unless it knows a later state: the claim
+        then commits conditional on the create's update time (and reads only if that fails)."""
+        try:
+            created_at = self._wire.update_time(update_time)
+        except ValueError:
+            return  # not a timestamp: the claim reads, as for any message
+        with self._known_lock:
+            if prediction_id in self._known:
+                return
+        self._remember(prediction_id, document, created_at)
+
     def _forget(self, prediction_id: str):
         with self._known_lock:
             return self._known.pop(prediction_id, None)

@@ -33,6 +33,7 @@ class ImageReader(Protocol):
 
 
 class PredictionStore(Protocol):
+    def know_created(self, prediction_id: str, document: dict, update_time: str) -> None: ...
     def claim(self, prediction_id: str, model_version: int, lease_seconds: float, now: datetime,
               lease_token: str) -> Claim: ...
     def renew(self, prediction_id: str, lease_token: str, lease_seconds: float, now: datetime) -> bool: ...
@@ -194,6 +195,9 @@ class PredictionHandler:
         # object read (a class B operation), and what the read raised is raised below, as before.
         read = _Timed(self._reader.read, request.image_uri)
         image_read: Future = self._image_reads.submit(read)
+        if request.created is not None:  # a first publish: the claim needs no read
+            self._store.know_created(request.prediction_id, request.created.document,
+                                     request.created.update_time)
         claim = _Timed(self._store.claim, request.prediction_id, version, self._lease_seconds,
                        self._clock(), lease_token)
         try:

@@ -24,6 +24,11 @@ class PredictionRunStore:
     def _transact(self, prediction_id: str, decide):  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def know_created(self, prediction_id: str, document: dict, update_time: str) -> None:
+        """The document as the API created it, with that create's update time (a first
+        message carries both): a store that can write conditionally on an update time
+        claims with that, without reading first. This one reads every time."""
+
     def claim(self, prediction_id: str, model_version: int, lease_seconds: float, now: datetime,
               lease_token: str) -> Claim:
         """Take the prediction for this delivery, or say it is final already.

@@ -3,6 +3,13 @@ API here, decoded here by the model services and by the dead-letter handler.
 
 The data is a JSON object; the attributes repeat the prediction id and the model,
 so that a message can be routed and logged without parsing its data.
+
+A first publish also carries the document as the API created it and the update
+time Firestore gave that create ("created"). A model service claims the
+prediction with one write conditional on that update time, instead of reading
+the document first; if anything has written the document since (a redelivery
+claimed it, a cancel), the condition fails and the claim is decided on a read,
+as for a message without it. The reconciler's publishes carry none.
 """
 
 from __future__ import annotations
@@ -19,6 +26,50 @@ class MalformedMessage(ValueError):
 
 
 @dataclass(frozen=True)
+class CreatedDocument:
+    """A prediction document as the API created it, and the update time of that create
+    (RFC 3339, to the nanosecond, as Firestore returned it)."""
+
+    document: dict
+    update_time: str
+
+
+def _to_json(value: object) -> object:
+    if isinstance(value, datetime):
+        return {"$timestamp": value.isoformat()}
+    if isinstance(value, dict):
+        return {key: _to_json(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_to_json(item) for item in value]
+    return value
+
+
+def _from_json(value: object) -> object:
+    if isinstance(value, dict):
+        if set(value) == {"$timestamp"}:
+            return datetime.fromisoformat(value["$timestamp"])
+        return {key: _from_json(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_from_json(item) for item in value]
+    return value
+
+
+def _created(value: object, prediction_id: str) -> CreatedDocument | None:
+    """The created document of a message's data, or None: it only spares a read, so a message
+    whose copy is missing, malformed or of another prediction is decided on a read instead."""
+    if not isinstance(value, dict) or not isinstance(value.get("document"), dict):
+        return None
+    update_time = _text(value.get("update_time"))
+    try:
+        document = _from_json(value["document"])
+    except (TypeError, ValueError):
+        return None
+    if update_time is None or document.get("id") != prediction_id:
+        return None
+    return CreatedDocument(document, update_time)
+
+
+@dataclass(frozen=True)
 class PredictionMessage:
     prediction_id: str
     model: str
@@ -27,16 +78,23 @@ class PredictionMessage:
     image_uri: str | None
     content_type: str | None = None
     callback_url: str | None = None
+    created: CreatedDocument | None = None
 
     @classmethod
-    def for_document(cls, document: dict) -> PredictionMessage:
+    def for_document(cls, document: dict, created_update_time: str | None = None) -> PredictionMessage:
+        """The message for document; with the update time of its create, carrying it as created."""
+        created = CreatedDocument(document, created_update_time) if created_update_time else None
         return cls(prediction_id=document["id"], model=document["model"], image_uri=document.get("image_uri"),
-                   content_type=document.get("content_type"), callback_url=document.get("callback_url"))
+                   content_type=document.get("content_type"), callback_url=document.get("callback_url"),
+                   created=created)
 
     def encode(self) -> tuple[bytes, dict[str, str]]:
         """(data, attributes), as published."""
         data = {"id": self.prediction_id, "model": self.model, "image_uri": self.image_uri,
                 "content_type": self.content_type, "callback_url": self.callback_url}
+        if self.created is not None:
+            data["created"] = {"document": _to_json(self.created.document),
+                               "update_time": self.created.update_time}
         return json.dumps(data).encode(), {"prediction_id": self.prediction_id, "model": self.model}
 
 
@@ -98,7 +156,8 @@ def decode_push(envelope: object) -> PushedMessage:
     prediction = PredictionMessage(prediction_id=prediction_id, model=model,
                                    image_uri=_text(data.get("image_uri")),
                                    content_type=_text(data.get("content_type")),
-                                   callback_url=_text(data.get("callback_url")))
+                                   callback_url=_text(data.get("callback_url")),
+                                   created=_created(data.get("created"), prediction_id))
     return PushedMessage(prediction, _text(message.get("messageId")) or _text(message.get("message_id")),
                          {str(key): str(value) for key, value in attributes.items()},
                          _timestamp(message.get("publishTime") or message.get("publish_time")))

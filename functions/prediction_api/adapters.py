@@ -67,12 +67,14 @@ class FirestorePredictionStore:
         self._predictions = client.collection(collection)
         self._versions = client.collection(versions_collection)
 
-    def create(self, document: dict) -> None:
+    def create(self, document: dict) -> str:
+        """Create the document; the update time Firestore gave it (RFC 3339, nanoseconds)."""
         billed.count(billed.FIRESTORE_WRITE)
         try:
-            self._predictions.document(document["id"]).create(document)
+            result = self._predictions.document(document["id"]).create(document)
         except (gexc.GoogleAPIError, OSError) as exc:
             raise _unavailable("Firestore", exc) from exc
+        return result.update_time.rfc3339()
 
     def delete(self, prediction_id: str) -> None:
         billed.count(billed.FIRESTORE_DELETE)

@@ -33,7 +33,9 @@ class UploadStore(Protocol):
 
 
 class PredictionStore(Protocol):
-    def create(self, document: dict) -> None: ...
+    # The update time of the create, when the store has one: the message carries it, and the
+    # model service claims with a write conditional on it instead of a read first.
+    def create(self, document: dict) -> str | None: ...
     def delete(self, prediction_id: str) -> None: ...
     def get(self, prediction_id: str) -> dict | None: ...
     def watch(self, prediction_id: str, timeout: float,
@@ -215,13 +217,13 @@ class PredictionService:
         upload = self._uploading.submit(self._step, "upload", self._uploads.put, object_name, image.data,
                                         image.content_type)
         try:
-            self._step("record", self._store.create, document)
+            created = self._step("record", self._store.create, document)
         except BaseException:
             upload.exception()  # wait for it: nothing of this image is left running
             raise
         try:
             upload.result()
-            self._step("publish", self._publisher.publish, PredictionMessage.for_document(document))
+            self._step("publish", self._publisher.publish, PredictionMessage.for_document(document, created))
         except BackendUnavailable:
             self._undo(object_name, prediction_id)
             raise

@@ -40,29 +40,32 @@ class Seeder:
             self.sizes.append(len(photo))
 
     def envelopes(self, count: int) -> list[dict]:
+        """count new predictions' push envelopes, each carrying its document as created and the
+        update time of the create, as the API publishes them (a claim without a read)."""
         from inference_contract.lifecycle import new_prediction
         from inference_contract.messages import PredictionMessage
 
         now = datetime.now(UTC)
-        batch = self._firestore.batch()
         envelopes = []
-        for i in range(count):
-            prediction_id = f"bench-{uuid.uuid4().hex}"
-            document = new_prediction(
-                prediction_id=prediction_id, model=self._model, now=now, expire_at=now + timedelta(days=1),
-                image_uri=self.uris[i % len(self.uris)], content_type="image/jpeg",
-                size_bytes=self.sizes[i % len(self.sizes)],
-                filename=None, callback_url=None, api_key_id=self._api_key_id, redeliver_after=timedelta(0))
-            # Never overdue: the benchmark delivers each message itself, the reconciler must not.
-            document["reconcile_at"] = None
-            batch.create(self._predictions.document(prediction_id), document)
-            data, attributes = PredictionMessage.for_document(document).encode()
-            envelopes.append({"message": {"data": base64.b64encode(data).decode(), "attributes": attributes,
-                                          "messageId": prediction_id}, "subscription": "benchmark"})
-            if len(envelopes) % 400 == 0:  # Firestore's batch limit is 500 writes
-                batch.commit()
-                batch = self._firestore.batch()
-        batch.commit()
+        for start in range(0, count, 400):  # Firestore's batch limit is 500 writes
+            batch, documents = self._firestore.batch(), []
+            for i in range(start, min(count, start + 400)):
+                prediction_id = f"bench-{uuid.uuid4().hex}"
+                document = new_prediction(
+                    prediction_id=prediction_id, model=self._model, now=now,
+                    expire_at=now + timedelta(days=1), image_uri=self.uris[i % len(self.uris)],
+                    content_type="image/jpeg", size_bytes=self.sizes[i % len(self.sizes)], filename=None,
+                    callback_url=None, api_key_id=self._api_key_id, redeliver_after=timedelta(0))
+                # Never overdue: the benchmark delivers each message itself, the reconciler must not.
+                document["reconcile_at"] = None
+                batch.create(self._predictions.document(prediction_id), document)
+                documents.append(document)
+            for document, result in zip(documents, batch.commit(), strict=True):
+                data, attributes = PredictionMessage.for_document(
+                    document, result.update_time.rfc3339()).encode()
+                envelopes.append({"message": {"data": base64.b64encode(data).decode(),
+                                              "attributes": attributes, "messageId": document["id"]},
+                                  "subscription": "benchmark"})
         return envelopes
 
 

@@ -135,3 +135,49 @@ def test_transitions_made_together_lose_no_update(stack, use_private_api):
         thread.join(60)
     # 3 threads x 20 on each document, many of them in the same group: none lost.
     assert [reference.get().to_dict()["n"] for reference in references] == [60, 60, 60]
+
+
+@pytest.mark.parametrize("use_private_api", [True, False], ids=["private_api", "public_api"])
+def test_a_first_delivery_claims_without_a_read_and_a_changed_document_is_read(stack, use_private_api):
+    """With the document as created and its create's update time (a first publish carries both), the
+    claim is one conditional write; once anything else has written the document, that write fails
+    and the claim is decided on what a read finds."""
+    import uuid
+
+    from google.cloud import firestore
+    from inference_contract import billable_operations as billed
+    from inference_contract.lifecycle import new_prediction
+    from model_service.firestore_runs import FirestoreRunStore
+    from prediction_api.adapters import FirestorePredictionStore
+
+    client = firestore.Client(project=stack.config.project)
+    api_store = FirestorePredictionStore(client)
+    store = FirestoreRunStore(client, use_private_api=use_private_api)
+    now = datetime.now(UTC)
+
+    def created() -> tuple[dict, str]:
+        document = new_prediction(
+            prediction_id=f"created-{uuid.uuid4().hex}", model="cat", now=now,
+            expire_at=now + timedelta(days=1), image_uri="gs://b/o", content_type="image/jpeg",
+            size_bytes=3, filename=None, callback_url=None, api_key_id=None,
+            redeliver_after=timedelta(seconds=30))
+        return document, api_store.create(document)
+
+    def reads() -> int:
+        return billed.COUNTS.snapshot()[billed.FIRESTORE_READ]
+
+    document, update_time = created()
+    store.know_created(document["id"], document, update_time)
+    before = reads()
+    claim = store.claim(document["id"], 1, 10, now, "token-1")
+    assert claim.run and reads() == before  # no read
+    assert client.collection("predictions").document(document["id"]).get().to_dict()["status"] == "running"
+
+    # Cancelled by its owner after the create: the message's copy is stale.
+    document, update_time = created()
+    client.collection("predictions").document(document["id"]).update(
+        {"status": "cancelled", "completed_at": now, "reconcile_at": None})
+    store.know_created(document["id"], document, update_time)
+    claim = store.claim(document["id"], 1, 10, now, "token-2")
+    assert not claim.run and claim.document["status"] == "cancelled" and reads() > before
+    assert client.collection("predictions").document(document["id"]).get().to_dict()["status"] == "cancelled"

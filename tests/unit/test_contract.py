@@ -46,6 +46,30 @@ def test_the_publish_time_is_read_to_the_microsecond_and_never_refuses_a_message
     assert decode_push(envelope).published_at == expected
 
 
+def test_a_first_publish_carries_the_document_as_created_with_its_timestamps():
+    document = {**DOCUMENT, "created_at": datetime(2026, 12, 7, 4, 2, 22, 506123, tzinfo=UTC),
+                "deadline_at": None, "attempts": 0, "callback": None}
+    message = PredictionMessage.for_document(document, "2026-12-07T04:02:22.512345678Z")
+    data, attributes = message.encode()
+    pushed = decode_push(push_envelope(data, attributes))
+    assert pushed.prediction == message
+    assert pushed.prediction.created.document["created_at"] == document["created_at"]
+    assert pushed.prediction.created.update_time == "2026-12-07T04:02:22.512345678Z"
+    assert PredictionMessage.for_document(document).created is None  # a republish: the claim reads
+
+
+@pytest.mark.parametrize("created", [
+    {"document": {"id": "another"}, "update_time": "2026-12-07T04:02:22Z"},
+    {"document": {"id": "p1", "created_at": {"$timestamp": "noon"}}, "update_time": "2026-12-07T04:02:22Z"},
+    {"document": {"id": "p1"}},
+    "not an object"])
+def test_a_copy_that_does_not_fit_is_ignored_not_refused(created):
+    data, attributes = PredictionMessage.for_document(DOCUMENT).encode()
+    envelope = push_envelope(json.dumps({**json.loads(data), "created": created}).encode(), attributes)
+    pushed = decode_push(envelope)
+    assert pushed.prediction.created is None and pushed.prediction.prediction_id == DOCUMENT["id"]
+
+
 def test_a_message_that_names_its_prediction_only_in_attributes_decodes_without_an_image():
     pushed = decode_push(push_envelope(b"", {"prediction_id": "p1", "model": "cat"}))
     assert (pushed.prediction.prediction_id, pushed.prediction.model, pushed.prediction.image_uri) == (
