@@ -33,11 +33,14 @@ def test_benchmark_service_runs_and_reports_every_figure(stack):
     assert set(report["ratios"]) == {"service_32_vs_bare_best_throughput",
                                      "service_cpu_per_image_vs_bare_best",
                                      "batching_vs_max_batch_1_at_32", "api_p50_minus_bare_batch_1_ms",
-                                     "api_our_part_ms"}
-    # Our part: the p50 less the bare model at batch 1 and the emulator's push delay, with its steps.
+                                     "api_our_part_ms", "api_our_part_paired_ms"}
+    # Our part: the p50 less the bare model at batch 1 and the emulator's push delay, with its steps;
+    # and paired: each prediction less its own delivery (timings.delivery_ms), then the p50.
     part = report["our_part_ms"]
     assert part["ours"] == round(
         part["total_p50"] - part["bare_batch_1"] - part["emulator_push_delay_p50"], 1)
+    assert part["ours_paired"] == round(part["total_less_delivery_p50"] - part["bare_batch_1"], 1)
+    assert 0 < part["delivery_p50"] < part["total_p50"] and report["api"]["delivery_ms"]["samples"] == 3
     steps = set(report["api"]["steps_mean_ms"])
     assert {"upload", "record", "publish", "claim", "image_read", "finish"} <= steps
     # --rounds: each ratio's median over the rounds, with its spread.
@@ -49,6 +52,8 @@ def test_benchmark_service_runs_and_reports_every_figure(stack):
     long_poll, callback = report["operations"]["with a long poll"], report["operations"]["with a callback"]
     assert long_poll["model service"]["firestore_write"] == 2
     assert callback["model service"]["firestore_write"] == 3
+    # A first publish carries its document as created: the claim is a conditional write, no read.
+    assert long_poll["model service"]["firestore_read"] == callback["model service"]["firestore_read"] == 0
     assert long_poll["api"]["storage_class_a"] == 1 and callback["api"]["firestore_read"] == 0
     assert report["operations"]["reconciler_pass"]["total"]["firestore_read"] >= 2  # its two queries
     serverless = report["cost"]["serverless"]
