@@ -284,8 +284,9 @@ class LocalStack:
                "CALLBACK_ALLOW_LOOPBACK": "true",
                "CALLBACK_SIGNING_SECRET": self.callback_secret or "",
                # One core per model call and a call per core (model_service/batcher.py): the
-               # cores run batches side by side on this machine's 2 cores.
-               "MODEL_THREADS": "1", "CONCURRENT_BATCHES": str(os.cpu_count() or 1),
+               # cores run batches side by side. Set in the environment, they win.
+               "MODEL_THREADS": os.environ.get("MODEL_THREADS", "1"),
+               "CONCURRENT_BATCHES": os.environ.get("CONCURRENT_BATCHES", str(os.cpu_count() or 1)),
                **(extra_env or {})}
         return self.group.start(ManagedProcess(
             f"{label} model service",
