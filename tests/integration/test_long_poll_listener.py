@@ -1,0 +1,41 @@
+"""A long poll's Firestore listener: answered first, closed right after, none left open."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+
+
+def _listener_threads() -> int:
+    # google-api-core's BackgroundConsumer runs each listener's stream on a thread of this name.
+    return sum(t.name == "Thread-ConsumeBidirectionalStream" for t in threading.enumerate())
+
+
+def test_a_long_poll_answers_before_its_listener_closes_and_leaves_none_open(stack):
+    from google.cloud import firestore
+    from inference_contract.lifecycle import new_prediction
+    from prediction_api.adapters import FirestorePredictionStore
+
+    store = FirestorePredictionStore(firestore.Client(project=stack.config.project))
+    now = datetime.now(UTC)
+    baseline = _listener_threads()
+    ids = []
+    for _ in range(3):
+        document = new_prediction(
+            prediction_id=f"listener-{uuid.uuid4().hex}", model="cat", now=now,
+            expire_at=now + timedelta(days=1), image_uri="gs://b/o", content_type="image/jpeg",
+            size_bytes=3, filename=None, callback_url=None, api_key_id=None,
+            redeliver_after=timedelta(seconds=30))
+        store.create(document)
+        ids.append(document["id"])
+    for prediction_id in ids:
+        # Settled on its first snapshot: the document as it is, read by the listener.
+        seen = store.watch(prediction_id, 10, lambda document: document is not None)
+        assert seen["id"] == prediction_id and seen["status"] == "queued"
+    # The closes run after the answers; once they have, no listener is left.
+    deadline = time.monotonic() + 10
+    while _listener_threads() > baseline and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _listener_threads() == baseline
