@@ -5,7 +5,8 @@
 
 For each model it prints:
 - the bare SavedModel in this process: images/s and CPU ms per image at batch
-  1, 8, 16 and 32, on the sample photos (decoding included, as served);
+  1, 8, 16 and 32, on the sample photos in turn, as the services are sent them
+  (decoding included, as served);
 - a model service started by this script with the stack's own command
   (gunicorn, the model repository, the emulators), driven at its push endpoint
   with 1, 8, 32 and 64 requests in flight, as Cloud Run receives them from a
