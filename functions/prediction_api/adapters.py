@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 
 from google.api_core import exceptions as gexc
 from google.cloud.firestore_v1.base_query import FieldFilter
@@ -67,11 +66,6 @@ class FirestorePredictionStore:
         self._client = client
         self._predictions = client.collection(collection)
         self._versions = client.collection(versions_collection)
-        # Long polls' listeners are closed here, after the answer: closing one stops its stream
-        # and its thread, 0.65-1 ms here that the client need not wait for. (Where an instance's
-        # CPU is throttled between requests, closing may wait for the next request; a change the
-        # listener receives meanwhile is billed as a read.)
-        self._closing = ThreadPoolExecutor(1, thread_name_prefix="listener-close")
 
     def create(self, document: dict) -> str:
         """Create the document; the update time Firestore gave it (RFC 3339, nanoseconds)."""
@@ -128,7 +122,10 @@ class FirestorePredictionStore:
         try:
             done.wait(timeout)
         finally:
-            self._closing.submit(watch.unsubscribe)
+            # Closed before the answer, though closing takes 0.65-1 ms: closed in the background
+            # instead, a write to the same document from this process while it closed failed on
+            # the Firestore emulator with CANCELLED (2 of 300), which a client would see as a 503.
+            watch.unsubscribe()
         # No snapshot at all in the time (a slow listener): read it once.
         return latest["document"] if "document" in latest else self.get(prediction_id)
 

@@ -1,4 +1,4 @@
-"""A long poll's Firestore listener: answered first, closed right after, none left open."""
+"""A long poll's Firestore listener is closed when it answers: none is left open."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ def _listener_threads() -> int:
     return sum(t.name == "Thread-ConsumeBidirectionalStream" for t in threading.enumerate())
 
 
-def test_a_long_poll_answers_before_its_listener_closes_and_leaves_none_open(stack):
+def test_a_long_poll_leaves_no_listener_open(stack):
     from google.cloud import firestore
     from inference_contract.lifecycle import new_prediction
     from prediction_api.adapters import FirestorePredictionStore
@@ -34,7 +34,7 @@ def test_a_long_poll_answers_before_its_listener_closes_and_leaves_none_open(sta
         # Settled on its first snapshot: the document as it is, read by the listener.
         seen = store.watch(prediction_id, 10, lambda document: document is not None)
         assert seen["id"] == prediction_id and seen["status"] == "queued"
-    # The closes run after the answers; once they have, no listener is left.
+    # A closed listener's thread ends on its own, a moment after the close.
     deadline = time.monotonic() + 10
     while _listener_threads() > baseline and time.monotonic() < deadline:
         time.sleep(0.05)
