@@ -43,6 +43,21 @@ def push_envelope(payload: dict, message_id: str = "direct-1") -> dict:
             "subscription": "projects/test-project/subscriptions/direct"}
 
 
+def queued_document(prefix: str, model: str = "cat") -> dict:
+    """A new prediction's document, as the API creates it, naming an image nobody reads."""
+    import uuid
+    from datetime import UTC, datetime, timedelta
+
+    from inference_contract.lifecycle import new_prediction
+
+    now = datetime.now(UTC)
+    return new_prediction(
+        prediction_id=f"{prefix}-{uuid.uuid4().hex}", model=model, now=now,
+        expire_at=now + timedelta(days=1), image_uri="gs://b/o", content_type="image/jpeg",
+        size_bytes=3, filename=None, callback_url=None, api_key_id=None,
+        redeliver_after=timedelta(seconds=30))
+
+
 def firestore_document(stack, prediction_id: str) -> dict | None:
     from google.cloud import firestore
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
-from datetime import UTC, datetime, timedelta
+
+from tests.integration.client import queued_document
 
 
 def _listener_threads() -> int:
@@ -15,19 +15,13 @@ def _listener_threads() -> int:
 
 def test_a_long_poll_leaves_no_listener_open(stack):
     from google.cloud import firestore
-    from inference_contract.lifecycle import new_prediction
     from prediction_api.adapters import FirestorePredictionStore
 
     store = FirestorePredictionStore(firestore.Client(project=stack.config.project))
-    now = datetime.now(UTC)
     baseline = _listener_threads()
     ids = []
     for _ in range(3):
-        document = new_prediction(
-            prediction_id=f"listener-{uuid.uuid4().hex}", model="cat", now=now,
-            expire_at=now + timedelta(days=1), image_uri="gs://b/o", content_type="image/jpeg",
-            size_bytes=3, filename=None, callback_url=None, api_key_id=None,
-            redeliver_after=timedelta(seconds=30))
+        document = queued_document("listener")
         store.create(document)
         ids.append(document["id"])
     for prediction_id in ids:

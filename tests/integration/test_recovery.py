@@ -14,7 +14,7 @@ from emulators.processes import http_status
 from scripts import fault_injection
 from tests.conftest import stack_reports
 from tests.images import tabby_bytes
-from tests.integration.client import firestore_document, wait_final
+from tests.integration.client import firestore_document, queued_document, wait_final
 
 pytestmark = pytest.mark.integration
 
@@ -142,11 +142,8 @@ def test_a_first_delivery_claims_without_a_read_and_a_changed_document_is_read(s
     """With the document as created and its create's update time (a first publish carries both), the
     claim is one conditional write; once anything else has written the document, that write fails
     and the claim is decided on what a read finds."""
-    import uuid
-
     from google.cloud import firestore
     from inference_contract import billable_operations as billed
-    from inference_contract.lifecycle import new_prediction
     from model_service.firestore_runs import FirestoreRunStore
     from prediction_api.adapters import FirestorePredictionStore
 
@@ -156,11 +153,7 @@ def test_a_first_delivery_claims_without_a_read_and_a_changed_document_is_read(s
     now = datetime.now(UTC)
 
     def created() -> tuple[dict, str]:
-        document = new_prediction(
-            prediction_id=f"created-{uuid.uuid4().hex}", model="cat", now=now,
-            expire_at=now + timedelta(days=1), image_uri="gs://b/o", content_type="image/jpeg",
-            size_bytes=3, filename=None, callback_url=None, api_key_id=None,
-            redeliver_after=timedelta(seconds=30))
+        document = queued_document("created")
         return document, api_store.create(document)
 
     def reads() -> int:
