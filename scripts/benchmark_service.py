@@ -20,8 +20,9 @@ For each model it prints:
 - the ratios the performance targets are stated in, and our part of the API
   latency: the one-at-a-time p50 less the bare model at batch 1 and less the
   emulator's push delay, with the steps it is made of (from both units' /metrics);
-- with --rounds N, bare and service measured alternately N times: the median of
-  each ratio and its spread;
+- with --rounds N, bare, service and the API path one at a time (with the
+  emulator's push delay) measured alternately N times: the median of each ratio
+  and of our part of the latency, with its spread;
 - the billable operations one prediction asked for (read from both units'
   /metrics before and after: with a long poll, and with a callback instead), and
   what a million images cost at list prices, beside one always-on instance
@@ -47,7 +48,13 @@ import requests
 
 from emulators.local_stack import LocalStack, StackConfig, served_models
 from scripts.benchmarks import cost, operations
-from scripts.benchmarks.api_path import api_path, emulator_push_delay, with_callback, with_long_polls
+from scripts.benchmarks.api_path import (
+    api_path,
+    emulator_push_delay,
+    sequential,
+    with_callback,
+    with_long_polls,
+)
 from scripts.benchmarks.bare import BARE_BATCHES, bare_model, best_batch
 from scripts.benchmarks.push import IN_FLIGHT, Seeder, service_at_push_endpoint
 from scripts.benchmarks.report import print_report
@@ -101,6 +108,14 @@ def our_part(api: dict, bare: dict) -> dict[str, float]:
         parts["total_less_delivery_p50"] = api["total_less_delivery_ms"]["p50"]
         parts["ours_paired"] = round(parts["total_less_delivery_p50"] - parts["bare_batch_1"], 1)
     return parts
+
+
+def round_our_part(part: dict | None) -> dict[str, float]:
+    """our_part()'s two figures, named as in the ratios (none when the API path was not measured)."""
+    if not part:
+        return {}
+    return {"api_our_part_ms": part["ours"],
+            **({"api_our_part_paired_ms": part["ours_paired"]} if "ours_paired" in part else {})}
 
 
 def serving_models(stack: LocalStack) -> dict[str, str]:
@@ -179,16 +194,20 @@ def benchmark(model: str, stack: LocalStack, api_url: str, photos: list[bytes], 
         report["ratios"]["api_p50_minus_bare_batch_1_ms"] = round(
             api["total_ms"]["p50"] - bare[1]["ms_per_batch"], 1)
         report["our_part_ms"] = our_part(api, bare)
-        report["ratios"]["api_our_part_ms"] = report["our_part_ms"]["ours"]
-        if "ours_paired" in report["our_part_ms"]:
-            report["ratios"]["api_our_part_paired_ms"] = report["our_part_ms"]["ours_paired"]
+        report["ratios"].update(round_our_part(report["our_part_ms"]))
     if rounds > 1 and bare and service and 32 in service:
-        # Rounds 2..N: bare, then a fresh service at 32 in flight, alternately.
-        more = [ratios(bare_model(repository, model, photos, images),
-                       {32: service_at_push_endpoint(stack, model, seeder, images, (32,), {},
-                                                     f"{model}-benchmark-round-{r}")[32]})
-                for r in range(2, rounds + 1)]
-        report["rounds"] = steady_ratios(ratios(bare, service), more)
+        # Rounds 2..N: bare, then a fresh service at 32 in flight, then (with "api") the API path one
+        # at a time and the emulator's push delay again, so our part has a median and a spread too.
+        first = {**ratios(bare, service), **round_our_part(report.get("our_part_ms"))}
+        more = []
+        for r in range(2, rounds + 1):
+            bare_again = bare_model(repository, model, photos, images)
+            at_32 = service_at_push_endpoint(stack, model, seeder, images, (32,), {},
+                                             f"{model}-benchmark-round-{r}")[32]
+            again = api and sequential(api_url, stack.config.project, model, photos, one_at_a_time, headers)
+            more.append({**ratios(bare_again, {32: at_32}),
+                         **round_our_part(again and our_part(again, bare_again))})
+        report["rounds"] = steady_ratios(first, more)
     if "cost" in parts and api and service and 32 in service:
         callback = with_callback(api_url, model, photos, max(3, one_at_a_time // 5), headers, serving)
         report["operations"] = {"with a long poll": api["operations_per_prediction"],

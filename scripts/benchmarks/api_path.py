@@ -50,39 +50,34 @@ def _post(session: requests.Session, api_url: str, model: str, photo: bytes, i: 
                         files=[("image", (f"{i}.jpg", photo, "image/jpeg"))], timeout=60)
 
 
-def api_path(api_url: str, model: str, photos: list[bytes], one_at_a_time: int, concurrent: int,
-             headers: dict, units: dict[str, str]) -> dict:
-    """units: the /metrics base URL of the API and of the model's service, by name."""
-    session = requests.Session()
+def timed_prediction(session: requests.Session, api_url: str, model: str, photo: bytes, i: int,
+                     headers: dict) -> dict:
+    """One prediction through the API, POST to its final status by long poll, in ms."""
+    started = time.perf_counter()
+    response = _post(session, api_url, model, photo, i, headers)
+    posted = time.perf_counter()
+    response.raise_for_status()
+    status_url = response.json()["status_url"]
+    while True:
+        body = session.get(status_url, params={"wait": 10}, headers=headers, timeout=30).json()
+        if body["status"] in FINAL_STATUSES:
+            break
+    done = time.perf_counter()
+    stamps = {k: datetime.fromisoformat(body[k]) for k in ("created_at", "started_at", "completed_at")}
+    # Pub/Sub's part of this very prediction (published to received, as the model service
+    # timed it): subtracted per prediction, the emulator's 0-100 ms push loop leaves no noise.
+    delivery = (body.get("timings") or {}).get("delivery_ms")
+    total = (done - started) * 1000
+    return {"total_ms": total, "upload_ms": (posted - started) * 1000,
+            "delivery_ms": delivery,
+            "total_less_delivery_ms": None if delivery is None else total - delivery,
+            "queue_ms": (stamps["started_at"] - stamps["created_at"]).total_seconds() * 1000,
+            "service_ms": (stamps["completed_at"] - stamps["started_at"]).total_seconds() * 1000,
+            "status": body["status"]}
 
-    def one(i: int) -> dict:
-        started = time.perf_counter()
-        response = _post(session, api_url, model, photos[i % len(photos)], i, headers)
-        posted = time.perf_counter()
-        response.raise_for_status()
-        status_url = response.json()["status_url"]
-        while True:
-            body = session.get(status_url, params={"wait": 10}, headers=headers, timeout=30).json()
-            if body["status"] in FINAL_STATUSES:
-                break
-        done = time.perf_counter()
-        stamps = {k: datetime.fromisoformat(body[k]) for k in ("created_at", "started_at", "completed_at")}
-        # Pub/Sub's part of this very prediction (published to received, as the model service
-        # timed it): subtracted per prediction, the emulator's 0-100 ms push loop leaves no noise.
-        delivery = (body.get("timings") or {}).get("delivery_ms")
-        total = (done - started) * 1000
-        return {"total_ms": total, "upload_ms": (posted - started) * 1000,
-                "delivery_ms": delivery,
-                "total_less_delivery_ms": None if delivery is None else total - delivery,
-                "queue_ms": (stamps["started_at"] - stamps["created_at"]).total_seconds() * 1000,
-                "service_ms": (stamps["completed_at"] - stamps["started_at"]).total_seconds() * 1000,
-                "status": body["status"]}
 
-    one(0)  # warm-up
-    api_pid = serving_pid(int(api_url.rsplit(":", 1)[1]))
-    before, cpu = operations.read_all(units), process_cpu_seconds(api_pid) if api_pid else None
-    runs = [one(i) for i in range(one_at_a_time)]
-    after = operations.read_all(units)
+def one_at_a_time(runs: list[dict]) -> dict:
+    """p50 and p95 of each part of sequential predictions (timed_prediction's)."""
     summary = {part: {"p50": round(percentile([r[part] for r in runs], 50), 1),
                       "p95": round(percentile([r[part] for r in runs], 95), 1)}
                for part in ("total_ms", "upload_ms", "queue_ms", "service_ms")}
@@ -91,16 +86,46 @@ def api_path(api_url: str, model: str, photos: list[bytes], one_at_a_time: int, 
         if values:
             summary[part] = {"p50": round(percentile(values, 50), 1), "p95": round(percentile(values, 95), 1),
                              "samples": len(values)}
+    summary["failed"] = sum(r["status"] != SUCCEEDED for r in runs)
+    return summary
+
+
+def sequential(api_url: str, project: str, model: str, photos: list[bytes], predictions: int,
+               headers: dict) -> dict:
+    """One image at a time through the API, after one for warm-up, and the Pub/Sub emulator's own
+    push delay measured right after: a later round's figures for our part of the latency."""
+    session = requests.Session()
+    timed_prediction(session, api_url, model, photos[0], 0, headers)
+    summary = one_at_a_time([timed_prediction(session, api_url, model, photos[i % len(photos)], i, headers)
+                             for i in range(predictions)])
+    summary["emulator_push_delay_ms"] = emulator_push_delay(project)
+    return summary
+
+
+def api_path(api_url: str, model: str, photos: list[bytes], predictions: int, concurrent: int,
+             headers: dict, units: dict[str, str]) -> dict:
+    """units: the /metrics base URL of the API and of the model's service, by name."""
+    session = requests.Session()
+
+    def one(i: int) -> dict:
+        return timed_prediction(session, api_url, model, photos[i % len(photos)], i, headers)
+
+    one(0)  # warm-up
+    api_pid = serving_pid(int(api_url.rsplit(":", 1)[1]))
+    before, cpu = operations.read_all(units), process_cpu_seconds(api_pid) if api_pid else None
+    runs = [one(i) for i in range(predictions)]
+    after = operations.read_all(units)
+    summary = one_at_a_time(runs)
     summary["steps_mean_ms"] = operations.step_means_ms(before, after)
-    summary["operations_per_prediction"] = operations.per_prediction(before, after, one_at_a_time)
+    summary["operations_per_prediction"] = operations.per_prediction(before, after, predictions)
     if api_pid:  # the API's CPU per prediction: its POST and its long poll
         summary["api_cpu_ms_per_prediction"] = round(
-            (process_cpu_seconds(api_pid) - cpu) / one_at_a_time * 1000, 2)
+            (process_cpu_seconds(api_pid) - cpu) / predictions * 1000, 2)
     wall = time.perf_counter()
     with ThreadPoolExecutor(16) as pool:
         parallel = list(pool.map(one, range(concurrent)))
     wall = time.perf_counter() - wall
-    summary["failed"] = sum(r["status"] != SUCCEEDED for r in runs + parallel)
+    summary["failed"] += sum(r["status"] != SUCCEEDED for r in parallel)
     summary["in_flight_16_images_per_s"] = round(concurrent / wall, 1)
     return summary
 
