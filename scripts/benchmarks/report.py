@@ -70,11 +70,12 @@ def print_our_part(part: dict, steps: dict[str, float]) -> None:
                        ("= our part", "ours")):
         print(f"  {label:<36}{part[key]:>8}")
     if "ours_paired" in part:
-        # The scratch topic's p50 is of 60 pushes spread over the emulator's 0-100 ms loop; each
-        # prediction's own delivery takes that spread out of the figure.
+        # The scratch topic's p50 is of 60 pushes spread over the emulator's 0-100 ms loop, while one
+        # at a time the pipeline's own pushes fall at another point of it (phase-locked): the line
+        # above moves with that phase. Each prediction's own delivery takes it out: read this one.
         print(f"  paired, per prediction: upload to succeeded less its own delivery (published to "
               f"received; p50 {part['delivery_p50']}), p50 {part['total_less_delivery_p50']}; "
-              f"less the bare model = our part {part['ours_paired']}")
+              f"less the bare model = our part {part['ours_paired']} (the one read against the target)")
     names = {"upload": "upload (while recording)", "record": "record (Firestore create)",
              "publish": "publish", "claim": "claim", "image_read": "image read (while claiming)",
              "finish": "finish"}
