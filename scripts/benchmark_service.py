@@ -199,15 +199,18 @@ def benchmark(model: str, stack: LocalStack, api_url: str, photos: list[bytes], 
         # Rounds 2..N: bare, then a fresh service at 32 in flight, then (with "api") the API path one
         # at a time and the emulator's push delay again, so our part has a median and a spread too.
         first = {**ratios(bare, service), **round_our_part(report.get("our_part_ms"))}
-        more = []
+        more, failed = [], 0
         for r in range(2, rounds + 1):
             bare_again = bare_model(repository, model, photos, images)
             at_32 = service_at_push_endpoint(stack, model, seeder, images, (32,), {},
                                              f"{model}-benchmark-round-{r}")[32]
             again = api and sequential(api_url, stack.config.project, model, photos, one_at_a_time, headers)
+            failed += again["failed"] if again else 0
             more.append({**ratios(bare_again, {32: at_32}),
                          **round_our_part(again and our_part(again, bare_again))})
         report["rounds"] = steady_ratios(first, more)
+        if api:  # predictions of rounds 2..N that did not succeed (the first round's are in api)
+            report["rounds"]["api_failed"] = failed
     if "cost" in parts and api and service and 32 in service:
         callback = with_callback(api_url, model, photos, max(3, one_at_a_time // 5), headers, serving)
         report["operations"] = {"with a long poll": api["operations_per_prediction"],

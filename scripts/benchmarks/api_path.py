@@ -76,7 +76,7 @@ def timed_prediction(session: requests.Session, api_url: str, model: str, photo:
             "status": body["status"]}
 
 
-def one_at_a_time(runs: list[dict]) -> dict:
+def sequential_summary(runs: list[dict]) -> dict:
     """p50 and p95 of each part of sequential predictions (timed_prediction's)."""
     summary = {part: {"p50": round(percentile([r[part] for r in runs], 50), 1),
                       "p95": round(percentile([r[part] for r in runs], 95), 1)}
@@ -96,8 +96,9 @@ def sequential(api_url: str, project: str, model: str, photos: list[bytes], pred
     push delay measured right after: a later round's figures for our part of the latency."""
     session = requests.Session()
     timed_prediction(session, api_url, model, photos[0], 0, headers)
-    summary = one_at_a_time([timed_prediction(session, api_url, model, photos[i % len(photos)], i, headers)
-                             for i in range(predictions)])
+    runs = [timed_prediction(session, api_url, model, photos[i % len(photos)], i, headers)
+            for i in range(predictions)]
+    summary = sequential_summary(runs)
     summary["emulator_push_delay_ms"] = emulator_push_delay(project)
     return summary
 
@@ -115,7 +116,7 @@ def api_path(api_url: str, model: str, photos: list[bytes], predictions: int, co
     before, cpu = operations.read_all(units), process_cpu_seconds(api_pid) if api_pid else None
     runs = [one(i) for i in range(predictions)]
     after = operations.read_all(units)
-    summary = one_at_a_time(runs)
+    summary = sequential_summary(runs)
     summary["steps_mean_ms"] = operations.step_means_ms(before, after)
     summary["operations_per_prediction"] = operations.per_prediction(before, after, predictions)
     if api_pid:  # the API's CPU per prediction: its POST and its long poll

@@ -90,6 +90,8 @@ def print_rounds(rounds: dict) -> None:
     for name, figures in rounds["ratios"].items():
         print(f"  {name:<40}{figures['median']}  "
               f"({figures['min']}-{figures['max']}; each: {figures['each']})")
+    if "api_failed" in rounds:
+        print(f"  predictions of rounds 2-{rounds['rounds']} that did not succeed: {rounds['api_failed']}")
 
 
 def print_operations(operations: dict) -> None:

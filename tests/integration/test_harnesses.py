@@ -51,6 +51,7 @@ def test_benchmark_service_runs_and_reports_every_figure(stack):
     paired = report["rounds"]["ratios"]["api_our_part_paired_ms"]
     assert paired["each"][0] == part["ours_paired"] and len(paired["each"]) == 2
     assert len(report["rounds"]["ratios"]["api_our_part_ms"]["each"]) == 2
+    assert report["rounds"]["api_failed"] == 0
     # The operations one prediction asked for, counted at /metrics: the push's are the same with or
     # without a callback but for the callback's record (one more write).
     long_poll, callback = report["operations"]["with a long poll"], report["operations"]["with a callback"]
