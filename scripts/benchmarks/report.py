@@ -5,6 +5,7 @@ from __future__ import annotations
 from inference_contract import billable_operations as ops
 
 from scripts.benchmarks import cost
+from scripts.benchmarks.bare import PAUSE_SECONDS
 
 # The targets of issue 23, printed beside what was measured.
 OUR_PART_TARGET_MS = 20
@@ -65,7 +66,7 @@ def print_report(report: dict) -> None:
 def print_our_part(part: dict, steps: dict[str, float]) -> None:
     print(f"our part of the API latency, one at a time (ms; target <= {OUR_PART_TARGET_MS} ms)")
     for label, key in (("upload to succeeded, p50", "total_p50"),
-                       ("- the bare model at batch 1", "bare_batch_1"),
+                       ("- bare model, batch 1, one at a time", "bare_batch_1"),
                        ("- the emulator's push delay, p50", "emulator_push_delay_p50"),
                        ("= our part", "ours")):
         print(f"  {label:<36}{part[key]:>8}")
@@ -76,6 +77,10 @@ def print_our_part(part: dict, steps: dict[str, float]) -> None:
         print(f"  paired, per prediction: upload to succeeded less its own delivery (published to "
               f"received; p50 {part['delivery_p50']}), p50 {part['total_less_delivery_p50']}; "
               f"less the bare model = our part {part['ours_paired']} (the one read against the target)")
+        print(f"  the bare model at batch 1: one image every {PAUSE_SECONDS} s, p50 by TensorFlow threads "
+              f"(0: its default) {part['bare_batch_1_by_threads']}, the faster used; back to back "
+              f"{part['bare_batch_1_back_to_back']}, against which the paired figure would be "
+              f"{part['ours_paired_back_to_back']}")
     names = {"upload": "upload (while recording)", "record": "record (Firestore create)",
              "publish": "publish", "claim": "claim", "image_read": "image read (while claiming)",
              "finish": "finish"}

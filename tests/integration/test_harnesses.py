@@ -33,13 +33,21 @@ def test_benchmark_service_runs_and_reports_every_figure(stack):
     assert set(report["ratios"]) == {"service_32_vs_bare_best_throughput",
                                      "service_cpu_per_image_vs_bare_best",
                                      "batching_vs_max_batch_1_at_32", "api_p50_minus_bare_batch_1_ms",
-                                     "api_our_part_ms", "api_our_part_paired_ms"}
+                                     "api_our_part_ms", "api_our_part_paired_ms",
+                                     "api_our_part_paired_back_to_back_ms"}
     # Our part: the p50 less the bare model at batch 1 and the emulator's push delay, with its steps;
     # and paired: each prediction less its own delivery (timings.delivery_ms), then the p50.
     part = report["our_part_ms"]
     assert part["ours"] == round(
         part["total_p50"] - part["bare_batch_1"] - part["emulator_push_delay_p50"], 1)
     assert part["ours_paired"] == round(part["total_less_delivery_p50"] - part["bare_batch_1"], 1)
+    # The bare model at batch 1, one image at a time (each thread setting in a process of its own):
+    # the faster p50; back to back is the in-process batch 1.
+    assert part["bare_batch_1"] == min(part["bare_batch_1_by_threads"].values()) > 0
+    assert set(part["bare_batch_1_by_threads"]) == {0, 1}
+    assert part["bare_batch_1_back_to_back"] == report["bare"][1]["ms_per_batch"]
+    assert part["ours_paired_back_to_back"] == round(
+        part["total_less_delivery_p50"] - part["bare_batch_1_back_to_back"], 1)
     assert 0 < part["delivery_p50"] < part["total_p50"] and report["api"]["delivery_ms"]["samples"] == 3
     steps = set(report["api"]["steps_mean_ms"])
     assert {"upload", "record", "publish", "claim", "image_read", "finish"} <= steps
