@@ -7,6 +7,7 @@ rest of the API never sees a google.api_core exception.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 
 from google.api_core import exceptions as gexc
@@ -28,6 +29,31 @@ LISTING_ORDER = "created_at"
 
 def _unavailable(service: str, exc: Exception) -> BackendUnavailable:
     return BackendUnavailable(f"{service} is unavailable: {type(exc).__name__}")
+
+
+# The client retries a contended transaction at once, MAX_ATTEMPTS (5) times, then gives up with
+# a ValueError. On a document another unit keeps writing (a running job's counts) all five can
+# abort; a few more rounds after short pauses let a user's cancel through instead of a 503.
+CONTENDED_PAUSES_SECONDS = (0.05, 0.2, 0.5)
+
+
+def run_transaction(client, run: Callable):
+    """run (a @firestore.transactional function) in a new transaction of client's; again after each
+    pause while the client gives up on contention. BackendUnavailable when it still does, or when
+    Firestore fails; what run raises otherwise comes out unchanged."""
+    pauses = iter(CONTENDED_PAUSES_SECONDS)
+    while True:
+        try:
+            return run(client.transaction())
+        except (gexc.GoogleAPIError, OSError) as exc:
+            raise _unavailable("Firestore", exc) from exc
+        except ValueError as exc:  # the client's own "Failed to commit transaction in 5 attempts."
+            if not str(exc).startswith("Failed to commit transaction"):
+                raise
+            pause = next(pauses, None)
+            if pause is None:
+                raise _unavailable("Firestore", exc) from exc
+            time.sleep(pause)
 
 
 def _query_results(snapshots) -> list[dict]:
@@ -146,10 +172,7 @@ class FirestorePredictionStore:
                 transaction.update(reference, update)
             return value
 
-        try:
-            return run(self._client.transaction())
-        except (gexc.GoogleAPIError, OSError) as exc:
-            raise _unavailable("Firestore", exc) from exc
+        return run_transaction(self._client, run)
 
     def overdue(self, now, limit: int) -> list[dict]:
         """Predictions whose reconcile_at has passed, oldest first (a single-field index)."""

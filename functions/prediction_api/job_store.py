@@ -8,6 +8,7 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 from inference_contract import billable_operations as ops
 from inference_contract.jobs import JOBS_COLLECTION, SHARDS_COLLECTION
 
+from .adapters import run_transaction
 from .errors import BackendUnavailable
 
 # GET /v1/jobs: a key's jobs (LISTING_OWNER), optionally by status, newest first. Both
@@ -72,14 +73,7 @@ class FirestoreJobStore:
                 ops.count(ops.FIRESTORE_WRITE)
             return value
 
-        try:
-            return run(self._client.transaction())
-        except (gexc.GoogleAPIError, OSError) as exc:
-            raise _unavailable(exc) from exc
-        except ValueError as exc:  # the client gave up on a contended document ("Failed to commit ...")
-            if not str(exc).startswith("Failed to commit transaction"):
-                raise
-            raise _unavailable(exc) from exc
+        return run_transaction(self._client, run)
 
     def transact_job(self, job_id: str, decide):
         """decide(job or None) -> (update or None, value), atomically; value."""
